@@ -1,0 +1,33 @@
+# berth: the two commands a newcomer needs are `make demo` and `make check`.
+CARGO ?= cargo
+export CARGO_BUILD_JOBS ?= 2
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all build demo check test lint bench clean deps
+
+all: build
+
+deps:
+	./scripts/deps.sh
+
+build:
+	$(CARGO) build --release
+
+## Sets up this machine (apt packages, build) and runs berth's main job end to end.
+demo: deps build
+	./scripts/demo.sh
+
+## Runs every test tier that this machine can run: lint, unit, CLI and privileged.
+check: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
+	$(CARGO) test --all-targets -- --test-threads=2
+
+## Benchmarks against the peers; writes BENCHMARKS.md sections.
+bench: deps build
+	./benches/pull.sh
+
+clean:
+	$(CARGO) clean

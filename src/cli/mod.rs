@@ -1,0 +1,148 @@
+//! Command line: clap definitions (their doc comments are the help), one
+//! dispatch `match`, and the mapping of errors to exit codes.
+
+mod images;
+mod output;
+mod pull;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::EXIT_CODES_HELP;
+
+/// Run OCI images as first-class systemd services.
+///
+/// berth pulls images from registries and archives into an OSTree store,
+/// checks them out read-only and (in later verbs) installs them as systemd
+/// units run by its bundled OCI runtime.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
+pub struct Opt {
+    /// Options every verb takes.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every verb takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Operate inside this root (the store is ROOT/var/lib/berth/repo).
+    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Print results as JSON on stdout (progress as JSON lines on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing but errors and results.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// berth's verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pull an image into the store.
+    Pull(pull::PullArgs),
+    /// List, inspect, remove, prune and check out stored images.
+    Images(images::ImagesArgs),
+}
+
+fn init_logging(g: &GlobalOpts) {
+    let level = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berth={level},{}", if g.verbose > 2 { "trace" } else { "warn" })));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(g.verbose > 1)
+        .without_time()
+        .try_init();
+}
+
+/// Runs berth with the process arguments; returns the exit code.
+pub fn main() -> i32 {
+    let opt = match Opt::try_parse() {
+        Ok(o) => o,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logging(&opt.global);
+    let result = match &opt.command {
+        Command::Pull(a) => pull::run(&opt.global, a),
+        Command::Images(a) => images::run(&opt.global, a),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return 0;
+            }
+            eprintln!("error: {e:#}");
+            exit_code(&e)
+        }
+    }
+}
+
+/// The exit code for an error: the kind of the first berth error in the chain.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(be) = cause.downcast_ref::<crate::Error>() {
+            return be.kind().exit_code();
+        }
+        if let Some(u) = cause.downcast_ref::<UsageError>() {
+            let _ = u;
+            return 2;
+        }
+    }
+    1
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A usage error found by berth after clap's parsing (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Opt::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_pull_with_global_flags_anywhere() {
+        let o = Opt::try_parse_from(["berth", "pull", "--root", "/tmp/x", "--json", "--tls-verify=false", "a/b"]).unwrap();
+        assert!(o.global.json);
+        assert_eq!(o.global.root, PathBuf::from("/tmp/x"));
+        let o = Opt::try_parse_from(["berth", "-vv", "images", "--json"]).unwrap();
+        assert_eq!(o.global.verbose, 2);
+    }
+}

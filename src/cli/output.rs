@@ -1,0 +1,132 @@
+//! Output: results on stdout (human or `--json`), progress on stderr (bars on
+//! a terminal, JSON lines with `--json`, nothing otherwise).
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use super::GlobalOpts;
+use crate::progress::{Event, Progress};
+
+/// Prints one line to stdout.
+pub fn println(s: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{s}")
+}
+
+/// Prints a value as one pretty JSON document on stdout.
+pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+enum Mode {
+    Quiet,
+    JsonLines,
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<HashMap<String, ProgressBar>>,
+        total: Mutex<Option<ProgressBar>>,
+    },
+}
+
+/// Renders progress events the way the user asked for.
+pub struct Renderer {
+    mode: Mode,
+}
+
+impl Renderer {
+    /// Picks the mode from the global options and whether stderr is a terminal.
+    pub fn new(g: &GlobalOpts) -> Renderer {
+        let mode = if g.json {
+            Mode::JsonLines
+        } else if g.quiet || !std::io::stderr().is_terminal() {
+            Mode::Quiet
+        } else {
+            Mode::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                bars: Mutex::new(HashMap::new()),
+                total: Mutex::new(None),
+            }
+        };
+        Renderer { mode }
+    }
+
+    /// Clears bars once the operation is over.
+    pub fn finish(&self) {
+        if let Mode::Bars { multi, .. } = &self.mode {
+            let _ = multi.clear();
+        }
+    }
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.get(..12).unwrap_or(hex)
+}
+
+impl Progress for Renderer {
+    fn event(&self, event: Event) {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::JsonLines => {
+                if matches!(event, Event::LayerBytes { .. }) {
+                    return;
+                }
+                if let Ok(line) = serde_json::to_string(&event) {
+                    eprintln!("{line}");
+                }
+            }
+            Mode::Bars { multi, bars, total } => {
+                let Ok(mut bars) = bars.lock() else { return };
+                let style = ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:30}] {bytes:>10}/{total_bytes:10} {binary_bytes_per_sec}",
+                )
+                .map(|s| s.progress_chars("=> "))
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+                match event {
+                    Event::Resolved { to_fetch, .. } if to_fetch > 0 => {
+                        let bar = multi.add(ProgressBar::new(to_fetch));
+                        bar.set_style(style);
+                        bar.set_prefix("total");
+                        if let Ok(mut t) = total.lock() {
+                            *t = Some(bar);
+                        }
+                    }
+                    Event::LayerStarted { digest, size } => {
+                        let bar = multi.insert(0, ProgressBar::new(size));
+                        bar.set_style(style);
+                        bar.set_prefix(short(&digest).to_string());
+                        bars.insert(digest, bar);
+                    }
+                    Event::LayerBytes { digest, bytes } => {
+                        if let Some(b) = bars.get(&digest) {
+                            let delta = bytes.saturating_sub(b.position());
+                            b.set_position(bytes);
+                            if let Ok(t) = total.lock() {
+                                if let Some(t) = t.as_ref() {
+                                    t.inc(delta);
+                                }
+                            }
+                        }
+                    }
+                    Event::LayerStored { digest, .. } => {
+                        if let Some(b) = bars.remove(&digest) {
+                            b.finish_and_clear();
+                            let _ = multi.println(format!("{:>12} stored", short(&digest)));
+                        }
+                    }
+                    Event::Retry { what, attempt, reason } => {
+                        let _ = multi.println(format!("retrying {} (attempt {attempt}): {reason}", short(&what)));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

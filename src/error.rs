@@ -1,0 +1,92 @@
+//! The crate error and its exit codes.
+//!
+//! Every module has its own `thiserror` enum whose variants carry the thing
+//! they are about; [`Error`] gathers them and [`Error::kind`] maps each to one
+//! of the stable exit codes below (documented in README.md and `berth --help`).
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | done, including "nothing to change" |
+//! | 1 | the operation failed; the previous state stands |
+//! | 2 | usage or invalid input: reference, name, manifest, template value |
+//! | 3 | not found: container, image or unit |
+//! | 4 | conflict: name taken, image in use, another berth holds the lock |
+//! | 5 | registry or network; retrying may help |
+//! | 6 | integrity: digest mismatch, hostile layer, damaged store |
+
+use crate::image::{layer::LayerError, reference::ReferenceError, registry::RegistryError};
+use crate::store::StoreError;
+
+/// What kind of failure an error is; decides the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The operation failed; the previous state stands (exit 1).
+    Failed,
+    /// Usage or invalid input (exit 2).
+    Usage,
+    /// Not found: container, image or unit (exit 3).
+    NotFound,
+    /// Conflict: name taken, image in use, lock held (exit 4).
+    Conflict,
+    /// Registry or network; retrying may help (exit 5).
+    Network,
+    /// Integrity: digest mismatch, hostile layer, damaged store (exit 6).
+    Integrity,
+}
+
+impl ErrorKind {
+    /// The process exit code for this kind.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Failed => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::NotFound => 3,
+            ErrorKind::Conflict => 4,
+            ErrorKind::Network => 5,
+            ErrorKind::Integrity => 6,
+        }
+    }
+}
+
+/// The exit-code table as printed in `berth --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  done (also: nothing to change)
+  1  the operation failed; the previous state stands
+  2  usage or invalid input (reference, name, manifest, value)
+  3  not found (image, container, unit)
+  4  conflict (image in use, name taken, lock held)
+  5  registry or network error; retrying may help
+  6  integrity (digest mismatch, hostile layer, damaged store)";
+
+/// Any error the berth library returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A malformed or unresolvable image reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// Talking to a registry or reading an archive failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A layer could not be read or was hostile.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// The OSTree store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// The exit-code kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Reference(_) => ErrorKind::Usage,
+            Error::Registry(e) => e.kind(),
+            Error::Layer(_) => ErrorKind::Integrity,
+            Error::Store(e) => e.kind(),
+        }
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

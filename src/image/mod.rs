@@ -1,0 +1,9 @@
+//! Images before they reach the store: references, registries and archives,
+//! and the tar filter every layer passes through.
+
+pub mod archive;
+pub mod manifest;
+pub mod layer;
+pub mod reference;
+pub mod regconf;
+pub mod registry;

@@ -1,0 +1,1164 @@
+//! The containers-tools conventions berth shares with podman and skopeo, read
+//! from the host (never from `--root`):
+//!
+//! ```text
+//! registries.conf  $CONTAINERS_REGISTRIES_CONF (alone), else
+//!                  /etc/containers/registries.conf + registries.conf.d/*.conf (name order)
+//! credentials      --authfile | $REGISTRY_AUTH_FILE
+//!                  ${XDG_RUNTIME_DIR}/containers/auth.json   (unset: /run/containers/UID/auth.json)
+//!                  ${XDG_CONFIG_HOME:-$HOME/.config}/containers/auth.json
+//!                  ${DOCKER_CONFIG:-$HOME/.docker}/config.json
+//!                  $HOME/.dockercfg                           (legacy format)
+//! CA certificates  --cert-dir D/*.crt, else the first existing of
+//!                  /etc/containers/certs.d/HOST:PORT, /etc/docker/certs.d/HOST:PORT
+//!                  (bases overridable with $BERTH_CERTS_D, `:`-separated)
+//! ```
+//!
+//! Each lookup that depends on the environment is a pure function of the
+//! values it needs, with a thin wrapper reading `std::env`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::error::ErrorKind;
+
+/// The system registries.conf.
+pub const REGISTRIES_CONF: &str = "/etc/containers/registries.conf";
+/// Its drop-in directory (`*.conf`, read in name order).
+pub const REGISTRIES_CONF_D: &str = "/etc/containers/registries.conf.d";
+/// Environment variable naming the only registries.conf to read.
+pub const ENV_REGISTRIES_CONF: &str = "CONTAINERS_REGISTRIES_CONF";
+/// Environment variable naming an auth file (as `--authfile`).
+pub const ENV_REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+/// Environment variable replacing the certs.d base directories (`:`-separated).
+pub const ENV_CERTS_D: &str = "BERTH_CERTS_D";
+/// Default certs.d base directories, searched in order.
+pub const CERTS_D: &[&str] = &["/etc/containers/certs.d", "/etc/docker/certs.d"];
+
+const DOCKER_HUB: &str = "docker.io";
+const DOCKER_HUB_ALIASES: &[&str] = &["index.docker.io", "registry-1.docker.io"];
+
+/// A registries.conf, auth file, certificate directory or `--creds` problem.
+#[derive(Debug, thiserror::Error)]
+pub enum RegConfError {
+    /// A configuration file exists but cannot be read.
+    #[error("cannot read {}: {err}; check its permissions", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+    /// A registries.conf or auth file is not valid TOML / JSON or has wrong types.
+    #[error("{}: {message}; fix the file", Location(path, *line))]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// What the parser said.
+        message: String,
+    },
+    /// A registries.conf mixes the v1 `[registries.*]` tables with v2 keys.
+    #[error("{}: mixes v1 [registries.search/insecure/block] tables with v2 keys; rewrite it in the v2 format (containers-registries.conf(5))", path.display())]
+    MixedFormats {
+        /// The file.
+        path: PathBuf,
+    },
+    /// `--authfile` or `$REGISTRY_AUTH_FILE` names a file that cannot be opened.
+    #[error("auth file {} is not accessible: {err}; check --authfile and ${ENV_REGISTRY_AUTH_FILE}", path.display())]
+    AuthFileMissing {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+    /// An auth file entry for the registry cannot be decoded.
+    #[error("{}: credentials for {key:?} are malformed ({reason}); log in again or fix the entry", path.display())]
+    BadAuthEntry {
+        /// The auth file.
+        path: PathBuf,
+        /// The `auths` key.
+        key: String,
+        /// What is wrong (never the secret).
+        reason: String,
+    },
+    /// `--creds` is not `USER:PASSWORD`.
+    #[error("--creds: {reason}; use --creds USER:PASSWORD")]
+    BadCreds {
+        /// What is wrong (never the password).
+        reason: String,
+    },
+    /// `--cert-dir` names a directory that cannot be read.
+    #[error("certificate directory {}: {err}; check --cert-dir", path.display())]
+    CertDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+    /// A registry name that cannot name a certs.d subdirectory.
+    #[error("registry {registry:?} cannot name a certificate directory; expected HOST[:PORT]")]
+    BadRegistryName {
+        /// The registry as given.
+        registry: String,
+    },
+}
+
+impl RegConfError {
+    /// The exit-code kind: unreadable files are failures, everything the
+    /// user wrote wrong is usage.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RegConfError::Read { .. } => ErrorKind::Failed,
+            RegConfError::Parse { .. }
+            | RegConfError::MixedFormats { .. }
+            | RegConfError::AuthFileMissing { .. }
+            | RegConfError::BadAuthEntry { .. }
+            | RegConfError::BadCreds { .. }
+            | RegConfError::CertDir { .. }
+            | RegConfError::BadRegistryName { .. } => ErrorKind::Usage,
+        }
+    }
+}
+
+/// `path` or `path:line` in messages.
+struct Location<'a>(&'a Path, Option<usize>);
+
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(line) => write!(f, "{}:{line}", self.0.display()),
+            None => write!(f, "{}", self.0.display()),
+        }
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, RegConfError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(RegConfError::Read {
+            path: path.to_owned(),
+            err,
+        }),
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+// ---------------------------------------------------------------- registries.conf
+
+/// The merged registries.conf settings berth uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistriesConf {
+    /// `unqualified-search-registries` (v1: `[registries.search]`), in order.
+    pub unqualified_search: Vec<String>,
+    /// Prefixes (`host[:port]`, `host/ns`, `*.domain`) of `[[registry]]`
+    /// entries with `insecure = true` (v1: `[registries.insecure]`).
+    pub insecure: Vec<String>,
+    /// Prefixes of entries with `blocked = true` (v1: `[registries.block]`).
+    pub blocked: Vec<String>,
+}
+
+impl RegistriesConf {
+    /// Whether connections to `registry` (`host[:port]`) may skip TLS
+    /// verification or fall back to HTTP: an insecure entry whose host part is
+    /// `registry`, or a `*.domain` entry matching its host.
+    pub fn is_insecure(&self, registry: &str) -> bool {
+        self.insecure.iter().any(|prefix| {
+            let host = prefix.split('/').next().unwrap_or(prefix);
+            host == registry || wildcard_matches(prefix, registry)
+        })
+    }
+
+    /// Whether `name` (`host[:port]/path`) is blocked: a blocked prefix equal
+    /// to it or to a leading `/`-separated part of it, or a matching `*.domain`.
+    pub fn is_blocked(&self, name: &str) -> bool {
+        let registry = name.split('/').next().unwrap_or(name);
+        self.blocked.iter().any(|prefix| {
+            wildcard_matches(prefix, registry)
+                || name == prefix
+                || name
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
+/// `*.example.com` matches `a.example.com` and `a.b.example.com:5000`.
+fn wildcard_matches(prefix: &str, registry: &str) -> bool {
+    let Some(suffix) = prefix.strip_prefix('*') else {
+        return false;
+    };
+    let host = match registry.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => registry,
+    };
+    suffix.starts_with('.') && host.ends_with(suffix)
+}
+
+/// Reads registries.conf as podman does (see the module doc).
+pub fn load() -> Result<RegistriesConf, RegConfError> {
+    let files = registries_conf_files(
+        non_empty_env(ENV_REGISTRIES_CONF),
+        Path::new(REGISTRIES_CONF),
+        Path::new(REGISTRIES_CONF_D),
+    )?;
+    load_files(&files)
+}
+
+/// The files to read: `env_override` alone when set, else `main` and the
+/// `*.conf` files of `dropin_dir` sorted by name.
+pub fn registries_conf_files(
+    env_override: Option<PathBuf>,
+    main: &Path,
+    dropin_dir: &Path,
+) -> Result<Vec<PathBuf>, RegConfError> {
+    if let Some(path) = env_override {
+        return Ok(vec![path]);
+    }
+    let mut dropins = Vec::new();
+    match std::fs::read_dir(dropin_dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(|err| RegConfError::Read {
+                    path: dropin_dir.to_owned(),
+                    err,
+                })?;
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "conf") {
+                    dropins.push(path);
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => {
+            return Err(RegConfError::Read {
+                path: dropin_dir.to_owned(),
+                err,
+            })
+        }
+    }
+    dropins.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    let mut files = vec![main.to_owned()];
+    files.extend(dropins);
+    Ok(files)
+}
+
+/// Reads and merges `files` in order; missing files count as empty.
+pub fn load_files(files: &[PathBuf]) -> Result<RegistriesConf, RegConfError> {
+    let mut merged = Fragment::default();
+    for path in files {
+        if let Some(text) = read_optional(path)? {
+            merged.merge(parse_fragment(&text, path)?);
+        }
+    }
+    Ok(merged.finish())
+}
+
+/// Parses one registries.conf (v1 or v2 format); `path` is for errors.
+pub fn parse(text: &str, path: &Path) -> Result<RegistriesConf, RegConfError> {
+    Ok(parse_fragment(text, path)?.finish())
+}
+
+/// What one file sets; later files override what earlier ones set.
+#[derive(Debug, Default)]
+struct Fragment {
+    search: Option<Vec<String>>,
+    /// By prefix, in first-seen order.
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    prefix: String,
+    insecure: bool,
+    blocked: bool,
+}
+
+impl Fragment {
+    fn merge(&mut self, later: Fragment) {
+        if later.search.is_some() {
+            self.search = later.search;
+        }
+        for entry in later.entries {
+            match self.entries.iter_mut().find(|e| e.prefix == entry.prefix) {
+                Some(old) => *old = entry,
+                None => self.entries.push(entry),
+            }
+        }
+    }
+
+    fn finish(self) -> RegistriesConf {
+        let pick = |f: fn(&Entry) -> bool| {
+            self.entries
+                .iter()
+                .filter(|e| f(e))
+                .map(|e| e.prefix.clone())
+                .collect()
+        };
+        RegistriesConf {
+            insecure: pick(|e| e.insecure),
+            blocked: pick(|e| e.blocked),
+            unqualified_search: self.search.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawConf {
+    #[serde(rename = "unqualified-search-registries")]
+    unqualified_search_registries: Option<Vec<String>>,
+    registry: Option<Vec<RawRegistry>>,
+    registries: Option<RawV1>,
+}
+
+#[derive(Deserialize)]
+struct RawRegistry {
+    #[serde(default)]
+    location: String,
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    insecure: bool,
+    #[serde(default)]
+    blocked: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct RawV1 {
+    #[serde(default)]
+    search: RawV1List,
+    #[serde(default)]
+    insecure: RawV1List,
+    #[serde(default)]
+    block: RawV1List,
+}
+
+#[derive(Deserialize, Default)]
+struct RawV1List {
+    #[serde(default)]
+    registries: Vec<String>,
+}
+
+fn parse_fragment(text: &str, path: &Path) -> Result<Fragment, RegConfError> {
+    let raw: RawConf = toml::from_str(text).map_err(|e| RegConfError::Parse {
+        path: path.to_owned(),
+        line: e
+            .span()
+            .and_then(|span| text.get(..span.start))
+            .map(|before| before.matches('\n').count() + 1),
+        message: e.message().to_owned(),
+    })?;
+    let v2 = raw.unqualified_search_registries.is_some() || raw.registry.is_some();
+    if let Some(v1) = raw.registries {
+        if v2 {
+            return Err(RegConfError::MixedFormats {
+                path: path.to_owned(),
+            });
+        }
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut mark = |list: Vec<String>, insecure: bool| {
+            for prefix in list {
+                match entries.iter_mut().find(|e| e.prefix == prefix) {
+                    Some(e) if insecure => e.insecure = true,
+                    Some(e) => e.blocked = true,
+                    None => entries.push(Entry {
+                        prefix,
+                        insecure,
+                        blocked: !insecure,
+                    }),
+                }
+            }
+        };
+        mark(v1.insecure.registries, true);
+        mark(v1.block.registries, false);
+        return Ok(Fragment {
+            search: Some(v1.search.registries),
+            entries,
+        });
+    }
+    let mut fragment = Fragment {
+        search: raw.unqualified_search_registries,
+        entries: Vec::new(),
+    };
+    for (i, reg) in raw.registry.unwrap_or_default().into_iter().enumerate() {
+        let prefix = if reg.prefix.is_empty() {
+            reg.location
+        } else {
+            reg.prefix
+        };
+        if prefix.is_empty() {
+            return Err(RegConfError::Parse {
+                path: path.to_owned(),
+                line: None,
+                message: format!(
+                    "[[registry]] entry #{} has neither location nor prefix",
+                    i + 1
+                ),
+            });
+        }
+        fragment.merge(Fragment {
+            search: None,
+            entries: vec![Entry {
+                prefix,
+                insecure: reg.insecure,
+                blocked: reg.blocked,
+            }],
+        });
+    }
+    Ok(fragment)
+}
+
+// ---------------------------------------------------------------- credentials
+
+/// A user name and password for a registry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password or token.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Parses `--creds USER:PASSWORD` (split at the first `:`).
+pub fn parse_creds(s: &str) -> Result<Credentials, RegConfError> {
+    let bad = |reason: String| RegConfError::BadCreds { reason };
+    let Some((username, password)) = s.split_once(':') else {
+        return Err(bad(format!("a password is needed for user {s:?}")));
+    };
+    if username.is_empty() {
+        return Err(bad("the user name is empty".to_owned()));
+    }
+    if password.is_empty() {
+        return Err(bad(format!("the password for user {username:?} is empty")));
+    }
+    Ok(Credentials {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    })
+}
+
+/// Finds credentials for `registry`/`repository` in the auth files podman and
+/// skopeo read (see the module doc); the first file with a matching entry wins.
+pub fn find_credentials(
+    registry: &str,
+    repository: &str,
+    explicit_authfile: Option<&Path>,
+) -> Result<Option<Credentials>, RegConfError> {
+    let env = AuthEnv {
+        registry_auth_file: non_empty_env(ENV_REGISTRY_AUTH_FILE),
+        xdg_runtime_dir: non_empty_env("XDG_RUNTIME_DIR"),
+        xdg_config_home: non_empty_env("XDG_CONFIG_HOME"),
+        docker_config: non_empty_env("DOCKER_CONFIG"),
+        home: non_empty_env("HOME"),
+        uid: nix::unistd::getuid().as_raw(),
+    };
+    find_credentials_in(&auth_files(explicit_authfile, &env), registry, repository)
+}
+
+/// The environment values the auth-file search depends on.
+#[derive(Debug, Clone, Default)]
+struct AuthEnv {
+    registry_auth_file: Option<PathBuf>,
+    xdg_runtime_dir: Option<PathBuf>,
+    xdg_config_home: Option<PathBuf>,
+    docker_config: Option<PathBuf>,
+    home: Option<PathBuf>,
+    uid: u32,
+}
+
+/// One place credentials may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuthFile {
+    path: PathBuf,
+    /// Named by the user: missing is an error.
+    required: bool,
+    /// `.dockercfg`: the top level is the `auths` map.
+    legacy: bool,
+}
+
+fn auth_files(explicit: Option<&Path>, env: &AuthEnv) -> Vec<AuthFile> {
+    let file = |path: PathBuf, required: bool, legacy: bool| AuthFile {
+        path,
+        required,
+        legacy,
+    };
+    let mut files = Vec::new();
+    if let Some(path) = explicit
+        .map(Path::to_owned)
+        .or_else(|| env.registry_auth_file.clone())
+    {
+        files.push(file(path, true, false));
+    }
+    let runtime = match &env.xdg_runtime_dir {
+        Some(dir) => dir.join("containers"),
+        None => PathBuf::from(format!("/run/containers/{}", env.uid)),
+    };
+    files.push(file(runtime.join("auth.json"), false, false));
+    let config_home = env
+        .xdg_config_home
+        .clone()
+        .or_else(|| env.home.as_ref().map(|h| h.join(".config")));
+    if let Some(dir) = config_home {
+        files.push(file(dir.join("containers/auth.json"), false, false));
+    }
+    let docker = env
+        .docker_config
+        .clone()
+        .or_else(|| env.home.as_ref().map(|h| h.join(".docker")));
+    if let Some(dir) = docker {
+        files.push(file(dir.join("config.json"), false, false));
+    }
+    if let Some(home) = &env.home {
+        files.push(file(home.join(".dockercfg"), false, true));
+    }
+    files
+}
+
+fn find_credentials_in(
+    files: &[AuthFile],
+    registry: &str,
+    repository: &str,
+) -> Result<Option<Credentials>, RegConfError> {
+    for file in files {
+        let text = match std::fs::read_to_string(&file.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !file.required => continue,
+            Err(err) if file.required => {
+                return Err(RegConfError::AuthFileMissing {
+                    path: file.path.clone(),
+                    err,
+                })
+            }
+            Err(err) => {
+                return Err(RegConfError::Read {
+                    path: file.path.clone(),
+                    err,
+                })
+            }
+        };
+        if let Some(creds) = lookup_auth(&text, &file.path, file.legacy, registry, repository)? {
+            return Ok(Some(creds));
+        }
+    }
+    Ok(None)
+}
+
+#[derive(Deserialize, Default)]
+struct RawAuthFile {
+    auths: Option<BTreeMap<String, RawAuth>>,
+    #[serde(rename = "credHelpers")]
+    cred_helpers: Option<BTreeMap<String, String>>,
+    #[serde(rename = "credsStore")]
+    creds_store: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawAuth {
+    auth: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    identitytoken: Option<String>,
+}
+
+/// Looks `registry`/`repository` up in one auth file's text. Keys are tried
+/// from the most specific (`host/ns/repo`) to the registry alone; empty
+/// entries are skipped.
+fn lookup_auth(
+    text: &str,
+    path: &Path,
+    legacy: bool,
+    registry: &str,
+    repository: &str,
+) -> Result<Option<Credentials>, RegConfError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let parse_err = |e: serde_json::Error| RegConfError::Parse {
+        path: path.to_owned(),
+        line: None,
+        message: e.to_string(),
+    };
+    let raw: RawAuthFile = if legacy {
+        RawAuthFile {
+            auths: Some(serde_json::from_str(text).map_err(parse_err)?),
+            ..RawAuthFile::default()
+        }
+    } else {
+        serde_json::from_str(text).map_err(parse_err)?
+    };
+    let registry_key = normalize_host(registry);
+    let helper = raw
+        .cred_helpers
+        .iter()
+        .flatten()
+        .any(|(k, _)| normalize_key(k, true) == registry_key);
+    if helper || raw.creds_store.is_some() {
+        tracing::warn!(
+            file = %path.display(),
+            registry,
+            "credential helpers (credHelpers/credsStore) are not supported; using only plain auths entries"
+        );
+    }
+    let auths: Vec<(String, &String, &RawAuth)> = raw
+        .auths
+        .iter()
+        .flatten()
+        .map(|(k, v)| (normalize_key(k, legacy), k, v))
+        .collect();
+    for candidate in lookup_keys(&registry_key, repository) {
+        for (_, key, entry) in auths.iter().filter(|(n, _, _)| *n == candidate) {
+            if let Some(creds) = decode_auth(entry, path, key)? {
+                return Ok(Some(creds));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// `host/a/b`, `host/a`, `host`.
+fn lookup_keys(registry: &str, repository: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut name = format!("{registry}/{repository}");
+    while let Some((parent, _)) = name.rsplit_once('/') {
+        let parent = parent.to_owned();
+        keys.push(std::mem::replace(&mut name, parent));
+    }
+    keys.push(name);
+    keys
+}
+
+fn normalize_host(host: &str) -> String {
+    if DOCKER_HUB_ALIASES.contains(&host) {
+        DOCKER_HUB.to_owned()
+    } else {
+        host.to_owned()
+    }
+}
+
+/// `https://host/v1/` → `host`; `host/ns` stays; Docker Hub spellings → `docker.io`.
+fn normalize_key(key: &str, host_only: bool) -> String {
+    let stripped = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"));
+    let key = match stripped {
+        Some(rest) => rest.split('/').next().unwrap_or(rest),
+        None if host_only => key.split('/').next().unwrap_or(key),
+        None => key,
+    };
+    match key.split_once('/') {
+        Some((host, path)) => format!("{}/{path}", normalize_host(host)),
+        None => normalize_host(key),
+    }
+}
+
+fn decode_auth(
+    entry: &RawAuth,
+    path: &Path,
+    key: &str,
+) -> Result<Option<Credentials>, RegConfError> {
+    let bad = |reason: &str| RegConfError::BadAuthEntry {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|_| bad("\"auth\" is not base64"))?;
+        let text = String::from_utf8(bytes).map_err(|_| bad("\"auth\" is not UTF-8"))?;
+        let (username, password) = text
+            .split_once(':')
+            .ok_or_else(|| bad("\"auth\" is not base64 of USER:PASSWORD"))?;
+        return Ok(Some(Credentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        }));
+    }
+    match (&entry.username, &entry.password) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Credentials {
+            username: u.clone(),
+            password: p.clone(),
+        })),
+        _ => {
+            if entry
+                .identitytoken
+                .as_deref()
+                .is_some_and(|t| !t.is_empty())
+            {
+                tracing::warn!(file = %path.display(), key, "identity tokens are not supported; skipping the entry");
+            }
+            Ok(None)
+        }
+    }
+}
+
+// ---------------------------------------------------------------- certificates
+
+/// PEM bytes of the CA certificates for `registry` (`host[:port]`): every
+/// `*.crt` of `cert_dir` when given (missing is an error), else of the first
+/// existing `BASE/REGISTRY` directory (bases from `$BERTH_CERTS_D` or
+/// [`CERTS_D`]). Files are read in name order; client certificates
+/// (`*.cert`, `*.key`) are ignored with a warning.
+pub fn registry_ca_certs(
+    registry: &str,
+    cert_dir: Option<&Path>,
+) -> Result<Vec<Vec<u8>>, RegConfError> {
+    let bases: Vec<PathBuf> = match std::env::var(ENV_CERTS_D) {
+        Ok(list) if !list.is_empty() => list
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        _ => CERTS_D.iter().map(PathBuf::from).collect(),
+    };
+    ca_certs_from(registry, cert_dir, &bases)
+}
+
+fn ca_certs_from(
+    registry: &str,
+    cert_dir: Option<&Path>,
+    bases: &[PathBuf],
+) -> Result<Vec<Vec<u8>>, RegConfError> {
+    if let Some(dir) = cert_dir {
+        return read_crt_files(dir)?.ok_or_else(|| RegConfError::CertDir {
+            path: dir.to_owned(),
+            err: io::Error::from(io::ErrorKind::NotFound),
+        });
+    }
+    if registry.is_empty() || registry.contains(['/', '\0']) || registry == "." || registry == ".."
+    {
+        return Err(RegConfError::BadRegistryName {
+            registry: registry.to_owned(),
+        });
+    }
+    for base in bases {
+        if let Some(certs) = read_crt_files(&base.join(registry))? {
+            return Ok(certs);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// `None` when `dir` does not exist.
+fn read_crt_files(dir: &Path) -> Result<Option<Vec<Vec<u8>>>, RegConfError> {
+    let dir_err = |err| RegConfError::CertDir {
+        path: dir.to_owned(),
+        err,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(dir_err(err)),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        paths.push(entry.map_err(dir_err)?.path());
+    }
+    paths.sort();
+    let mut certs = Vec::new();
+    for path in paths {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("crt") => certs.push(std::fs::read(&path).map_err(|err| RegConfError::Read {
+                path: path.clone(),
+                err,
+            })?),
+            Some("cert" | "key") => tracing::warn!(
+                file = %path.display(),
+                "client certificates are not supported; ignoring the file"
+            ),
+            _ => {}
+        }
+    }
+    Ok(Some(certs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    fn creds(u: &str, pw: &str) -> Option<Credentials> {
+        Some(Credentials {
+            username: u.into(),
+            password: pw.into(),
+        })
+    }
+
+    #[test]
+    fn parses_v2_format() {
+        let text = r#"
+unqualified-search-registries = ["registry.example:5000", "localhost"]
+short-name-mode = "enforcing"
+
+[[registry]]
+location = "127.0.0.1:5443"
+insecure = true
+
+[[registry]]
+prefix = "*.internal"
+location = "mirror.internal"
+insecure = true
+
+[[registry]]
+location = "evil.example"
+blocked = true
+[[registry.mirror]]
+location = "m.example"
+"#;
+        let conf = parse(text, &p("/r.conf")).unwrap();
+        assert_eq!(
+            conf.unqualified_search,
+            ["registry.example:5000", "localhost"]
+        );
+        assert_eq!(conf.insecure, ["127.0.0.1:5443", "*.internal"]);
+        assert_eq!(conf.blocked, ["evil.example"]);
+        assert!(conf.is_insecure("127.0.0.1:5443"));
+        assert!(!conf.is_insecure("127.0.0.1:5000"));
+        assert!(conf.is_insecure("a.b.internal:5000"));
+        assert!(!conf.is_insecure("internal"));
+        assert!(conf.is_blocked("evil.example/x/y"));
+        assert!(!conf.is_blocked("evil.example.com/x"));
+    }
+
+    #[test]
+    fn parses_v1_format() {
+        let text = r#"
+[registries.search]
+registries = ["quay.io", "docker.io"]
+[registries.insecure]
+registries = ["localhost:5000"]
+[registries.block]
+registries = ["bad.example/ns"]
+"#;
+        let conf = parse(text, &p("/r.conf")).unwrap();
+        assert_eq!(conf.unqualified_search, ["quay.io", "docker.io"]);
+        assert!(conf.is_insecure("localhost:5000"));
+        assert!(conf.is_blocked("bad.example/ns/app"));
+        assert!(!conf.is_blocked("bad.example/other"));
+    }
+
+    #[test]
+    fn rejects_bad_files_naming_file_and_line() {
+        let err = parse(
+            "a = 1\nunqualified-search-registries = [\"x\"\n",
+            &p("/etc/r.conf"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegConfError::Parse {
+                    line: Some(2..),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("/etc/r.conf:"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Usage);
+
+        let err = parse(
+            "\n\n[[registry]]\nlocation = \"x\"\ninsecure = \"yes\"\n",
+            &p("/r.conf"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("/r.conf:"), "{err}");
+
+        let mixed = "unqualified-search-registries = []\n[registries.search]\nregistries = []\n";
+        assert!(matches!(
+            parse(mixed, &p("/r")),
+            Err(RegConfError::MixedFormats { .. })
+        ));
+        let err = parse("[[registry]]\ninsecure = true\n", &p("/r")).unwrap_err();
+        assert!(
+            err.to_string().contains("neither location nor prefix"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn drop_ins_override_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = write(
+            dir.path(),
+            "registries.conf",
+            "unqualified-search-registries = [\"a.example\"]\n[[registry]]\nlocation = \"a.example\"\ninsecure = true\n",
+        );
+        let d = dir.path().join("registries.conf.d");
+        write(
+            &d,
+            "20-b.conf",
+            "unqualified-search-registries = [\"b.example\"]\n",
+        );
+        write(
+            &d,
+            "10-a.conf",
+            "unqualified-search-registries = [\"ignored\"]\n",
+        );
+        write(
+            &d,
+            "30-c.conf",
+            "[[registry]]\nlocation = \"a.example\"\ninsecure = false\n",
+        );
+        write(&d, "99-skip.txt", "not toml at all [");
+        let files = registries_conf_files(None, &main, &d).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["registries.conf", "10-a.conf", "20-b.conf", "30-c.conf"]
+        );
+        let conf = load_files(&files).unwrap();
+        assert_eq!(conf.unqualified_search, ["b.example"]);
+        assert!(!conf.is_insecure("a.example"));
+
+        // The environment override is read alone; missing files are empty.
+        let only = registries_conf_files(Some(dir.path().join("nope.conf")), &main, &d).unwrap();
+        assert_eq!(only, [dir.path().join("nope.conf")]);
+        assert_eq!(load_files(&only).unwrap(), RegistriesConf::default());
+        let none =
+            registries_conf_files(None, &dir.path().join("x"), &dir.path().join("y")).unwrap();
+        assert_eq!(load_files(&none).unwrap(), RegistriesConf::default());
+    }
+
+    #[test]
+    fn parses_creds_flag() {
+        assert_eq!(parse_creds("u:p:q").ok(), creds("u", "p:q"));
+        for (input, want) in [
+            ("user", "a password is needed"),
+            (":pw", "user name is empty"),
+            ("user:", "password for user \"user\" is empty"),
+        ] {
+            let err = parse_creds(input).unwrap_err();
+            assert!(err.to_string().contains(want), "{input}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Usage);
+        }
+        assert!(!format!("{:?}", creds("u", "secret")).contains("secret"));
+    }
+
+    #[test]
+    fn auth_file_search_order_follows_podman() {
+        let env = AuthEnv {
+            registry_auth_file: Some(p("/env/auth.json")),
+            xdg_runtime_dir: None,
+            xdg_config_home: None,
+            docker_config: None,
+            home: Some(p("/home/u")),
+            uid: 0,
+        };
+        let paths =
+            |files: Vec<AuthFile>| -> Vec<PathBuf> { files.into_iter().map(|f| f.path).collect() };
+        assert_eq!(
+            paths(auth_files(None, &env)),
+            [
+                p("/env/auth.json"),
+                p("/run/containers/0/auth.json"),
+                p("/home/u/.config/containers/auth.json"),
+                p("/home/u/.docker/config.json"),
+                p("/home/u/.dockercfg"),
+            ]
+        );
+        let env = AuthEnv {
+            xdg_runtime_dir: Some(p("/run/user/1000")),
+            xdg_config_home: Some(p("/cfg")),
+            docker_config: Some(p("/dc")),
+            uid: 1000,
+            ..env
+        };
+        let files = auth_files(Some(Path::new("/flag.json")), &env);
+        assert!(files[0].required && files[0].path == p("/flag.json"));
+        assert!(files[4].legacy);
+        assert_eq!(
+            paths(files),
+            [
+                p("/flag.json"),
+                p("/run/user/1000/containers/auth.json"),
+                p("/cfg/containers/auth.json"),
+                p("/dc/config.json"),
+                p("/home/u/.dockercfg"),
+            ]
+        );
+        assert_eq!(auth_files(None, &AuthEnv::default()).len(), 1);
+    }
+
+    #[test]
+    fn most_specific_auth_key_wins() {
+        let text = format!(
+            r#"{{"auths": {{
+                "reg.example:5000": {{"auth": "{}"}},
+                "reg.example:5000/team": {{"auth": "{}"}},
+                "reg.example:5000/team/app": {{}},
+                "https://index.docker.io/v1/": {{"auth": "{}"}},
+                "http://old.example/v1/": {{"username": "o", "password": "pw"}}
+            }}}}"#,
+            b64("host:h"),
+            b64("team:t"),
+            b64("hub:x:y")
+        );
+        let look =
+            |reg: &str, repo: &str| lookup_auth(&text, &p("/a.json"), false, reg, repo).unwrap();
+        assert_eq!(look("reg.example:5000", "team/app"), creds("team", "t"));
+        assert_eq!(look("reg.example:5000", "other/app"), creds("host", "h"));
+        assert_eq!(look("docker.io", "library/busybox"), creds("hub", "x:y"));
+        assert_eq!(look("old.example", "a"), creds("o", "pw"));
+        assert_eq!(look("reg.example", "team/app"), None);
+        assert_eq!(
+            lookup_auth("  \n", &p("/a"), false, "r", "x").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn legacy_dockercfg_and_bad_entries() {
+        let text = format!(
+            r#"{{"https://legacy.example/v1/": {{"auth": "{}", "email": "x"}}}}"#,
+            b64("l:p")
+        );
+        assert_eq!(
+            lookup_auth(&text, &p("/h/.dockercfg"), true, "legacy.example", "a/b").unwrap(),
+            creds("l", "p")
+        );
+        let bad = r#"{"auths": {"r.example": {"auth": "!!!"}}}"#;
+        let err = lookup_auth(bad, &p("/a.json"), false, "r.example", "x").unwrap_err();
+        assert!(
+            matches!(&err, RegConfError::BadAuthEntry { key, .. } if key == "r.example"),
+            "{err}"
+        );
+        let nocolon = format!(
+            r#"{{"auths": {{"r.example": {{"auth": "{}"}}}}}}"#,
+            b64("nocolon")
+        );
+        assert!(lookup_auth(&nocolon, &p("/a"), false, "r.example", "x").is_err());
+        let err = lookup_auth("{\"auths\": [", &p("/a.json"), false, "r", "x").unwrap_err();
+        assert!(err.to_string().starts_with("/a.json: "), "{err}");
+    }
+
+    #[test]
+    fn first_file_with_a_match_wins_and_helpers_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let helper = write(
+            dir.path(),
+            "helper.json",
+            r#"{"credsStore": "desktop", "credHelpers": {"r.example": "pass"}, "auths": {"r.example": {}}}"#,
+        );
+        let other = write(
+            dir.path(),
+            "other.json",
+            &format!(
+                r#"{{"auths": {{"x.example": {{"auth": "{}"}}}}}}"#,
+                b64("x:x")
+            ),
+        );
+        let good = write(
+            dir.path(),
+            "good.json",
+            &format!(
+                r#"{{"auths": {{"r.example": {{"auth": "{}"}}}}}}"#,
+                b64("g:1")
+            ),
+        );
+        let later = write(
+            dir.path(),
+            "later.json",
+            &format!(
+                r#"{{"auths": {{"r.example": {{"auth": "{}"}}}}}}"#,
+                b64("l:2")
+            ),
+        );
+        let f = |path: PathBuf, required: bool| AuthFile {
+            path,
+            required,
+            legacy: false,
+        };
+        let files = [
+            f(dir.path().join("missing.json"), false),
+            f(helper, false),
+            f(other, false),
+            f(good, false),
+            f(later, false),
+        ];
+        assert_eq!(
+            find_credentials_in(&files, "r.example", "a").unwrap(),
+            creds("g", "1")
+        );
+        assert_eq!(
+            find_credentials_in(&files, "none.example", "a").unwrap(),
+            None
+        );
+        let err = find_credentials_in(&[f(dir.path().join("gone.json"), true)], "r.example", "a")
+            .unwrap_err();
+        assert!(matches!(err, RegConfError::AuthFileMissing { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Usage);
+    }
+
+    #[test]
+    fn reads_ca_certs_from_first_existing_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        write(&b.join("127.0.0.1:5443"), "2.crt", "two");
+        write(&b.join("127.0.0.1:5443"), "1.crt", "one");
+        write(&b.join("127.0.0.1:5443"), "client.cert", "c");
+        write(&b.join("127.0.0.1:5443"), "client.key", "k");
+        write(&b.join("other:1"), "x.crt", "x");
+        let bases = [a.clone(), b.clone()];
+        assert_eq!(
+            ca_certs_from("127.0.0.1:5443", None, &bases).unwrap(),
+            [b"one".to_vec(), b"two".to_vec()]
+        );
+        assert!(ca_certs_from("nothing:1", None, &bases).unwrap().is_empty());
+        // An existing but empty directory in an earlier base stops the search.
+        std::fs::create_dir_all(a.join("other:1")).unwrap();
+        assert!(ca_certs_from("other:1", None, &bases).unwrap().is_empty());
+
+        let flag = b.join("127.0.0.1:5443");
+        assert_eq!(ca_certs_from("ignored", Some(&flag), &[]).unwrap().len(), 2);
+        let err = ca_certs_from("r", Some(&dir.path().join("none")), &bases).unwrap_err();
+        assert!(matches!(err, RegConfError::CertDir { .. }), "{err}");
+        for bad in ["", "..", "a/b"] {
+            assert!(matches!(
+                ca_certs_from(bad, None, &bases),
+                Err(RegConfError::BadRegistryName { .. })
+            ));
+        }
+    }
+}

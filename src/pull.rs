@@ -1,0 +1,375 @@
+//! `berth pull`: reference → manifest → missing layers fetched in parallel and
+//! imported as they arrive → merged image commit.
+//!
+//! The registry side is async (tokio); the store side is blocking libostree
+//! on this thread. Blobs land in `repo/tmp/berth-pull-<pid>/` and are deleted
+//! once imported; a dead pull's directory is removed by the next one.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+
+use serde::Serialize;
+
+use crate::image::archive;
+use crate::image::manifest::{self, Fetched, LayerInfo, Platform};
+use crate::image::reference::{self, ImageRef};
+use crate::image::regconf::{self, RegistriesConf};
+use crate::image::registry::{Remote, RemoteOptions, RegistryError};
+use crate::progress::{Event, Progress};
+use crate::store::{self, image, import, refs, Store, StoreError};
+use crate::{Error, ErrorKind};
+
+/// What to pull and how.
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    /// The reference as the user wrote it.
+    pub input: String,
+    /// Platform to choose from an index; the host's when `None`.
+    pub platform: Option<Platform>,
+    /// Registry options.
+    pub remote: RemoteOptions,
+    /// Parallel layer downloads.
+    pub jobs: usize,
+}
+
+/// One layer in a pull's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerOutcome {
+    /// Blob digest.
+    pub digest: String,
+    /// Uncompressed digest.
+    pub diff_id: String,
+    /// Blob size.
+    pub size: u64,
+    /// Whether it was fetched (false: already in the store).
+    pub fetched: bool,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullOutcome {
+    /// Canonical reference the image is stored under.
+    pub reference: String,
+    /// Name without tag/digest.
+    pub name: String,
+    /// Tag, if any.
+    pub tag: Option<String>,
+    /// Manifest digest.
+    pub digest: String,
+    /// Config digest.
+    pub image_id: String,
+    /// Merged commit.
+    pub commit: String,
+    /// False when the store already had this exact image.
+    pub changed: bool,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerOutcome>,
+}
+
+enum Source {
+    Remote(Remote),
+    Local(archive::Local),
+}
+
+/// Pulls an image into the store below `root`.
+pub fn pull(root: &Path, req: &PullRequest, progress: Arc<dyn Progress>) -> Result<PullOutcome, Error> {
+    let conf = regconf::load().map_err(RegistryError::from)?;
+    let candidates = reference::resolve(&req.input, &conf.unqualified_search)?;
+    let platform = req.platform.clone().unwrap_or_else(Platform::host);
+    let store = Store::open(root, true)?.ok_or_else(|| StoreError::Damaged("store missing".into()))?;
+    let _lock = store.lock()?;
+    clean_stale_tmp(&store);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Io {
+            path: PathBuf::from("tokio runtime"),
+            source: e,
+        })?;
+    let mut last_err = None;
+    for (i, candidate) in candidates.iter().enumerate() {
+        match pull_one(&store, &rt, &conf, candidate, &platform, req, &progress) {
+            Ok(o) => return Ok(o),
+            Err(e) if e.kind() == ErrorKind::NotFound && i + 1 < candidates.len() => {
+                tracing::info!("{candidate}: {e}; trying the next search registry");
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| StoreError::Damaged("no candidates".into()).into()))
+}
+
+fn pull_one(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    conf: &RegistriesConf,
+    r: &ImageRef,
+    platform: &Platform,
+    req: &PullRequest,
+    progress: &Arc<dyn Progress>,
+) -> Result<PullOutcome, Error> {
+    let shown = r.to_string();
+    let existing = image::find(store, &shown)?;
+    let (source, fetched) = match r {
+        ImageRef::Registry(rr) => {
+            let mut remote = Remote::new(rr, &req.remote, conf)?;
+            let tag_or_digest = rr
+                .digest
+                .clone()
+                .or_else(|| rr.tag.clone())
+                .unwrap_or_else(|| "latest".into());
+            let (bytes, digest, index_digest) =
+                rt.block_on(remote.fetch_manifest(&shown, &tag_or_digest, platform))?;
+            if let Some(old) = &existing {
+                if old.digest == digest && layers_present(store, &old.layers)? {
+                    return Ok(unchanged(r, old));
+                }
+            }
+            let m = manifest::parse_manifest(&shown, &bytes)?;
+            let config = rt.block_on(remote.fetch_config(m.config().digest().as_ref()))?;
+            let fetched = manifest::assemble(&shown, bytes, digest, index_digest, m, config)?;
+            (Source::Remote(remote), fetched)
+        }
+        _ => {
+            let (local, fetched) = archive::resolve(r, platform)?;
+            if let Some(old) = &existing {
+                if old.digest == fetched.manifest_digest && layers_present(store, &old.layers)? {
+                    return Ok(unchanged(r, old));
+                }
+            }
+            (Source::Local(local), fetched)
+        }
+    };
+    let to_fetch: u64 = missing(store, &fetched.layers)?.iter().map(|l| l.size).sum();
+    progress.event(Event::Resolved {
+        reference: shown.clone(),
+        digest: fetched.manifest_digest.clone(),
+        layers: fetched.layers.len(),
+        to_fetch,
+    });
+    let fetched_flags = match source {
+        Source::Remote(remote) => fetch_remote(store, rt, remote, &fetched, req.jobs, progress)?,
+        Source::Local(local) => fetch_local(store, &local, &fetched, progress)?,
+    };
+    let mut layer_commits = Vec::new();
+    for l in &fetched.layers {
+        let c = store
+            .resolve(&refs::layer_ref(&l.diff_id).map_err(|e| StoreError::Damaged(e.to_string()))?)?
+            .ok_or_else(|| StoreError::Damaged(format!("layer {} vanished during the pull", l.digest)))?;
+        layer_commits.push(c);
+    }
+    let commit = image::commit_image(store, &shown, &shown, &fetched, &layer_commits)?;
+    progress.event(Event::Committed { commit: commit.clone() });
+    Ok(outcome(r, &fetched, commit, true, &fetched_flags))
+}
+
+fn unchanged(r: &ImageRef, old: &image::ImageRecord) -> PullOutcome {
+    PullOutcome {
+        reference: r.to_string(),
+        name: r.name(),
+        tag: r.tag().map(str::to_string),
+        digest: old.digest.clone(),
+        image_id: old.image_id.clone(),
+        commit: old.commit.clone(),
+        changed: false,
+        layers: old
+            .layers
+            .iter()
+            .map(|l| LayerOutcome {
+                digest: l.digest.clone(),
+                diff_id: l.diff_id.clone(),
+                size: l.size,
+                fetched: false,
+            })
+            .collect(),
+    }
+}
+
+fn outcome(r: &ImageRef, f: &Fetched, commit: String, changed: bool, fetched: &[bool]) -> PullOutcome {
+    PullOutcome {
+        reference: r.to_string(),
+        name: r.name(),
+        tag: r.tag().map(str::to_string),
+        digest: f.manifest_digest.clone(),
+        image_id: f.config_digest.clone(),
+        commit,
+        changed,
+        layers: f
+            .layers
+            .iter()
+            .zip(fetched)
+            .map(|(l, &fetched)| LayerOutcome {
+                digest: l.digest.clone(),
+                diff_id: l.diff_id.clone(),
+                size: l.size,
+                fetched,
+            })
+            .collect(),
+    }
+}
+
+fn layer_present(store: &Store, l: &LayerInfo) -> Result<bool, Error> {
+    let r = refs::layer_ref(&l.diff_id).map_err(|e| StoreError::Damaged(e.to_string()))?;
+    Ok(store.resolve(&r)?.is_some())
+}
+
+fn layers_present(store: &Store, layers: &[LayerInfo]) -> Result<bool, Error> {
+    for l in layers {
+        if !layer_present(store, l)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Layers not yet in the store, each diff_id once.
+fn missing(store: &Store, layers: &[LayerInfo]) -> Result<Vec<LayerInfo>, Error> {
+    let mut out: Vec<LayerInfo> = Vec::new();
+    for l in layers {
+        if !layer_present(store, l)? && !out.iter().any(|o| o.diff_id == l.diff_id) {
+            out.push(l.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn fetched_flags(layers: &[LayerInfo], missing: &[LayerInfo]) -> Vec<bool> {
+    layers
+        .iter()
+        .map(|l| missing.iter().any(|m| m.diff_id == l.diff_id))
+        .collect()
+}
+
+fn fetch_local(
+    store: &Store,
+    local: &archive::Local,
+    fetched: &Fetched,
+    progress: &Arc<dyn Progress>,
+) -> Result<Vec<bool>, Error> {
+    let missing = missing(store, &fetched.layers)?;
+    for l in &missing {
+        progress.event(Event::LayerStarted {
+            digest: l.digest.clone(),
+            size: l.size,
+        });
+        let blob = local.open_blob(&l.digest)?;
+        import::import_layer(store, blob, &l.digest, true, &l.diff_id)?;
+        progress.event(Event::LayerStored {
+            digest: l.digest.clone(),
+            fetched: true,
+        });
+    }
+    Ok(fetched_flags(&fetched.layers, &missing))
+}
+
+fn tmp_dir(store: &Store) -> PathBuf {
+    store.repo_path().join(format!("tmp/berth-pull-{}", std::process::id()))
+}
+
+/// Removes blob directories of pulls that died (we hold the lock, so no
+/// other pull is running).
+fn clean_stale_tmp(store: &Store) {
+    let Ok(entries) = std::fs::read_dir(store.repo_path().join("tmp")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("berth-pull-") {
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!("cannot remove {}: {err}", e.path().display());
+            }
+        }
+    }
+}
+
+fn fetch_remote(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    remote: Remote,
+    fetched: &Fetched,
+    jobs: usize,
+    progress: &Arc<dyn Progress>,
+) -> Result<Vec<bool>, Error> {
+    let missing = missing(store, &fetched.layers)?;
+    if missing.is_empty() {
+        return Ok(fetched_flags(&fetched.layers, &missing));
+    }
+    let dir = tmp_dir(store);
+    std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let result = download_and_import(store, rt, remote, &missing, &dir, jobs, progress);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!("cannot remove {}: {e}", dir.display());
+    }
+    result?;
+    Ok(fetched_flags(&fetched.layers, &missing))
+}
+
+fn download_and_import(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    remote: Remote,
+    missing: &[LayerInfo],
+    dir: &Path,
+    jobs: usize,
+    progress: &Arc<dyn Progress>,
+) -> Result<(), Error> {
+    let remote = Arc::new(remote);
+    let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let (tx, rx) = mpsc::channel::<(LayerInfo, PathBuf, Result<(), RegistryError>)>();
+    let mut handles = Vec::new();
+    for l in missing.iter().cloned() {
+        let (remote, permits, tx, progress) = (remote.clone(), permits.clone(), tx.clone(), progress.clone());
+        let path = dir.join(l.digest.replace(':', "-"));
+        handles.push(rt.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            progress.event(Event::LayerStarted {
+                digest: l.digest.clone(),
+                size: l.size,
+            });
+            let res = remote.fetch_blob(&l.digest, l.size, &path, progress.as_ref()).await;
+            let _ = tx.send((l, path, res));
+        }));
+    }
+    drop(tx);
+    let abort_all = || handles.iter().for_each(|h| h.abort());
+    for (l, path, res) in rx {
+        if let Err(e) = res {
+            abort_all();
+            return Err(e.into());
+        }
+        let file = std::fs::File::open(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let imported = import::import_layer(store, file, &l.digest, false, &l.diff_id);
+        let _ = std::fs::remove_file(&path);
+        if let Err(e) = imported {
+            abort_all();
+            return Err(e);
+        }
+        progress.event(Event::LayerStored {
+            digest: l.digest.clone(),
+            fetched: true,
+        });
+    }
+    Ok(())
+}
+
+/// The store below `root` for reading, or a not-found error naming the image.
+pub fn open_store_for(root: &Path, what: &str) -> Result<Store, Error> {
+    Store::open(root, false)?.ok_or_else(|| {
+        StoreError::ImageNotFound {
+            name: what.to_string(),
+        }
+        .into()
+    })
+}
+
+#[allow(unused_imports)]
+use store as _;

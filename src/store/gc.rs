@@ -1,0 +1,102 @@
+//! Removing images and collecting what nothing references.
+//!
+//! An image is in use while a deployment under `ROOT/var/lib/berth/containers`
+//! names it in its `info.json` (`image.reference` or `image.commit`).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::image::{self, ImageRecord};
+use super::{ot, refs, Store, StoreError, NOCANCEL};
+use crate::Error;
+
+/// Deployments directory below a root.
+pub const CONTAINERS_DIR: &str = "var/lib/berth/containers";
+
+/// Names of the containers whose deployments use `record`.
+pub fn users(root: &Path, record: &ImageRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root.join(CONTAINERS_DIR)) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let info = entry.path().join("info.json");
+        let Ok(text) = std::fs::read_to_string(&info) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            tracing::warn!("{}: not valid JSON; ignoring it", info.display());
+            continue;
+        };
+        let image = &v["image"];
+        if image["reference"].as_str() == Some(&record.reference)
+            || image["commit"].as_str() == Some(&record.commit)
+        {
+            let name = v["name"].as_str().unwrap_or_default().to_string();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Removes the image stored as `reference`; refuses while in use unless `force`.
+pub fn remove(store: &Store, reference: &str, force: bool) -> Result<ImageRecord, Error> {
+    let record = image::find(store, reference)?.ok_or_else(|| StoreError::ImageNotFound {
+        name: reference.to_string(),
+    })?;
+    let users = users(store.root(), &record);
+    if !users.is_empty() && !force {
+        return Err(StoreError::InUse {
+            name: reference.to_string(),
+            users: users.join(", "),
+        }
+        .into());
+    }
+    store
+        .repo()
+        .set_ref_immediate(None, &refs::image_ref(reference), None, NOCANCEL)
+        .map_err(ot(|| format!("removing {reference}")))?;
+    Ok(record)
+}
+
+/// What a prune removed.
+#[derive(Debug, Default, Serialize)]
+pub struct Pruned {
+    /// Layer commits dropped.
+    pub removed_layers: usize,
+    /// Objects deleted.
+    pub removed_objects: i32,
+    /// Bytes freed.
+    pub freed_bytes: u64,
+}
+
+/// Drops layer refs no image uses, then every object no ref reaches.
+pub fn prune(store: &Store) -> Result<Pruned, Error> {
+    let used: HashSet<String> = image::list(store)?
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|l| l.diff_id.clone()))
+        .collect();
+    let mut pruned = Pruned::default();
+    for (r, _) in store.refs_with_prefix(refs::LAYER_PREFIX)? {
+        let keep = refs::layer_diff_id(&r).is_some_and(|d| used.contains(&d));
+        if !keep {
+            store
+                .repo()
+                .set_ref_immediate(None, &r, None, NOCANCEL)
+                .map_err(ot(|| format!("removing {r}")))?;
+            pruned.removed_layers += 1;
+        }
+    }
+    let (_, removed, freed) = store
+        .repo()
+        .prune(ostree::RepoPruneFlags::REFS_ONLY, -1, NOCANCEL)
+        .map_err(ot(|| "pruning unreachable objects".to_string()))?;
+    pruned.removed_objects = removed;
+    pruned.freed_bytes = freed;
+    Ok(pruned)
+}

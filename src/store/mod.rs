@@ -1,0 +1,280 @@
+//! The OSTree store: one repository per root, written by one berth at a time.
+//!
+//! ```text
+//! ROOT/var/lib/berth/
+//! ├── lock                      flock(2): one writer per root
+//! └── repo/                     OSTree repo, mode bare (bare-user when not root)
+//!     ├── refs/heads/berth/layer/sha256/<hex>   one commit per layer, keyed by diff_id
+//!     ├── refs/heads/berth/image/<escaped name> merged image commit + metadata
+//!     └── tmp/berth-pull-<pid>/                 blobs of a pull in progress
+//! ```
+//!
+//! Layers are committed one by one (each in its own transaction, so an
+//! interrupted pull resumes); the merged image commit is written last, so an
+//! image exists whole or not at all.
+
+pub mod gc;
+pub mod image;
+pub mod import;
+pub mod merge;
+pub mod refs;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use ostree::gio;
+use ostree::glib;
+
+use crate::ErrorKind;
+
+/// Repository path below a root.
+pub const REPO_DIR: &str = "var/lib/berth/repo";
+/// Lock file below a root.
+pub const LOCK_FILE: &str = "var/lib/berth/lock";
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// libostree reported an error.
+    #[error("{what}: {source}")]
+    Ostree {
+        /// What berth was doing.
+        what: String,
+        /// libostree's error.
+        source: glib::Error,
+    },
+    /// Filesystem error outside libostree.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// No such image in the store.
+    #[error("image {name} is not in the store; see `berth images`")]
+    ImageNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// The image is used by an installed container.
+    #[error("image {name} is used by {users}; uninstall them first or use --force")]
+    InUse {
+        /// The image.
+        name: String,
+        /// Containers using it.
+        users: String,
+    },
+    /// The repository has content berth did not expect.
+    #[error("store damaged: {0}; run `ostree fsck --repo=<root>/var/lib/berth/repo`")]
+    Damaged(String),
+    /// A layer's content does not match its digest.
+    #[error("layer {layer}: uncompressed content hashes to {actual}, the image config says {expected}; the image is corrupt")]
+    DiffIdMismatch {
+        /// Layer blob digest.
+        layer: String,
+        /// diff_id from the config.
+        expected: String,
+        /// What the content hashes to.
+        actual: String,
+    },
+    /// A blob's (compressed) content does not match its digest.
+    #[error("blob {expected}: content hashes to {actual}; the source is corrupt")]
+    BlobMismatch {
+        /// Digest from the manifest.
+        expected: String,
+        /// What the content hashes to.
+        actual: String,
+    },
+    /// The layer stream could not be read (decompression or tar).
+    #[error("layer {layer}: {detail}")]
+    LayerRead {
+        /// Layer blob digest.
+        layer: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The checkout destination is not usable.
+    #[error("{path}: {detail}")]
+    Destination {
+        /// The destination.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    /// The exit-code kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::ImageNotFound { .. } => ErrorKind::NotFound,
+            StoreError::InUse { .. } => ErrorKind::Conflict,
+            StoreError::Damaged(_)
+            | StoreError::DiffIdMismatch { .. }
+            | StoreError::BlobMismatch { .. }
+            | StoreError::LayerRead { .. } => ErrorKind::Integrity,
+            StoreError::Destination { .. } => ErrorKind::Usage,
+            StoreError::Ostree { .. } | StoreError::Io { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+/// Shorthand used throughout the store to attach context to libostree errors.
+pub(crate) fn ot(what: impl FnOnce() -> String) -> impl FnOnce(glib::Error) -> StoreError {
+    move |source| StoreError::Ostree {
+        what: what(),
+        source,
+    }
+}
+
+/// `None` cancellable, typed for the bindings.
+pub(crate) const NOCANCEL: Option<&gio::Cancellable> = None;
+
+/// An opened store below a root.
+pub struct Store {
+    root: PathBuf,
+    repo: ostree::Repo,
+}
+
+/// Holds the store's write lock until dropped.
+pub struct WriteLock {
+    _file: nix::fcntl::Flock<File>,
+}
+
+impl Store {
+    /// Opens the store below `root`, creating the repo when `create` and it
+    /// does not exist. `Ok(None)` when it does not exist and `!create`.
+    pub fn open(root: &Path, create: bool) -> Result<Option<Store>, StoreError> {
+        let path = root.join(REPO_DIR);
+        let repo = ostree::Repo::new_for_path(&path);
+        if path.join("config").exists() {
+            repo.open(NOCANCEL)
+                .map_err(ot(|| format!("opening the store {}", path.display())))?;
+        } else if create {
+            std::fs::create_dir_all(&path).map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let mode = if nix::unistd::geteuid().is_root() {
+                ostree::RepoMode::Bare
+            } else {
+                ostree::RepoMode::BareUser
+            };
+            repo.create(mode, NOCANCEL)
+                .map_err(ot(|| format!("creating the store {}", path.display())))?;
+        } else {
+            return Ok(None);
+        }
+        Ok(Some(Store {
+            root: root.to_path_buf(),
+            repo,
+        }))
+    }
+
+    /// The libostree repository.
+    pub fn repo(&self) -> &ostree::Repo {
+        &self.repo
+    }
+
+    /// The root this store belongs to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The repository directory.
+    pub fn repo_path(&self) -> PathBuf {
+        self.root.join(REPO_DIR)
+    }
+
+    /// Takes the write lock of this root, waiting (and saying so) while
+    /// another berth holds it.
+    pub fn lock(&self) -> Result<WriteLock, StoreError> {
+        lock_root(&self.root)
+    }
+
+    /// The commit a ref points to, if any.
+    pub fn resolve(&self, r: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .repo
+            .resolve_rev(r, true)
+            .map_err(ot(|| format!("resolving {r}")))?
+            .map(|s| s.to_string()))
+    }
+
+    /// All refs starting with `prefix`, as (ref, commit).
+    pub fn refs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let all = self
+            .repo
+            .list_refs(None, NOCANCEL)
+            .map_err(ot(|| "listing refs".to_string()))?;
+        let mut out: Vec<(String, String)> = all
+            .into_iter()
+            .filter(|(r, _)| r.starts_with(prefix))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether the repo stores files with real ownership (mode bare).
+    pub fn is_bare(&self) -> bool {
+        self.repo.mode() == ostree::RepoMode::Bare
+    }
+
+    /// Runs `f` inside an OSTree transaction, aborting it on error.
+    pub fn transaction<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.repo
+            .prepare_transaction(NOCANCEL)
+            .map_err(ot(|| "starting a store transaction".to_string()))
+            .map_err(E::from)?;
+        match f() {
+            Ok(v) => {
+                self.repo
+                    .commit_transaction(NOCANCEL)
+                    .map_err(ot(|| "committing a store transaction".to_string()))
+                    .map_err(E::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                if let Err(abort) = self.repo.abort_transaction(NOCANCEL) {
+                    tracing::warn!("aborting the store transaction failed: {abort}");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Takes the write lock of `root` (creating `var/lib/berth`).
+pub fn lock_root(root: &Path) -> Result<WriteLock, StoreError> {
+    let path = root.join(LOCK_FILE);
+    let io = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    use nix::fcntl::{Flock, FlockArg};
+    let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+            tracing::warn!("waiting for another berth working on {}", root.display());
+            eprintln!("Waiting for another berth working on {} to finish…", root.display());
+            Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, e)| io(std::io::Error::from(e)))?
+        }
+        Err((_, e)) => return Err(io(std::io::Error::from(e))),
+    };
+    Ok(WriteLock { _file: file })
+}
