@@ -16,7 +16,7 @@ use crate::image::reference::{self, ImageRef};
 use crate::image::regconf::{self, RegistriesConf};
 use crate::image::registry::{Remote, RemoteOptions, RegistryError};
 use crate::progress::{Event, Progress};
-use crate::store::{self, image, import, refs, Store, StoreError};
+use crate::store::{image, import, refs, Store, StoreError};
 use crate::{Error, ErrorKind};
 
 /// What to pull and how.
@@ -360,16 +360,3 @@ fn download_and_import(
     }
     Ok(())
 }
-
-/// The store below `root` for reading, or a not-found error naming the image.
-pub fn open_store_for(root: &Path, what: &str) -> Result<Store, Error> {
-    Store::open(root, false)?.ok_or_else(|| {
-        StoreError::ImageNotFound {
-            name: what.to_string(),
-        }
-        .into()
-    })
-}
-
-#[allow(unused_imports)]
-use store as _;

@@ -218,6 +218,17 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
+/// Whether a `RepoTags` entry names `wanted`: docker writes Docker Hub names
+/// short (`busybox:latest`), podman long (`docker.io/library/busybox:latest`).
+fn same_name(tag: &str, wanted: &str) -> bool {
+    fn short(s: &str) -> &str {
+        s.strip_prefix("docker.io/library/")
+            .or_else(|| s.strip_prefix("docker.io/"))
+            .unwrap_or(s)
+    }
+    tag == wanted || short(tag) == short(wanted)
+}
+
 /// A `docker save` archive has no manifest digest: berth writes the OCI
 /// manifest it would have had (layer digests hashed from the tar) and uses
 /// that manifest's digest.
@@ -227,7 +238,7 @@ fn resolve_docker(local: &mut Local, shown: &str, name: Option<&str>) -> Result<
     let entry = match name {
         Some(n) => entries
             .iter()
-            .find(|e| e.repo_tags.iter().flatten().any(|t| t == n))
+            .find(|e| e.repo_tags.iter().flatten().any(|t| same_name(t, n)))
             .ok_or_else(|| src_err(local.path(), format!("no image named {n:?} in the archive")))?,
         None => match entries.as_slice() {
             [one] => one,
