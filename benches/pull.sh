@@ -32,7 +32,7 @@ if [ ! -f "$W/oci/index.json" ]; then
       ls "$W/debs/${p}_"*.deb >/dev/null 2>&1 || (cd "$W/debs" && apt-get download "$p" >/dev/null 2>&1)
       dpkg-deb -x "$W/debs/${p}_"*.deb "$W/bundle/rootfs"
     done
-    umoci repack --image "$W/oci:bench" "$W/bundle" >/dev/null
+    umoci repack --refresh-bundle --image "$W/oci:bench" "$W/bundle" >/dev/null
   done
   umoci config --image "$W/oci:bench" --config.cmd /bin/busybox >/dev/null
   umoci gc --layout "$W/oci"
@@ -63,10 +63,10 @@ ostree --repo=$W/chain-repo init --mode=bare
 refs=()
 i=0
 for blob in \$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]+"/blobs/sha256/"+json.load(open(sys.argv[1]+"/index.json"))["manifests"][0]["digest"][7:])); print(" ".join(l["digest"][7:] for l in m["layers"]))' $W/chain-oci); do
-  ostree --repo=$W/chain-repo commit -q --branch=layer/\$i --tree=tar=$W/chain-oci/blobs/sha256/\$blob --tar-autocreate-parents --no-bindings >/dev/null
+  ostree --repo=$W/chain-repo commit --branch=layer/\$i --tree=tar=$W/chain-oci/blobs/sha256/\$blob --tar-autocreate-parents --no-bindings >/dev/null
   refs+=(--tree=ref=layer/\$i); i=\$((i+1))
 done
-ostree --repo=$W/chain-repo commit -q --branch=image --no-bindings "\${refs[@]}" >/dev/null
+ostree --repo=$W/chain-repo commit --branch=image --no-bindings "\${refs[@]}" >/dev/null
 SH
 chmod +x "$chain"
 

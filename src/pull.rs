@@ -14,7 +14,7 @@ use crate::image::archive;
 use crate::image::manifest::{self, Fetched, LayerInfo, Platform};
 use crate::image::reference::{self, ImageRef};
 use crate::image::regconf::{self, RegistriesConf};
-use crate::image::registry::{Remote, RemoteOptions, RegistryError};
+use crate::image::registry::{RegistryError, Remote, RemoteOptions};
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
 use crate::{Error, ErrorKind};
@@ -72,11 +72,16 @@ enum Source {
 }
 
 /// Pulls an image into the store below `root`.
-pub fn pull(root: &Path, req: &PullRequest, progress: Arc<dyn Progress>) -> Result<PullOutcome, Error> {
+pub fn pull(
+    root: &Path,
+    req: &PullRequest,
+    progress: Arc<dyn Progress>,
+) -> Result<PullOutcome, Error> {
     let conf = regconf::load().map_err(RegistryError::from)?;
     let candidates = reference::resolve(&req.input, &conf.unqualified_search)?;
     let platform = req.platform.clone().unwrap_or_else(Platform::host);
-    let store = Store::open(root, true)?.ok_or_else(|| StoreError::Damaged("store missing".into()))?;
+    let store =
+        Store::open(root, true)?.ok_or_else(|| StoreError::Damaged("store missing".into()))?;
     let _lock = store.lock()?;
     clean_stale_tmp(&store);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -142,7 +147,10 @@ fn pull_one(
             (Source::Local(local), fetched)
         }
     };
-    let to_fetch: u64 = missing(store, &fetched.layers)?.iter().map(|l| l.size).sum();
+    let to_fetch: u64 = missing(store, &fetched.layers)?
+        .iter()
+        .map(|l| l.size)
+        .sum();
     progress.event(Event::Resolved {
         reference: shown.clone(),
         digest: fetched.manifest_digest.clone(),
@@ -157,11 +165,15 @@ fn pull_one(
     for l in &fetched.layers {
         let c = store
             .resolve(&refs::layer_ref(&l.diff_id).map_err(|e| StoreError::Damaged(e.to_string()))?)?
-            .ok_or_else(|| StoreError::Damaged(format!("layer {} vanished during the pull", l.digest)))?;
+            .ok_or_else(|| {
+                StoreError::Damaged(format!("layer {} vanished during the pull", l.digest))
+            })?;
         layer_commits.push(c);
     }
     let commit = image::commit_image(store, &shown, &shown, &fetched, &layer_commits)?;
-    progress.event(Event::Committed { commit: commit.clone() });
+    progress.event(Event::Committed {
+        commit: commit.clone(),
+    });
     Ok(outcome(r, &fetched, commit, true, &fetched_flags))
 }
 
@@ -187,7 +199,13 @@ fn unchanged(r: &ImageRef, old: &image::ImageRecord) -> PullOutcome {
     }
 }
 
-fn outcome(r: &ImageRef, f: &Fetched, commit: String, changed: bool, fetched: &[bool]) -> PullOutcome {
+fn outcome(
+    r: &ImageRef,
+    f: &Fetched,
+    commit: String,
+    changed: bool,
+    fetched: &[bool],
+) -> PullOutcome {
     PullOutcome {
         reference: r.to_string(),
         name: r.name(),
@@ -265,7 +283,9 @@ fn fetch_local(
 }
 
 fn tmp_dir(store: &Store) -> PathBuf {
-    store.repo_path().join(format!("tmp/berth-pull-{}", std::process::id()))
+    store
+        .repo_path()
+        .join(format!("tmp/berth-pull-{}", std::process::id()))
 }
 
 /// Removes blob directories of pulls that died (we hold the lock, so no
@@ -319,10 +339,15 @@ fn download_and_import(
 ) -> Result<(), Error> {
     let remote = Arc::new(remote);
     let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
-    let (tx, rx) = mpsc::channel::<(LayerInfo, PathBuf, Result<(), RegistryError>)>();
+    let (tx, rx) = mpsc::channel::<Download>();
     let mut handles = Vec::new();
     for l in missing.iter().cloned() {
-        let (remote, permits, tx, progress) = (remote.clone(), permits.clone(), tx.clone(), progress.clone());
+        let (remote, permits, tx, progress) = (
+            remote.clone(),
+            permits.clone(),
+            tx.clone(),
+            progress.clone(),
+        );
         let path = dir.join(l.digest.replace(':', "-"));
         handles.push(rt.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
@@ -332,31 +357,83 @@ fn download_and_import(
                 digest: l.digest.clone(),
                 size: l.size,
             });
-            let res = remote.fetch_blob(&l.digest, l.size, &path, progress.as_ref()).await;
+            let res = remote
+                .fetch_blob(&l.digest, l.size, &path, progress.as_ref())
+                .await;
             let _ = tx.send((l, path, res));
         }));
     }
     drop(tx);
-    let abort_all = || handles.iter().for_each(|h| h.abort());
-    for (l, path, res) in rx {
-        if let Err(e) = res {
-            abort_all();
-            return Err(e.into());
+    // Layers are imported as their downloads finish, by up to IMPORTERS
+    // threads, each with its own repo handle and transaction (libostree
+    // allows concurrent transactions; identical objects are deduplicated on
+    // rename). The first error stops the pull; layers already committed stay
+    // and a later pull resumes from them.
+    let rx = std::sync::Mutex::new(rx);
+    let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let workers = IMPORTERS.min(missing.len()).max(1);
+    let root = store.root();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| import_worker(root, &rx, &failed, progress));
         }
-        let file = std::fs::File::open(&path).map_err(|source| StoreError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let imported = import::import_layer(store, file, &l.digest, false, &l.diff_id);
+    });
+    let err = failed.lock().ok().and_then(|mut f| f.take());
+    if let Some(e) = err {
+        handles.iter().for_each(|h| h.abort());
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Threads importing layers at once (the host has few cores; I/O bound past 2).
+const IMPORTERS: usize = 2;
+
+type Download = (LayerInfo, PathBuf, Result<(), RegistryError>);
+
+fn import_worker(
+    root: &Path,
+    rx: &std::sync::Mutex<mpsc::Receiver<Download>>,
+    failed: &std::sync::Mutex<Option<Error>>,
+    progress: &Arc<dyn Progress>,
+) {
+    let record = |e: Error| {
+        if let Ok(mut f) = failed.lock() {
+            f.get_or_insert(e);
+        }
+    };
+    let own = match Store::open(root, false) {
+        Ok(Some(s)) => s,
+        Ok(None) => return record(StoreError::Damaged("the store vanished".into()).into()),
+        Err(e) => return record(e.into()),
+    };
+    loop {
+        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+            return;
+        }
+        let next = match rx.lock() {
+            Ok(r) => r.recv(),
+            Err(_) => return,
+        };
+        let Ok((l, path, res)) = next else { return };
+        if let Err(e) = res {
+            return record(e.into());
+        }
+        let imported = std::fs::File::open(&path)
+            .map_err(|source| {
+                Error::from(StoreError::Io {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .and_then(|file| import::import_layer(&own, file, &l.digest, false, &l.diff_id));
         let _ = std::fs::remove_file(&path);
         if let Err(e) = imported {
-            abort_all();
-            return Err(e);
+            return record(e);
         }
         progress.event(Event::LayerStored {
             digest: l.digest.clone(),
             fetched: true,
         });
     }
-    Ok(())
 }

@@ -75,7 +75,8 @@ fn open(g: &GlobalOpts) -> anyhow::Result<Option<Store>> {
 }
 
 fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
 }
 
 /// Finds the stored image a user's REF means: the exact stored name, its
@@ -90,9 +91,10 @@ fn find(store: &Store, input: &str) -> anyhow::Result<ImageRecord> {
         let hits: Vec<&ImageRecord> = all
             .iter()
             .filter(|r| {
-                [&r.digest, &r.image_id]
-                    .iter()
-                    .any(|d| d.strip_prefix("sha256:").is_some_and(|h| h.starts_with(hex)))
+                [&r.digest, &r.image_id].iter().any(|d| {
+                    d.strip_prefix("sha256:")
+                        .is_some_and(|h| h.starts_with(hex))
+                })
             })
             .collect();
         if let [one] = hits.as_slice() {
@@ -100,7 +102,9 @@ fn find(store: &Store, input: &str) -> anyhow::Result<ImageRecord> {
         }
     }
     let _ = is_sha256;
-    let conf = regconf::load().map_err(RegistryError::from).map_err(crate::Error::from)?;
+    let conf = regconf::load()
+        .map_err(RegistryError::from)
+        .map_err(crate::Error::from)?;
     if let Ok(candidates) = reference::resolve(input, &conf.unqualified_search) {
         for c in candidates {
             let shown = c.to_string();
@@ -133,7 +137,9 @@ pub fn run(g: &GlobalOpts, a: &ImagesArgs) -> anyhow::Result<()> {
             let record = find(&store, reference)?;
             gc::remove(&store, &record.reference, *force)?;
             if g.json {
-                output::print_json(&serde_json::json!({"removed": record.reference, "digest": record.digest}))
+                output::print_json(
+                    &serde_json::json!({"removed": record.reference, "digest": record.digest}),
+                )
             } else {
                 Ok(output::println(&format!("Removed {}", record.reference))?)
             }
@@ -163,9 +169,15 @@ pub fn run(g: &GlobalOpts, a: &ImagesArgs) -> anyhow::Result<()> {
             image::checkout(&store, &record.commit, dir)
                 .with_context(|| format!("checking out {}", record.reference))?;
             if g.json {
-                output::print_json(&serde_json::json!({"reference": record.reference, "commit": record.commit, "path": dir}))
+                output::print_json(
+                    &serde_json::json!({"reference": record.reference, "commit": record.commit, "path": dir}),
+                )
             } else {
-                Ok(output::println(&format!("Checked out {} into {}", record.reference, dir.display()))?)
+                Ok(output::println(&format!(
+                    "Checked out {} into {}",
+                    record.reference,
+                    dir.display()
+                ))?)
             }
         }
     }
@@ -217,7 +229,10 @@ fn list(g: &GlobalOpts) -> anyhow::Result<()> {
             r.tag.as_deref().unwrap_or("<none>"),
             r.digest.get(..19).unwrap_or(r.digest),
             human_size(r.size),
-            r.created.as_deref().and_then(|c| c.get(..19)).unwrap_or("-"),
+            r.created
+                .as_deref()
+                .and_then(|c| c.get(..19))
+                .unwrap_or("-"),
             if r.in_use { "yes" } else { "no" }
         ));
     }
@@ -273,7 +288,11 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
         format!("Pulled:    {}", rfc3339(r.pulled)),
         format!("Size:      {}", human_size(r.size())),
         format!("Created:   {}", config["created"].as_str().unwrap_or("-")),
-        format!("Arch:      {}/{}", config["os"].as_str().unwrap_or("?"), config["architecture"].as_str().unwrap_or("?")),
+        format!(
+            "Arch:      {}/{}",
+            config["os"].as_str().unwrap_or("?"),
+            config["architecture"].as_str().unwrap_or("?")
+        ),
     ];
     for key in ["Entrypoint", "Cmd", "Env", "WorkingDir", "User", "Labels"] {
         let v = &config["config"][key];
@@ -283,7 +302,12 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
     }
     out.push("Layers:".into());
     for l in &r.layers {
-        out.push(format!("  {} {:>10}  {}", l.digest, human_size(l.size), l.media_type));
+        out.push(format!(
+            "  {} {:>10}  {}",
+            l.digest,
+            human_size(l.size),
+            l.media_type
+        ));
     }
     output::println(&out.join("\n"))?;
     Ok(())

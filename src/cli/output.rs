@@ -121,8 +121,15 @@ impl Progress for Renderer {
                             let _ = multi.println(format!("{:>12} stored", short(&digest)));
                         }
                     }
-                    Event::Retry { what, attempt, reason } => {
-                        let _ = multi.println(format!("retrying {} (attempt {attempt}): {reason}", short(&what)));
+                    Event::Retry {
+                        what,
+                        attempt,
+                        reason,
+                    } => {
+                        let _ = multi.println(format!(
+                            "retrying {} (attempt {attempt}): {reason}",
+                            short(&what)
+                        ));
                     }
                     _ => {}
                 }

@@ -47,12 +47,18 @@ pub struct PullArgs {
 pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
     let platform = match &a.platform {
         Some(p) => Some(Platform::parse(p).ok_or_else(|| {
-            UsageError(format!("--platform {p:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64"))
+            UsageError(format!(
+                "--platform {p:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
+            ))
         })?),
         None => None,
     };
     let creds = match &a.creds {
-        Some(c) => Some(regconf::parse_creds(c).map_err(RegistryError::from).map_err(crate::Error::from)?),
+        Some(c) => Some(
+            regconf::parse_creds(c)
+                .map_err(RegistryError::from)
+                .map_err(crate::Error::from)?,
+        ),
         None => None,
     };
     let req = PullRequest {
@@ -74,7 +80,11 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
         output::print_json(&outcome)?;
     } else {
         let fetched = outcome.layers.iter().filter(|l| l.fetched).count();
-        let verb = if outcome.changed { "Pulled" } else { "Up to date:" };
+        let verb = if outcome.changed {
+            "Pulled"
+        } else {
+            "Up to date:"
+        };
         output::println(&format!(
             "{verb} {} ({} layers, {fetched} fetched)\nDigest: {}",
             outcome.reference,

@@ -62,7 +62,8 @@ impl Local {
     }
 
     fn open_tar(path: &Path) -> Result<Local, RegistryError> {
-        let file = File::open(path).map_err(|e| src_err(path, format!("cannot open archive: {e}")))?;
+        let file =
+            File::open(path).map_err(|e| src_err(path, format!("cannot open archive: {e}")))?;
         let mut archive = tar::Archive::new(file);
         let mut entries = HashMap::new();
         let iter = archive
@@ -102,7 +103,8 @@ impl Local {
                 let &(offset, size) = entries
                     .get(name)
                     .ok_or_else(|| src_err(path, format!("archive has no {name}")))?;
-                let mut f = File::open(path).map_err(|e| src_err(path, format!("cannot open: {e}")))?;
+                let mut f =
+                    File::open(path).map_err(|e| src_err(path, format!("cannot open: {e}")))?;
                 f.seek(SeekFrom::Start(offset))
                     .map_err(|e| src_err(path, format!("cannot seek: {e}")))?;
                 Ok(Box::new(f.take(size)))
@@ -181,10 +183,17 @@ fn resolve_layout(
             .map(String::as_str)
     }
     let entry = match tag {
-        Some(t) => index.manifests().iter().find(|d| tagged(d) == Some(t)).ok_or_else(|| {
-            let tags: Vec<&str> = index.manifests().iter().filter_map(tagged).collect();
-            src_err(local.path(), format!("no image tagged {t:?} (tags: {})", tags.join(", ")))
-        })?,
+        Some(t) => index
+            .manifests()
+            .iter()
+            .find(|d| tagged(d) == Some(t))
+            .ok_or_else(|| {
+                let tags: Vec<&str> = index.manifests().iter().filter_map(tagged).collect();
+                src_err(
+                    local.path(),
+                    format!("no image tagged {t:?} (tags: {})", tags.join(", ")),
+                )
+            })?,
         None => match index.manifests().as_slice() {
             [one] => one,
             [] => return Err(src_err(local.path(), "the layout holds no image")),
@@ -232,7 +241,11 @@ fn same_name(tag: &str, wanted: &str) -> bool {
 /// A `docker save` archive has no manifest digest: berth writes the OCI
 /// manifest it would have had (layer digests hashed from the tar) and uses
 /// that manifest's digest.
-fn resolve_docker(local: &mut Local, shown: &str, name: Option<&str>) -> Result<Fetched, RegistryError> {
+fn resolve_docker(
+    local: &mut Local,
+    shown: &str,
+    name: Option<&str>,
+) -> Result<Fetched, RegistryError> {
     let entries: Vec<DockerEntry> = serde_json::from_slice(&local.read("manifest.json")?)
         .map_err(|e| src_err(local.path(), format!("manifest.json is invalid: {e}")))?;
     let entry = match name {

@@ -153,25 +153,36 @@ pub fn classify(reference: &str, bytes: &[u8]) -> Result<Kind, RegistryError> {
     let probe: Probe = serde_json::from_slice(bytes)
         .map_err(|e| bad(reference, format!("manifest is not valid JSON: {e}")))?;
     let media = probe.media_type.as_deref().unwrap_or("");
-    if probe.schema_version == Some(1) || media.contains("manifest.v1") {
+    if probe.schema_version == Some(1) || media.contains("distribution.manifest.v1") {
         return Err(bad(
             reference,
             "Docker schema 1 manifests are unsupported; re-push the image with a current tool (schema 2 or OCI)",
         ));
     }
-    if media == OCI_INDEX || media == DOCKER_LIST || (media.is_empty() && probe.manifests.is_some()) {
+    if media == OCI_INDEX || media == DOCKER_LIST || (media.is_empty() && probe.manifests.is_some())
+    {
         let index: ImageIndex = serde_json::from_slice(bytes)
             .map_err(|e| bad(reference, format!("invalid image index: {e}")))?;
         return Ok(Kind::Index(index));
     }
-    if media == OCI_MANIFEST || media == DOCKER_MANIFEST || (media.is_empty() && probe.layers.is_some()) {
+    if media == OCI_MANIFEST
+        || media == DOCKER_MANIFEST
+        || (media.is_empty() && probe.layers.is_some())
+    {
         return Ok(Kind::Manifest);
     }
-    Err(bad(reference, format!("unsupported manifest media type {media:?}")))
+    Err(bad(
+        reference,
+        format!("unsupported manifest media type {media:?}"),
+    ))
 }
 
 /// Picks the manifest digest for `platform` from an index.
-pub fn choose(reference: &str, index: &ImageIndex, platform: &Platform) -> Result<String, RegistryError> {
+pub fn choose(
+    reference: &str,
+    index: &ImageIndex,
+    platform: &Platform,
+) -> Result<String, RegistryError> {
     let matches = |d: &Descriptor| {
         d.platform().as_ref().is_some_and(|p| {
             p.os().to_string() == platform.os
@@ -205,7 +216,8 @@ pub fn choose(reference: &str, index: &ImageIndex, platform: &Platform) -> Resul
 
 /// Parses an image manifest (OCI or Docker schema 2).
 pub fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<ImageManifest, RegistryError> {
-    serde_json::from_slice(bytes).map_err(|e| bad(reference, format!("invalid image manifest: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| bad(reference, format!("invalid image manifest: {e}")))
 }
 
 /// Puts manifest and config together, checking that layers and diff_ids agree.
@@ -234,11 +246,17 @@ pub fn assemble(
     for (d, diff_id) in manifest.layers().iter().zip(diff_ids) {
         let media_type = d.media_type().to_string();
         if media_type.contains("nondistributable") || media_type.contains("foreign") {
-            tracing::warn!("layer {} has media type {media_type}; fetching it like any other", d.digest());
+            tracing::warn!(
+                "layer {} has media type {media_type}; fetching it like any other",
+                d.digest()
+            );
         }
         for digest in [d.digest().to_string(), diff_id.clone()] {
             if !is_sha256(&digest) {
-                return Err(bad(reference, format!("digest {digest:?} is not sha256:<64 hex>")));
+                return Err(bad(
+                    reference,
+                    format!("digest {digest:?} is not sha256:<64 hex>"),
+                ));
             }
         }
         layers.push(LayerInfo {
@@ -262,8 +280,11 @@ pub fn assemble(
 
 /// Whether `s` is `sha256:` followed by 64 lowercase hex digits.
 pub fn is_sha256(s: &str) -> bool {
-    s.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 #[cfg(test)]
@@ -288,8 +309,25 @@ mod tests {
     #[test]
     fn refuses_schema1() {
         let m = br#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
-        let err = classify("r", m).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = classify("r", m)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("schema 1"), "{err}");
+    }
+
+    #[test]
+    fn classifies_oci_and_docker_manifests() {
+        for media in [OCI_MANIFEST, DOCKER_MANIFEST] {
+            let m =
+                format!(r#"{{"schemaVersion":2,"mediaType":"{media}","config":{{}},"layers":[]}}"#);
+            assert!(
+                matches!(classify("r", m.as_bytes()), Ok(Kind::Manifest)),
+                "{media}"
+            );
+        }
+        let untyped = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        assert!(matches!(classify("r", untyped), Ok(Kind::Manifest)));
     }
 
     #[test]
@@ -306,13 +344,18 @@ mod tests {
         assert!(choose("r", &i, &arm).unwrap().starts_with("sha256:aaaa"));
         let s390 = Platform::parse("linux/s390x").unwrap();
         let err = choose("r", &i, &s390).unwrap_err().to_string();
-        assert!(err.contains("linux/arm64/v8") && err.contains("linux/amd64"), "{err}");
+        assert!(
+            err.contains("linux/arm64/v8") && err.contains("linux/amd64"),
+            "{err}"
+        );
     }
 
     #[test]
     fn digest_checks() {
         assert!(check_digest(b"abc", &sha256_digest(b"abc")).is_ok());
-        let e = check_digest(b"abd", &sha256_digest(b"abc")).unwrap_err().to_string();
+        let e = check_digest(b"abd", &sha256_digest(b"abc"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(&sha256_digest(b"abd")) && e.contains(&sha256_digest(b"abc")));
         assert!(is_sha256(&sha256_digest(b"")));
         assert!(!is_sha256("sha256:ABC"));

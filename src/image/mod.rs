@@ -2,8 +2,8 @@
 //! and the tar filter every layer passes through.
 
 pub mod archive;
-pub mod manifest;
 pub mod layer;
+pub mod manifest;
 pub mod reference;
 pub mod regconf;
 pub mod registry;

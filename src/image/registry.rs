@@ -41,7 +41,9 @@ pub enum RegistryError {
         detail: String,
     },
     /// The registry refused access to the repository.
-    #[error("{registry}: access to {repository} denied ({detail}); check the credentials' permissions")]
+    #[error(
+        "{registry}: access to {repository} denied ({detail}); check the credentials' permissions"
+    )]
     Denied {
         /// `host[:port]`.
         registry: String,
@@ -166,7 +168,9 @@ impl Remote {
     ) -> Result<Remote, RegistryError> {
         let creds = match &opts.creds {
             Some(c) => Some(c.clone()),
-            None => regconf::find_credentials(&r.registry, &r.repository, opts.authfile.as_deref())?,
+            None => {
+                regconf::find_credentials(&r.registry, &r.repository, opts.authfile.as_deref())?
+            }
         };
         let auth = match creds {
             Some(c) => RegistryAuth::Basic(c.username, c.password),
@@ -232,7 +236,10 @@ impl Remote {
     /// Fetches the raw manifest named by a tag or digest; returns bytes and
     /// digest. Switches to plain HTTP for good when HTTPS is not spoken and
     /// that is allowed.
-    async fn raw_manifest(&mut self, tag_or_digest: &str) -> Result<(Vec<u8>, String), RegistryError> {
+    async fn raw_manifest(
+        &mut self,
+        tag_or_digest: &str,
+    ) -> Result<(Vec<u8>, String), RegistryError> {
         let reference = self.reference(tag_or_digest);
         let what = format!("{}/{}:{}", self.registry, self.repository, tag_or_digest);
         // When plain HTTP is allowed, HTTPS gets one try before falling back.
@@ -297,7 +304,11 @@ impl Remote {
         let config = loop {
             attempt += 1;
             let mut buf = Vec::new();
-            match self.client.pull_blob(&reference, config_digest, &mut buf).await {
+            match self
+                .client
+                .pull_blob(&reference, config_digest, &mut buf)
+                .await
+            {
                 Ok(()) => break buf,
                 Err(e) if attempt < ATTEMPTS && retryable(&e) => {
                     tracing::warn!("{config_digest}: attempt {attempt} failed ({e}); retrying");
@@ -323,7 +334,10 @@ impl Remote {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self.fetch_blob_once(&reference, digest, dest, progress).await {
+            match self
+                .fetch_blob_once(&reference, digest, dest, progress)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(BlobError::Mismatch(actual)) => {
                     let _ = std::fs::remove_file(dest);
@@ -344,7 +358,8 @@ impl Remote {
                         let _ = std::fs::remove_file(dest);
                         return Err(self.map_err(RawError::Oci(e), digest));
                     }
-                    self.backoff(digest, attempt, &e.to_string(), progress).await;
+                    self.backoff(digest, attempt, &e.to_string(), progress)
+                        .await;
                 }
                 Err(BlobError::Body(e)) => {
                     if attempt >= ATTEMPTS {
@@ -356,7 +371,8 @@ impl Remote {
                             ),
                         });
                     }
-                    self.backoff(digest, attempt, &e.to_string(), progress).await;
+                    self.backoff(digest, attempt, &e.to_string(), progress)
+                        .await;
                 }
             }
             let _ = size;
@@ -472,7 +488,10 @@ impl Remote {
                         repository,
                         what: what.to_string(),
                     }
-                } else if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized)) {
+                } else if codes
+                    .iter()
+                    .any(|c| matches!(c, OciErrorCode::Unauthorized))
+                {
                     RegistryError::Unauthorized { registry, detail }
                 } else if codes.iter().any(|c| matches!(c, OciErrorCode::Denied)) {
                     RegistryError::Denied {
@@ -489,7 +508,9 @@ impl Remote {
                 repository,
                 what: what.to_string(),
             },
-            OciDistributionError::ServerError { code: 403, message, .. } => RegistryError::Denied {
+            OciDistributionError::ServerError {
+                code: 403, message, ..
+            } => RegistryError::Denied {
                 registry,
                 repository,
                 detail: message,
@@ -504,7 +525,9 @@ impl Remote {
             },
             OciDistributionError::UnsupportedSchemaVersionError(v) => RegistryError::BadManifest {
                 reference: what.to_string(),
-                detail: format!("manifest schema version {v} is not supported (only schema 2 / OCI)"),
+                detail: format!(
+                    "manifest schema version {v} is not supported (only schema 2 / OCI)"
+                ),
             },
             other => RegistryError::Transport {
                 registry,

@@ -82,12 +82,18 @@ pub fn commit_image(
             .downcast::<ostree::RepoFile>()
             .map_err(|_| StoreError::Damaged("write_mtree returned a non-repo file".into()))?;
         let dict = glib::VariantDict::new(None);
-        dict.insert(META_MANIFEST, String::from_utf8_lossy(&fetched.manifest_bytes).as_ref());
+        dict.insert(
+            META_MANIFEST,
+            String::from_utf8_lossy(&fetched.manifest_bytes).as_ref(),
+        );
         dict.insert(META_MANIFEST_DIGEST, fetched.manifest_digest.as_str());
         if let Some(i) = &fetched.index_digest {
             dict.insert(META_INDEX_DIGEST, i.as_str());
         }
-        dict.insert(META_CONFIG, String::from_utf8_lossy(&fetched.config_bytes).as_ref());
+        dict.insert(
+            META_CONFIG,
+            String::from_utf8_lossy(&fetched.config_bytes).as_ref(),
+        );
         dict.insert(META_SOURCE, source);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -97,7 +103,15 @@ pub fn commit_image(
         let layers = serde_json::to_string(&fetched.layers).unwrap_or_default();
         dict.insert(META_LAYERS, layers.as_str());
         let commit = repo
-            .write_commit_with_time(None, Some(reference), None, Some(&dict.end()), &root, now, NOCANCEL)
+            .write_commit_with_time(
+                None,
+                Some(reference),
+                None,
+                Some(&dict.end()),
+                &root,
+                now,
+                NOCANCEL,
+            )
             .map_err(ot(|| format!("committing {reference}")))?
             .to_string();
         repo.transaction_set_ref(None, &refs::image_ref(reference), Some(&commit));
@@ -117,7 +131,8 @@ pub fn read_record(store: &Store, reference: &str, commit: &str) -> Result<Image
         .map_err(ot(|| format!("loading image commit of {reference}")))?;
     let dict = glib::VariantDict::new(Some(&v.child_value(0)));
     let get = |k: &str| {
-        lookup_str(&dict, k).ok_or_else(|| StoreError::Damaged(format!("image {reference} lacks {k}")))
+        lookup_str(&dict, k)
+            .ok_or_else(|| StoreError::Damaged(format!("image {reference} lacks {k}")))
     };
     let manifest = get(META_MANIFEST)?;
     let config = get(META_CONFIG)?;

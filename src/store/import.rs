@@ -166,11 +166,11 @@ impl<'r> TreeBuilder<'r> {
         let tree = parent_tree
             .ensure_dir(name)
             .map_err(ot(|| format!("creating directory {path}")))?;
-        if tree.metadata_checksum().is_empty() {
-            let meta = self.dirmeta(&IMPLICIT_DIR)?;
-            tree.set_metadata_checksum(&meta);
-            self.implicit.insert(path.to_string());
-        }
+        // Every directory the builder made is in `self.dirs`, so this one is
+        // new: it exists only because an entry below it does.
+        let meta = self.dirmeta(&IMPLICIT_DIR)?;
+        tree.set_metadata_checksum(&meta);
+        self.implicit.insert(path.to_string());
         self.dirs.insert(path.to_string(), tree.clone());
         Ok(tree)
     }
@@ -182,7 +182,8 @@ impl<'r> TreeBuilder<'r> {
         if self.dirs.remove(path).is_some() {
             self.dirs.retain(|k, _| !k.starts_with(&prefix));
             self.files.retain(|k, _| !k.starts_with(&prefix));
-            self.implicit.retain(|k| k != path && !k.starts_with(&prefix));
+            self.implicit
+                .retain(|k| k != path && !k.starts_with(&prefix));
         }
     }
 
@@ -260,7 +261,9 @@ impl<'r> TreeBuilder<'r> {
             }
             Entry::Hardlink { path, target } => {
                 let csum = self.files.get(target).cloned().ok_or_else(|| {
-                    StoreError::Damaged(format!("hardlink {path} names {target}, which was replaced"))
+                    StoreError::Damaged(format!(
+                        "hardlink {path} names {target}, which was replaced"
+                    ))
                 })?;
                 self.place(path, &csum)?;
                 self.files.insert(path.to_string(), csum);

@@ -42,7 +42,11 @@ fn load_layer(store: &Store, commit: &str) -> Result<LayerTree, Error> {
         .ok()
         .flatten()
         .unwrap_or_default();
-    let whiteouts = meta.lookup::<bool>(META_WHITEOUTS).ok().flatten().unwrap_or(true);
+    let whiteouts = meta
+        .lookup::<bool>(META_WHITEOUTS)
+        .ok()
+        .flatten()
+        .unwrap_or(true);
     Ok(LayerTree {
         contents: csum(&v.child_value(6)),
         metadata: csum(&v.child_value(7)),
@@ -87,7 +91,9 @@ pub fn merge_layers(store: &Store, layer_commits: &[String]) -> Result<ostree::M
         if fresh && !layer.whiteouts {
             // The bottom layer without whiteouts is the starting tree as is.
             if !merged.fill_empty_from_dirtree(store.repo(), &layer.contents, &layer.metadata) {
-                return Err(StoreError::Damaged(format!("cannot load layer commit {commit}")).into());
+                return Err(
+                    StoreError::Damaged(format!("cannot load layer commit {commit}")).into(),
+                );
             }
             fresh = false;
             continue;
@@ -167,7 +173,9 @@ fn apply(
                     sub.set_metadata_checksum(sub_meta);
                     apply(repo, &sub, &sub_path, sub_contents, layer)?;
                 } else if !sub.fill_empty_from_dirtree(repo, sub_contents, sub_meta) {
-                    return Err(StoreError::Damaged(format!("cannot link {sub_path} of a layer")).into());
+                    return Err(
+                        StoreError::Damaged(format!("cannot link {sub_path} of a layer")).into(),
+                    );
                 }
             }
         }

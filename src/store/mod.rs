@@ -270,7 +270,10 @@ pub fn lock_root(root: &Path) -> Result<WriteLock, StoreError> {
         Ok(l) => l,
         Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
             tracing::warn!("waiting for another berth working on {}", root.display());
-            eprintln!("Waiting for another berth working on {} to finish…", root.display());
+            eprintln!(
+                "Waiting for another berth working on {} to finish…",
+                root.display()
+            );
             Flock::lock(file, FlockArg::LockExclusive)
                 .map_err(|(_, e)| io(std::io::Error::from(e)))?
         }

@@ -22,6 +22,9 @@ use serde_json::Value;
 /// The berth binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
+/// Set (to anything) to print every berth run, its exit code, time and stderr.
+pub const VERBOSE_ENV: &str = "BERTH_TEST_VERBOSE";
+
 /// Host variables never passed to berth.
 const SCRUBBED: &[&str] = &[
     "REGISTRY_AUTH_FILE",
@@ -236,8 +239,19 @@ impl Berth {
             .iter()
             .map(|a| a.as_ref().to_string_lossy().into_owned())
             .collect();
+        let started = Instant::now();
         let child = self.spawn(args);
-        finish(child, shown, self.timeout)
+        let run = finish(child, shown, self.timeout);
+        if std::env::var_os(VERBOSE_ENV).is_some() {
+            eprintln!(
+                "berth {:?} -> {} in {:.2?}\n{}",
+                run.args,
+                run.code,
+                started.elapsed(),
+                run.stderr
+            );
+        }
+        run
     }
 
     /// Runs `berth --json ARGS…`, asserts exit 0 and returns stdout as JSON.
@@ -303,8 +317,18 @@ pub fn finish(mut child: Child, args: Vec<String>, timeout: Duration) -> Run {
             String::from_utf8_lossy(&s).into_owned()
         })
     };
-    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = pipe(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = pipe(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {

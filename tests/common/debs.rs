@@ -19,8 +19,8 @@ static LOCK: Mutex<()> = Mutex::new(());
 
 /// The applets linked into [`busybox_rootfs`]'s `bin/`.
 pub const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "true", "false", "echo", "cat", "ls", "mkdir", "rm", "cp", "mv", "ln", "chmod",
-    "sleep", "env", "id", "test", "wget", "httpd",
+    "sh", "true", "false", "echo", "cat", "ls", "mkdir", "rm", "cp", "mv", "ln", "chmod", "sleep",
+    "env", "id", "test", "wget", "httpd",
 ];
 
 /// Renames `tmp` to `dest` unless another process got there first.
@@ -131,9 +131,10 @@ pub fn debian_rootfs(packages: &[&str]) -> PathBuf {
 pub fn busybox_rootfs() -> PathBuf {
     let src = debian_rootfs(&["busybox-static"]);
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dest = cache_dir()
-        .join("rootfs")
-        .join(format!("busybox-mini-{}", src.file_name().unwrap().to_string_lossy()));
+    let dest = cache_dir().join("rootfs").join(format!(
+        "busybox-mini-{}",
+        src.file_name().unwrap().to_string_lossy()
+    ));
     if dest.is_dir() {
         return dest;
     }
@@ -153,10 +154,19 @@ pub fn busybox_rootfs() -> PathBuf {
     std::fs::write(tmp.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(tmp.join("etc/group"), "root:x:0:\n").unwrap();
     std::fs::write(tmp.join("var/www/index.html"), "<h1>berth test</h1>\n").unwrap();
-    for (p, m) in [("etc/passwd", 0o644), ("etc/group", 0o644), ("var/www/index.html", 0o644)] {
+    for (p, m) in [
+        ("etc/passwd", 0o644),
+        ("etc/group", 0o644),
+        ("var/www/index.html", 0o644),
+    ] {
         mode(p, m);
     }
-    for (p, m) in [("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("root", 0o700)] {
+    for (p, m) in [
+        ("bin", 0o755),
+        ("etc", 0o755),
+        ("tmp", 0o1777),
+        ("root", 0o700),
+    ] {
         mode(p, m);
     }
     mode("var", 0o755);

@@ -244,6 +244,13 @@ fn read_request(conn: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         buf.extend_from_slice(&chunk[..n]);
+        if !buf[0].is_ascii_uppercase() {
+            // A TLS ClientHello (0x16 …), as a client probing HTTPS first sends: answer
+            // like Go's server does, at once, instead of waiting for a head that never
+            // comes.
+            let _ = conn.write_all(b"HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\n");
+            return Err(io::Error::other("not an HTTP request"));
+        }
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut body = buf[end + 4..].to_vec();
@@ -277,12 +284,23 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// Headers that only concern one hop, dropped in both directions.
 fn hop_by_hop(name: &str) -> bool {
-    ["connection", "keep-alive", "proxy-connection", "te", "upgrade"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-fn respond(conn: &mut TcpStream, status: u16, extra: &[(&str, String)], body: &[u8]) -> io::Result<()> {
+fn respond(
+    conn: &mut TcpStream,
+    status: u16,
+    extra: &[(&str, String)],
+    body: &[u8],
+) -> io::Result<()> {
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (k, v) in extra {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -342,7 +360,8 @@ fn serve(shared: &Shared, mut conn: TcpStream) -> io::Result<()> {
                 r.status = 200;
                 r.done = true;
             });
-            let body = format!(r#"{{"token":"{TOKEN}","access_token":"{TOKEN}","expires_in":300}}"#);
+            let body =
+                format!(r#"{{"token":"{TOKEN}","access_token":"{TOKEN}","expires_in":300}}"#);
             return respond(
                 &mut conn,
                 200,
@@ -377,7 +396,10 @@ fn serve(shared: &Shared, mut conn: TcpStream) -> io::Result<()> {
         let mut st = shared.lock();
         let rule = st.rules.iter_mut().find(|r| {
             path.contains(&r.path_contains)
-                && r.method.as_deref().map_or(true, |m| m == method)
+                && match &r.method {
+                    Some(m) => *m == method,
+                    None => true,
+                }
                 && r.times != Some(0)
         });
         rule.map(|r| {
@@ -441,11 +463,22 @@ fn serve(shared: &Shared, mut conn: TcpStream) -> io::Result<()> {
         r.total = total;
     });
 
-    let result = send_body(shared, &mut conn, &out_head, &mut resp_body, status, action, &update);
+    let result = send_body(
+        shared,
+        &mut conn,
+        &out_head,
+        &mut resp_body,
+        status,
+        action,
+        &update,
+    );
     update(&|r| r.done = true);
     let _ = conn.shutdown(Shutdown::Both);
     result
 }
+
+/// Applies a change to this connection's log entry.
+type Update<'a> = &'a dyn Fn(&dyn Fn(&mut Request));
 
 fn send_body(
     shared: &Shared,
@@ -454,7 +487,7 @@ fn send_body(
     body: &mut [u8],
     status: u16,
     action: Option<Action>,
-    update: &dyn Fn(&dyn Fn(&mut Request)),
+    update: Update<'_>,
 ) -> io::Result<()> {
     conn.write_all(head.as_bytes())?;
     let (chunk, pause, limit) = match action {

@@ -168,5 +168,9 @@ pub fn unique(prefix: &str) -> String {
 
 /// `ostree fsck` of `repo`; panics with its output unless clean.
 pub fn ostree_fsck(repo: &Path) {
-    run_ok(Command::new("ostree").arg("fsck").arg(format!("--repo={}", repo.display())));
+    run_ok(
+        Command::new("ostree")
+            .arg("fsck")
+            .arg(format!("--repo={}", repo.display())),
+    );
 }

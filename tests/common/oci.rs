@@ -140,7 +140,7 @@ impl Layer {
     }
 
     fn put(mut self, mut h: Header, path: &str, link: Option<&str>, data: &[u8]) -> Layer {
-        let short = path.len() <= 100 && link.map_or(true, |l| l.len() <= 100);
+        let short = path.len() <= 100 && !matches!(link, Some(l) if l.len() > 100);
         if short {
             set_name_raw(&mut h, path.as_bytes());
             if let Some(l) = link {
@@ -243,13 +243,21 @@ impl Layer {
         self
     }
 
-    /// Every entry of the tree at `root` (not `root` itself), depth first in name order:
-    /// modes (setuid etc. included), owners, symlinks, and hard links (a second path to
-    /// an inode already written becomes a hard link to the first).
-    pub fn from_dir(mut self, root: &Path) -> Layer {
+    /// A layer holding every entry of the tree at `root` (see [`Layer::with_tree`]).
+    pub fn from_dir(root: &Path) -> Layer {
+        Layer::new().with_tree(root)
+    }
+
+    /// Appends every entry of the tree at `root` (not `root` itself), depth first in name
+    /// order: modes (setuid etc. included), owners, symlinks, and hard links (a second
+    /// path to an inode already written becomes a hard link to the first).
+    pub fn with_tree(mut self, root: &Path) -> Layer {
         let mut seen: HashMap<(u64, u64), String> = HashMap::new();
         for (rel, meta) in super::tree::walk(root) {
-            let rel = rel.to_str().expect("non-UTF-8 name in from_dir").to_string();
+            let rel = rel
+                .to_str()
+                .expect("non-UTF-8 name in from_dir")
+                .to_string();
             let mode = meta.mode() & 0o7777;
             let ft = meta.file_type();
             let (uid, gid) = (u64::from(meta.uid()), u64::from(meta.gid()));
@@ -706,7 +714,11 @@ pub fn docker_archive(out: &Path, image: &Image, repo_tags: &[&str]) -> String {
         "RepoTags": repo_tags,
         "Layers": layer_names,
     }]);
-    append_bytes(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    append_bytes(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     let last = layer_names
         .last()
         .map(|n| n.trim_end_matches("/layer.tar").to_string());

@@ -159,12 +159,18 @@ impl Registry {
 
     /// A directory holding `ca.crt`; panics for a plain registry.
     pub fn cert_dir(&self) -> &Path {
-        &self.tls.as_ref().expect("plain registry has no cert dir").cert_dir
+        &self
+            .tls
+            .as_ref()
+            .expect("plain registry has no cert dir")
+            .cert_dir
     }
 
     /// `(user, pass)` for an htpasswd registry.
     pub fn creds(&self) -> Option<(&str, &str)> {
-        self.tls.as_ref().map(|t| (t.user.as_str(), t.pass.as_str()))
+        self.tls
+            .as_ref()
+            .map(|t| (t.user.as_str(), t.pass.as_str()))
     }
 
     /// The registry's log so far.
@@ -236,17 +242,55 @@ fn make_tls_auth(dir: &Path, user: &str, pass: &str) -> TlsAuth {
         run_ok(Command::new("openssl").args(args).current_dir(&pki));
     };
     ossl(&[
-        "req", "-x509", "-config", "openssl.cnf", "-extensions", "v3_ca", "-newkey",
-        "rsa:2048", "-nodes", "-days", "3650", "-keyout", "ca.key", "-out", "ca.crt",
+        "req",
+        "-x509",
+        "-config",
+        "openssl.cnf",
+        "-extensions",
+        "v3_ca",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
     ]);
     ossl(&[
-        "req", "-new", "-config", "openssl.cnf", "-subj", "/CN=127.0.0.1", "-newkey",
-        "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "req",
+        "-new",
+        "-config",
+        "openssl.cnf",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
     ]);
     ossl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "3650", "-extfile", "openssl.cnf", "-extensions",
-        "v3_leaf", "-out", "server.crt",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        "openssl.cnf",
+        "-extensions",
+        "v3_leaf",
+        "-out",
+        "server.crt",
     ]);
     std::fs::copy(pki.join("ca.crt"), cert_dir.join("ca.crt")).unwrap();
     run_ok(
@@ -312,6 +356,105 @@ pub fn push(layout: &Path, tag: &str, reg: &Registry, dest: &str) -> String {
         "skopeo did not preserve the manifest digest of {tag} when pushing to {target}"
     );
     target
+}
+
+/// One HTTP/1.1 request to a plain registry: `(status, response head, body)`.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response without a head");
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, buf[end + 4..].to_vec())
+}
+
+/// Pushes one blob to a plain registry with a monolithic upload.
+fn push_blob_raw(reg: &Registry, repo: &str, bytes: &[u8]) {
+    let digest = super::digest_of(bytes);
+    let (status, head, _) = http(
+        reg.addr(),
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        &[],
+    );
+    assert_eq!(status, 202, "starting an upload to {repo}: {head}");
+    let location = head
+        .split("\r\n")
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .expect("upload without Location");
+    let path = match location.find("/v2/") {
+        Some(i) => location[i..].to_string(),
+        None => location,
+    };
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let (status, head, _) = http(
+        reg.addr(),
+        "PUT",
+        &format!("{path}{sep}digest={digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        bytes,
+    );
+    assert_eq!(status, 201, "uploading {digest} to {repo}: {head}");
+}
+
+/// Pushes an image (blobs, config, then the manifest bytes exactly as built) to a plain
+/// registry over raw HTTP, for media types skopeo's `oci:` transport will not read
+/// (Docker schema 2 in an OCI layout). Returns `ADDR/REPO:TAG`.
+pub fn push_raw(reg: &Registry, repo: &str, tag: &str, built: &super::oci::Built) -> String {
+    assert!(reg.tls().is_none(), "push_raw speaks plain HTTP only");
+    for l in &built.layers {
+        push_blob_raw(reg, repo, &l.bytes);
+    }
+    push_blob_raw(reg, repo, &built.config);
+    let (status, head, body) = http(
+        reg.addr(),
+        "PUT",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("Content-Type", &built.media_type)],
+        &built.manifest,
+    );
+    assert_eq!(
+        status,
+        201,
+        "putting the manifest of {repo}:{tag}: {head}\n{}",
+        String::from_utf8_lossy(&body)
+    );
+    let served = remote_digest(reg, &format!("{repo}:{tag}"));
+    assert_eq!(
+        served, built.digest,
+        "the registry changed the manifest of {repo}:{tag}"
+    );
+    format!("{}/{repo}:{tag}", reg.addr())
 }
 
 /// The digest of the manifest the registry serves for `repo_tag`, hashed from
