@@ -39,7 +39,11 @@ fn help_lists_exit_codes_and_verbs() {
     let o = berth(dir.path(), &["--help"], &conf);
     assert_eq!(o.code, 0);
     for needle in ["pull", "images", "Exit codes", "6  integrity"] {
-        assert!(o.stdout.contains(needle), "{needle} missing from --help:\n{}", o.stdout);
+        assert!(
+            o.stdout.contains(needle),
+            "{needle} missing from --help:\n{}",
+            o.stdout
+        );
     }
 }
 
@@ -51,7 +55,12 @@ fn usage_errors_exit_2() {
         vec!["pull"],
         vec!["pull", "--jobs", "0", "127.0.0.1:5000/a"],
         vec!["pull", "--platform", "linux", "127.0.0.1:5000/a"],
-        vec!["pull", "--creds", "user-without-password", "127.0.0.1:5000/a"],
+        vec![
+            "pull",
+            "--creds",
+            "user-without-password",
+            "127.0.0.1:5000/a",
+        ],
     ] {
         let o = berth(dir.path(), &args, &conf);
         assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
@@ -69,7 +78,11 @@ fn malformed_references_exit_2_naming_the_part() {
     ] {
         let o = berth(dir.path(), &["pull", reference], &conf);
         assert_eq!(o.code, 2, "{reference:?}: {}", o.stderr);
-        assert!(o.stderr.contains(part), "{reference:?}: expected {part:?} in {}", o.stderr);
+        assert!(
+            o.stderr.contains(part),
+            "{reference:?}: expected {part:?} in {}",
+            o.stderr
+        );
     }
 }
 
@@ -78,14 +91,22 @@ fn short_name_without_search_registries_is_a_clear_error() {
     let (dir, conf) = setup("");
     let o = berth(dir.path(), &["pull", "busybox"], &conf);
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("unqualified-search-registries"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("unqualified-search-registries"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
 fn unreachable_registry_exits_5() {
     let (dir, conf) = setup("");
     // Port 1 on loopback: nothing listens there.
-    let o = berth(dir.path(), &["pull", "--tls-verify=false", "127.0.0.1:1/nothing/here:1"], &conf);
+    let o = berth(
+        dir.path(),
+        &["pull", "--tls-verify=false", "127.0.0.1:1/nothing/here:1"],
+        &conf,
+    );
     assert_eq!(o.code, 5, "{}", o.stderr);
     assert!(o.stderr.contains("127.0.0.1:1"), "{}", o.stderr);
 }
@@ -95,11 +116,19 @@ fn empty_store_lists_nothing_and_unknown_images_exit_3() {
     let (dir, conf) = setup("");
     let o = berth(dir.path(), &["images", "--json"], &conf);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap(),
+        serde_json::json!([])
+    );
     for args in [
         vec!["images", "inspect", "127.0.0.1:5000/none:1"],
         vec!["images", "rm", "127.0.0.1:5000/none:1"],
-        vec!["images", "checkout", "127.0.0.1:5000/none:1", "/nonexistent/x"],
+        vec![
+            "images",
+            "checkout",
+            "127.0.0.1:5000/none:1",
+            "/nonexistent/x",
+        ],
     ] {
         let o = berth(dir.path(), &args, &conf);
         assert_eq!(o.code, 3, "{args:?}: {}", o.stderr);
@@ -110,7 +139,11 @@ fn empty_store_lists_nothing_and_unknown_images_exit_3() {
 #[test]
 fn missing_local_sources_exit_3() {
     let (dir, conf) = setup("");
-    for src in ["oci:/nonexistent/layout:1", "oci-archive:/nonexistent.tar", "docker-archive:/nonexistent.tar"] {
+    for src in [
+        "oci:/nonexistent/layout:1",
+        "oci-archive:/nonexistent.tar",
+        "docker-archive:/nonexistent.tar",
+    ] {
         let o = berth(dir.path(), &["pull", src], &conf);
         assert_eq!(o.code, 3, "{src}: {}", o.stderr);
         assert!(o.stderr.contains("/nonexistent"), "{}", o.stderr);
