@@ -6,6 +6,8 @@
 //! - [`store`]: the OSTree repository: layer commits, merged image commits, checkout, prune.
 //! - [`progress`]: events the library reports while it works; `cli` renders them.
 //! - [`pull`]: the pull pipeline from reference to image commit.
+//! - [`template`]: image templates (`$VAR`), the variables of an install, per-file escaping.
+//! - [`systemd`]: unit and container names, unit text, ownership marker, offline enablement.
 //! - [`cli`]: clap definitions and one function per verb.
 
 pub mod cli;
@@ -14,5 +16,7 @@ pub mod image;
 pub mod progress;
 pub mod pull;
 pub mod store;
+pub mod systemd;
+pub mod template;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,542 @@
+//! PURE: rendering a template into the kind of file it becomes, so that a
+//! value stays data there.
+//!
+//! Every value is one line of text ([`super::values`] refuses control
+//! characters), so no value can start a new line in any file. On top of that,
+//! each kind of file has its rules, applied at each placeholder:
+//!
+//! - unit files (`.service`, `.socket`, `.timer`): `%` becomes `%%`, so a
+//!   value cannot become a specifier. A value may only stand where a
+//!   directive's value or a comment is: a placeholder in a directive's name
+//!   (before the `=`, including the start of a line) or in a `[Section]`
+//!   header is an error, so a value can never add or rename a directive or a
+//!   section. A value ending in `\` is refused, since it would continue the
+//!   line onto the next one and swallow the directive there. Comment text is
+//!   copied as is.
+//! - tmpfiles.d lines: `%` becomes `%%` (tmpfiles expands specifiers in its
+//!   path and argument fields).
+//! - `config.json`: the published templates use placeholders in two ways:
+//!   inside JSON strings (`"source": "${STATE_DIRECTORY}/etcd"`) and as raw
+//!   JSON between values (`$ADDTL_MOUNTS` adds mount objects;
+//!   `$ALL_PROCESS_CAPABILITIES` is a list of strings). So the rule depends
+//!   on where the placeholder stands, found by lexing the template's JSON:
+//!   inside a string the value is JSON-escaped (`"` → `\"`, `\` → `\\`), so it
+//!   is exactly the string's content and can never end the string; outside a
+//!   string it is inserted verbatim, as the template author intended, but it
+//!   must close every string it opens, so it cannot swallow the template's
+//!   text into a string. The rendered document must still parse as a runtime
+//!   config, which the caller checks. atomic inserted values raw everywhere;
+//!   for values without `"` or `\` the output is the same.
+//! - other files (`hostfs` files listed in `installedFilesTemplate`,
+//!   `renameFiles` paths): values are inserted as they are.
+
+use super::dollar::{Position, Template, TemplateError, Token};
+use super::values::Values;
+
+/// What a rendered template becomes; decides the escaping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A systemd unit file.
+    Unit,
+    /// A tmpfiles.d configuration file.
+    Tmpfiles,
+    /// The OCI runtime `config.json`.
+    Json,
+    /// Anything else: values are inserted verbatim.
+    Plain,
+}
+
+/// A template that cannot be rendered safely with these values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// A syntax error or a variable without value.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// A placeholder whose value would not stay data where it stands.
+    #[error("{file}:{position}: ${name} {problem}")]
+    Unsafe {
+        /// The template file.
+        file: String,
+        /// The variable.
+        name: String,
+        /// Where it is used.
+        position: Position,
+        /// What is wrong.
+        problem: Problem,
+    },
+}
+
+/// Why a placeholder's value would not stay data; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// In a unit file, before a directive's `=` (including a line's start).
+    #[error("stands in a directive name of a unit file; a value may only be a directive's value")]
+    UnitDirectiveName,
+    /// In a unit file's `[Section]` header.
+    #[error("stands in a section header of a unit file; a value may only be a directive's value")]
+    UnitSectionHeader,
+    /// A unit-file value ending in `\`.
+    #[error(
+        "has a value ending in a backslash, which would continue the line onto the next directive"
+    )]
+    TrailingBackslash,
+    /// Right after a `\` inside a JSON string.
+    #[error("follows a backslash inside a JSON string")]
+    JsonAfterBackslash,
+    /// Raw JSON (outside a string) that opens a string it does not close.
+    #[error("is inserted as JSON here, but its value opens a string it does not close")]
+    JsonOpenString,
+}
+
+/// Renders `template` with `values` for a file of `kind`; see the module docs.
+pub fn render(template: &Template, values: &Values, kind: FileKind) -> Result<String, RenderError> {
+    let mut out = String::new();
+    let mut unit = UnitLexer::default();
+    let mut json = JsonLexer::default();
+    for token in template.tokens() {
+        match token {
+            Token::Literal(text) => {
+                out.push_str(text);
+                match kind {
+                    FileKind::Unit => text.chars().for_each(|c| unit.feed(c)),
+                    FileKind::Json => text.chars().for_each(|c| json.feed(c)),
+                    FileKind::Tmpfiles | FileKind::Plain => {}
+                }
+            }
+            Token::Variable(p) => {
+                let value = values.get(&p.name).ok_or_else(|| template.missing(p))?;
+                let inserted = match kind {
+                    FileKind::Unit => unit.insert(value, &mut out),
+                    FileKind::Json => json.insert(value, &mut out),
+                    FileKind::Tmpfiles => {
+                        out.push_str(&value.replace('%', "%%"));
+                        Ok(())
+                    }
+                    FileKind::Plain => {
+                        out.push_str(value);
+                        Ok(())
+                    }
+                };
+                inserted.map_err(|problem| RenderError::Unsafe {
+                    file: template.file().to_string(),
+                    name: p.name.clone(),
+                    position: p.position,
+                    problem,
+                })?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where on a unit-file line the text so far stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum UnitPlace {
+    /// Only whitespace so far on this line.
+    #[default]
+    Start,
+    /// A `#` or `;` comment line.
+    Comment,
+    /// A `[Section]` header.
+    Section,
+    /// A directive's name, before its `=`.
+    Key,
+    /// A directive's value.
+    Value,
+}
+
+/// Follows systemd's line rules over the template's literal text: comment
+/// lines, `[Section]` headers, `Key=Value`, and lines continued with a
+/// trailing `\` (comment lines inside a continuation are skipped).
+#[derive(Debug, Default)]
+struct UnitLexer {
+    place: UnitPlace,
+    /// The directive a continued line goes on with (`Key` or `Value`).
+    continued: Option<UnitPlace>,
+    /// Backslashes at the end of the line so far.
+    backslashes: usize,
+}
+
+impl UnitLexer {
+    fn feed(&mut self, c: char) {
+        if c == '\n' {
+            self.end_line();
+            return;
+        }
+        if c == '\\' {
+            self.backslashes += 1;
+        } else if c != '\r' {
+            // A "\r\n" line end still ends in the backslashes before it.
+            self.backslashes = 0;
+        }
+        if self.place == UnitPlace::Start && !matches!(c, ' ' | '\t' | '\r') {
+            self.place = match (c, self.continued) {
+                ('#' | ';', _) => UnitPlace::Comment,
+                (_, Some(place)) => place,
+                ('[', None) => UnitPlace::Section,
+                _ => UnitPlace::Key,
+            };
+        }
+        if self.place == UnitPlace::Key && c == '=' {
+            self.place = UnitPlace::Value;
+        }
+    }
+
+    fn end_line(&mut self) {
+        let continues = self.backslashes % 2 == 1;
+        self.continued = match self.place {
+            // Comment lines neither continue nor end a continuation.
+            UnitPlace::Comment => self.continued,
+            UnitPlace::Key | UnitPlace::Value if continues => Some(self.place),
+            // An empty line ends a continuation, like any other line.
+            _ => None,
+        };
+        self.place = UnitPlace::Start;
+        self.backslashes = 0;
+    }
+
+    fn insert(&mut self, value: &str, out: &mut String) -> Result<(), Problem> {
+        let place = match (self.place, self.continued) {
+            (UnitPlace::Start, Some(continued)) => continued,
+            (place, _) => place,
+        };
+        match place {
+            UnitPlace::Start | UnitPlace::Key => Err(Problem::UnitDirectiveName),
+            UnitPlace::Section => Err(Problem::UnitSectionHeader),
+            UnitPlace::Comment => {
+                out.push_str(value);
+                Ok(())
+            }
+            UnitPlace::Value if value.ends_with('\\') => Err(Problem::TrailingBackslash),
+            UnitPlace::Value => {
+                self.place = UnitPlace::Value;
+                if !value.is_empty() {
+                    self.backslashes = 0;
+                }
+                out.push_str(&value.replace('%', "%%"));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whether the JSON text so far is inside a string.
+#[derive(Debug, Default)]
+struct JsonLexer {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonLexer {
+    fn feed(&mut self, c: char) {
+        if !self.in_string {
+            self.in_string = c == '"';
+        } else if self.escaped {
+            self.escaped = false;
+        } else if c == '\\' {
+            self.escaped = true;
+        } else if c == '"' {
+            self.in_string = false;
+        }
+    }
+
+    fn insert(&mut self, value: &str, out: &mut String) -> Result<(), Problem> {
+        if self.escaped {
+            return Err(Problem::JsonAfterBackslash);
+        }
+        if self.in_string {
+            for c in value.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                    c => out.push(c),
+                }
+            }
+            return Ok(());
+        }
+        value.chars().for_each(|c| self.feed(c));
+        if self.in_string {
+            return Err(Problem::JsonOpenString);
+        }
+        out.push_str(value);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dollar::parse;
+    use super::super::values::{resolve, Forced, HostDefaults, SetValue, Sources};
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn values(set: &[(&str, &str)]) -> Values {
+        let forced = Forced {
+            name: "flannel".into(),
+            destdir: "/var/lib/berth/containers/flannel.0".into(),
+            exec_start: "/usr/bin/berth run --bundle /var/lib/berth/containers/flannel.0 flannel"
+                .into(),
+            exec_stop: "/usr/bin/berth kill flannel".into(),
+            exec_startpre: String::new(),
+            exec_stoppost: String::new(),
+            host_uid: 0,
+            host_gid: 0,
+            image_name: "flannel".into(),
+            image_id: "sha256:1".into(),
+        };
+        let set: Vec<SetValue> = set
+            .iter()
+            .map(|(k, v)| SetValue {
+                name: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect();
+        resolve(&Sources {
+            forced: &forced,
+            set: &set,
+            previous: &BTreeMap::new(),
+            host: &HostDefaults::system(r#""CAP_A", "CAP_B""#.into(), "berth".into()),
+            manifest: &BTreeMap::new(),
+            generated_uuid: "u",
+        })
+        .unwrap()
+    }
+
+    fn render_one(text: &str, set: &[(&str, &str)], kind: FileKind) -> Result<String, RenderError> {
+        render(&parse("t", text).unwrap(), &values(set), kind)
+    }
+
+    #[test]
+    fn renders_the_flannel_unit() {
+        let text = "[Unit]\nAfter=$AFTER\n\n[Service]\nExecStart=$EXEC_START\n\
+                    WorkingDirectory=$DESTDIR\nRuntimeDirectory=${NAME}\n\n\
+                    [Install]\nRequiredBy=$REQUIRED_BY\n";
+        let got = render_one(
+            text,
+            &[("AFTER", "etcd.service"), ("REQUIRED_BY", "docker.service")],
+            FileKind::Unit,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            "[Unit]\nAfter=etcd.service\n\n[Service]\nExecStart=/usr/bin/berth run --bundle \
+             /var/lib/berth/containers/flannel.0 flannel\nWorkingDirectory=\
+             /var/lib/berth/containers/flannel.0\nRuntimeDirectory=flannel\n\n\
+             [Install]\nRequiredBy=docker.service\n"
+        );
+    }
+
+    #[test]
+    fn unit_values_cannot_become_specifiers() {
+        let got = render_one(
+            "[Service]\nEnvironment=X=$V\n",
+            &[("V", "100%n")],
+            FileKind::Unit,
+        );
+        assert_eq!(got.unwrap(), "[Service]\nEnvironment=X=100%%n\n");
+    }
+
+    #[test]
+    fn unit_placeholders_may_not_stand_in_names_or_headers() {
+        use Problem::{UnitDirectiveName as Name, UnitSectionHeader as Header};
+        let cases = [
+            ("$V\n", Name, (1, 1)),
+            ("[Service]\n  $V\n", Name, (2, 3)),
+            ("[Service]\nUser$V=x\n", Name, (2, 5)),
+            ("[Service]\nExec${V}=x\n", Name, (2, 5)),
+            ("[Service$V]\n", Header, (1, 9)),
+            ("[Unit]\nA=b\n$V=c\n", Name, (3, 1)),
+        ];
+        for (text, problem, (line, column)) in cases {
+            let got = render_one(text, &[("V", "User=root")], FileKind::Unit);
+            assert_eq!(
+                got,
+                Err(RenderError::Unsafe {
+                    file: "t".into(),
+                    name: "V".into(),
+                    position: Position { line, column },
+                    problem,
+                }),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unit_placeholders_in_values_comments_and_continuations_are_fine() {
+        let cases = [
+            ("A=$V\n", "A=x y\n"),
+            ("# from $V\n", "# from x y\n"),
+            ("; $V\n", "; x y\n"),
+            ("A=b \\\n  $V\n", "A=b \\\n  x y\n"),
+            ("A=b \\\n# comment\n$V\n", "A=b \\\n# comment\nx y\n"),
+            ("A=[$V]\n", "A=[x y]\n"),
+            ("A\\\n=$V\n", "A\\\n=x y\n"),
+            ("A=b \\\r\n$V\n", "A=b \\\r\nx y\n"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                render_one(text, &[("V", "x y")], FileKind::Unit).unwrap(),
+                want,
+                "{text:?}"
+            );
+        }
+        // A comment keeps the value as written: it is never parsed.
+        assert_eq!(
+            render_one("# $V\n", &[("V", "5%")], FileKind::Unit).unwrap(),
+            "# 5%\n"
+        );
+    }
+
+    #[test]
+    fn unit_lines_after_a_continuation_are_new_lines() {
+        // An even run of backslashes does not continue the line; nor does an
+        // empty line inside a continuation.
+        for text in [
+            "A=b\\\\\n$V\n",
+            "A=b \\\n\n$V\n",
+            "A=b\n$V\n",
+            "A=b \\ \n$V\n",
+        ] {
+            let got = render_one(text, &[("V", "x")], FileKind::Unit);
+            assert!(
+                matches!(
+                    got,
+                    Err(RenderError::Unsafe {
+                        problem: Problem::UnitDirectiveName,
+                        ..
+                    })
+                ),
+                "{text:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsafe_placeholders_are_reported_with_file_position_and_reason() {
+        let err = render_one("[Service]\nUser$V=x\n", &[("V", "x")], FileKind::Unit).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t:2:5: $V stands in a directive name of a unit file; \
+             a value may only be a directive's value"
+        );
+    }
+
+    #[test]
+    fn unit_values_ending_in_a_backslash_are_refused() {
+        let got = render_one(
+            "Environment=A=$V\nUser=nobody\n",
+            &[("V", "x\\")],
+            FileKind::Unit,
+        );
+        assert!(
+            matches!(got, Err(RenderError::Unsafe { ref name, problem: Problem::TrailingBackslash, .. }) if name == "V")
+        );
+        assert_eq!(
+            render_one("A=$V\n", &[("V", "a\\b")], FileKind::Unit).unwrap(),
+            "A=a\\b\n"
+        );
+    }
+
+    #[test]
+    fn tmpfiles_values_cannot_become_specifiers() {
+        let got = render_one(
+            "d ${STATE_DIRECTORY}/$V 0700 - - -\n",
+            &[("V", "%h")],
+            FileKind::Tmpfiles,
+        );
+        assert_eq!(got.unwrap(), "d /var/lib/%%h 0700 - - -\n");
+    }
+
+    #[test]
+    fn json_values_inside_strings_are_escaped() {
+        let text = r#"{"env": ["NAME=$NAME", "X=${X}"], "k\"$X": 1}"#;
+        let got = render_one(text, &[("X", r#"a"b\c"#)], FileKind::Json).unwrap();
+        assert_eq!(
+            got,
+            r#"{"env": ["NAME=flannel", "X=a\"b\\c"], "k\"a\"b\\c": 1}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(parsed["env"][1], r#"X=a"b\c"#);
+    }
+
+    #[test]
+    fn json_cannot_be_broken_out_of_a_string() {
+        let text = r#"{"source": "$DIR", "readonly": true}"#;
+        let got = render_one(
+            text,
+            &[("DIR", r#"x", "readonly": false, "y": ""#)],
+            FileKind::Json,
+        )
+        .unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(parsed["readonly"], true);
+        assert_eq!(parsed["source"], r#"x", "readonly": false, "y": ""#);
+    }
+
+    #[test]
+    fn json_values_outside_strings_are_raw_json() {
+        let text = "{\"mounts\": [{\"a\": 1}\n        $ADDTL_MOUNTS\n], \
+                    \"caps\": [$ALL_PROCESS_CAPABILITIES]}";
+        let got = render_one(
+            text,
+            &[("ADDTL_MOUNTS", r#", {"b": "x\"y"}"#)],
+            FileKind::Json,
+        )
+        .unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(parsed["mounts"][1]["b"], "x\"y");
+        assert_eq!(parsed["caps"], serde_json::json!(["CAP_A", "CAP_B"]));
+        let empty = render_one(text, &[("ADDTL_MOUNTS", "")], FileKind::Json).unwrap();
+        assert!(serde_json::from_str::<serde_json::Value>(&empty).is_ok());
+    }
+
+    #[test]
+    fn json_raw_values_must_close_their_strings() {
+        let text = r#"{"a": [$V], "b": "$NAME"}"#;
+        for bad in [r#"""#, r#""x"#, r#""x\"#, r#"1, "a\""#] {
+            let got = render_one(text, &[("V", bad)], FileKind::Json);
+            assert!(
+                matches!(
+                    got,
+                    Err(RenderError::Unsafe {
+                        problem: Problem::JsonOpenString,
+                        ..
+                    })
+                ),
+                "{bad}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_placeholder_after_a_backslash_is_refused() {
+        let got = render_one(r#"{"a": "\$V"}"#, &[("V", "n")], FileKind::Json);
+        assert!(matches!(
+            got,
+            Err(RenderError::Unsafe {
+                problem: Problem::JsonAfterBackslash,
+                ..
+            })
+        ));
+        // An escaped backslash is complete: the placeholder is plain string content.
+        let got = render_one(r#"{"a": "\\$V"}"#, &[("V", "n")], FileKind::Json).unwrap();
+        assert_eq!(got, r#"{"a": "\\n"}"#);
+    }
+
+    #[test]
+    fn plain_files_get_values_verbatim() {
+        let got = render_one("$V ${NAME}ctl\n", &[("V", "50% \"q\" \\")], FileKind::Plain);
+        assert_eq!(got.unwrap(), "50% \"q\" \\ flannelctl\n");
+    }
+
+    #[test]
+    fn missing_values_name_file_and_variable() {
+        let got = render_one("A=$NOPE\n", &[], FileKind::Unit);
+        assert!(matches!(
+            got,
+            Err(RenderError::Template(TemplateError::MissingValue { ref name, .. })) if name == "NOPE"
+        ));
+    }
+}
