@@ -7,6 +7,7 @@ PKGS=(
   ostree                                                    # fsck + benchmark peer
   docker-registry skopeo umoci apache2-utils openssl        # registry tests and the demo
   busybox-static zstd ca-certificates curl hyperfine        # images, tools, benchmarks
+  crun runc                                                 # runtime peers (tests, benchmarks)
 )
 missing=()
 for p in "${PKGS[@]}"; do

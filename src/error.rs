@@ -15,6 +15,7 @@
 //! | 6 | integrity: digest mismatch, hostile layer, damaged store |
 
 use crate::image::{layer::LayerError, reference::ReferenceError, registry::RegistryError};
+use crate::runtime::RuntimeError;
 use crate::store::StoreError;
 
 /// What kind of failure an error is; decides the process exit code.
@@ -74,6 +75,9 @@ pub enum Error {
     /// The OSTree store failed or refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `berth run`/`exec`/`kill`: a bad bundle, a busy ID, a runtime failure.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
 }
 
 impl Error {
@@ -84,6 +88,7 @@ impl Error {
             Error::Registry(e) => e.kind(),
             Error::Layer(_) => ErrorKind::Integrity,
             Error::Store(e) => e.kind(),
+            Error::Runtime(e) => e.kind(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`store`]: the OSTree repository: layer commits, merged image commits, checkout, prune.
 //! - [`progress`]: events the library reports while it works; `cli` renders them.
 //! - [`pull`]: the pull pipeline from reference to image commit.
+//! - [`runtime`]: `berth run`: the bundled OCI runtime (libcontainer) or crun/runc, notify relay, signals.
 //! - [`template`]: image templates (`$VAR`), the variables of an install, per-file escaping.
 //! - [`systemd`]: unit and container names, unit text, ownership marker, offline enablement.
 //! - [`cli`]: clap definitions and one function per verb.
@@ -15,6 +16,7 @@ pub mod error;
 pub mod image;
 pub mod progress;
 pub mod pull;
+pub mod runtime;
 pub mod store;
 pub mod systemd;
 pub mod template;

@@ -4,6 +4,7 @@
 mod images;
 mod output;
 mod pull;
+mod run;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,9 @@ pub struct GlobalOpts {
     /// Print nothing but errors and results.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// OCI runtime for run/exec/kill: bundled (libcontainer inside berth), crun, runc or a PATH.
+    #[arg(long, global = true, default_value = "bundled", value_name = "RUNTIME")]
+    pub runtime: String,
 }
 
 /// berth's verbs.
@@ -51,6 +55,12 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// List, inspect, remove, prune and check out stored images.
     Images(images::ImagesArgs),
+    /// Run a container in the foreground (a unit's ExecStart).
+    Run(run::RunArgs),
+    /// Run a command inside a running container.
+    Exec(run::ExecArgs),
+    /// Send a signal to a running container's init.
+    Kill(run::KillArgs),
 }
 
 fn init_logging(g: &GlobalOpts) {
@@ -64,8 +74,12 @@ fn init_logging(g: &GlobalOpts) {
             _ => "trace",
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berth={level},{}", if g.verbose > 2 { "trace" } else { "warn" })));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "berth={level},{}",
+            if g.verbose > 2 { "trace" } else { "warn" }
+        ))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -84,10 +98,19 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    // run/exec/kill stay lean: no EnvFilter, no async runtime (see docs/runtime.md).
+    match &opt.command {
+        Command::Run(a) => return run::run(&opt.global, a),
+        Command::Exec(a) => return run::exec(&opt.global, a),
+        Command::Kill(a) => return run::kill(&opt.global, a),
+        _ => {}
+    }
     init_logging(&opt.global);
     let result = match &opt.command {
         Command::Pull(a) => pull::run(&opt.global, a),
         Command::Images(a) => images::run(&opt.global, a),
+        // Dispatched above, before logging starts.
+        Command::Run(_) | Command::Exec(_) | Command::Kill(_) => Ok(()),
     };
     match result {
         Ok(()) => 0,
@@ -139,7 +162,16 @@ mod tests {
 
     #[test]
     fn parses_pull_with_global_flags_anywhere() {
-        let o = Opt::try_parse_from(["berth", "pull", "--root", "/tmp/x", "--json", "--tls-verify=false", "a/b"]).unwrap();
+        let o = Opt::try_parse_from([
+            "berth",
+            "pull",
+            "--root",
+            "/tmp/x",
+            "--json",
+            "--tls-verify=false",
+            "a/b",
+        ])
+        .unwrap();
         assert!(o.global.json);
         assert_eq!(o.global.root, PathBuf::from("/tmp/x"));
         let o = Opt::try_parse_from(["berth", "-vv", "images", "--json"]).unwrap();

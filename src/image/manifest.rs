@@ -80,7 +80,7 @@ pub enum Kind {
     /// An image manifest.
     Manifest,
     /// An index / manifest list.
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
 }
 
 /// One layer as the store needs it.
@@ -163,7 +163,7 @@ pub fn classify(reference: &str, bytes: &[u8]) -> Result<Kind, RegistryError> {
     {
         let index: ImageIndex = serde_json::from_slice(bytes)
             .map_err(|e| bad(reference, format!("invalid image index: {e}")))?;
-        return Ok(Kind::Index(index));
+        return Ok(Kind::Index(Box::new(index)));
     }
     if media == OCI_MANIFEST
         || media == DOCKER_MANIFEST

@@ -75,7 +75,7 @@ pub enum ReferenceError {
     Invalid {
         /// The text given.
         input: String,
-        /// What is wrong, e.g. "tag \"Bad Tag\": must match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}".
+        /// What is wrong, e.g. `tag "Bad Tag": must match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
         part: String,
     },
     /// A short name and no search registries configured.
@@ -577,7 +577,7 @@ fn check_host(host: &str) -> Result<String, String> {
             (name.split('.').all(valid_domain_label), port)
         }
     };
-    let port_ok = port.map_or(true, |p| {
+    let port_ok = port.is_none_or(|p| {
         p.chars().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
     });
     if name_ok && port_ok {

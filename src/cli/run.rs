@@ -1,0 +1,165 @@
+//! `berth run`, `berth exec`, `berth kill`.
+//!
+//! These verbs are the process a systemd unit runs, so their start-up stays
+//! small: no async runtime, and logging set up with a plain target filter
+//! (berth's own warnings only, unless `-v` or `RUST_LOG`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::GlobalOpts;
+use crate::runtime::foreground::{self, RunOptions};
+use crate::runtime::{parse_signal, RuntimeChoice};
+
+/// Run a container in the foreground: create, start, wait, delete.
+///
+/// berth stays the main process until the container exits and exits with
+/// its status (128+N when signal N killed it). It relays sd_notify messages
+/// to systemd, passes socket-activation fds (LISTEN_FDS) on as fds 3…,
+/// forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH
+/// to the container's init, and takes the container down with it if killed.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run this OCI bundle (config.json + rootfs) instead of an installed container.
+    #[arg(long, short = 'b', value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// The installed container (its bundle is ROOT/var/lib/berth/containers/NAME),
+    /// or with --bundle the container ID.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// Run a command inside a running container's namespaces and cgroup.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The running container.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The command and its arguments.
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// Send a signal to a running container's init.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The running container.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Signal name (TERM, SIGHUP) or number.
+    #[arg(value_name = "SIGNAL", default_value = "TERM")]
+    pub signal: String,
+}
+
+fn init_logging(g: &GlobalOpts) {
+    if g.verbose > 0 || std::env::var_os("RUST_LOG").is_some() {
+        return super::init_logging(g);
+    }
+    use tracing_subscriber::prelude::*;
+    let level = if g.quiet {
+        tracing::Level::ERROR
+    } else {
+        tracing::Level::WARN
+    };
+    let filter = tracing_subscriber::filter::Targets::new().with_target("berth", level);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .without_time()
+                .with_target(false),
+        )
+        .with(filter)
+        .try_init();
+}
+
+fn fail(e: crate::runtime::RuntimeError, context: String) -> i32 {
+    let e = anyhow::Error::from(crate::Error::from(e)).context(context);
+    eprintln!("error: {e:#}");
+    super::exit_code(&e)
+}
+
+/// Runs `berth run`; returns the exit code.
+pub fn run(g: &GlobalOpts, a: &RunArgs) -> i32 {
+    init_logging(g);
+    let bundle = match &a.bundle {
+        Some(b) => b.clone(),
+        None => match foreground::installed_bundle(&g.root, &a.name) {
+            Ok(b) => b,
+            Err(e) => return fail(e, format!("running {}", a.name)),
+        },
+    };
+    let o = RunOptions {
+        root: g.root.clone(),
+        id: a.name.clone(),
+        bundle,
+        runtime: RuntimeChoice::parse(&g.runtime),
+    };
+    match foreground::run(&o) {
+        Ok(exit) => exit.code(),
+        Err(e) => fail(e, format!("running {} from {}", o.id, o.bundle.display())),
+    }
+}
+
+/// Runs `berth exec`; returns the exit code.
+pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> i32 {
+    init_logging(g);
+    let rt = RuntimeChoice::parse(&g.runtime);
+    match foreground::exec(&g.root, &rt, &a.name, &a.command) {
+        Ok(exit) => exit.code(),
+        Err(e) => fail(e, format!("exec in {}", a.name)),
+    }
+}
+
+/// Runs `berth kill`; returns the exit code.
+pub fn kill(g: &GlobalOpts, a: &KillArgs) -> i32 {
+    init_logging(g);
+    let rt = RuntimeChoice::parse(&g.runtime);
+    let r = parse_signal(&a.signal).and_then(|s| foreground::kill(&g.root, &rt, &a.name, s));
+    match r {
+        Ok(()) => 0,
+        Err(e) => fail(e, format!("signalling {}", a.name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Command, Opt};
+    use clap::Parser;
+
+    #[test]
+    fn parses_run_exec_kill() {
+        let o = Opt::try_parse_from(["berth", "--runtime", "crun", "run", "--bundle", "/b", "x"])
+            .unwrap();
+        assert_eq!(o.global.runtime, "crun");
+        match o.command {
+            Command::Run(r) => {
+                assert_eq!(r.name, "x");
+                assert_eq!(r.bundle.unwrap().to_str(), Some("/b"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let o = Opt::try_parse_from(["berth", "exec", "web", "--", "ls", "-l", "/"]).unwrap();
+        match o.command {
+            Command::Exec(e) => assert_eq!(e.command, ["ls", "-l", "/"]),
+            other => panic!("{other:?}"),
+        }
+        let o = Opt::try_parse_from(["berth", "exec", "web", "ps", "-ef"]).unwrap();
+        match o.command {
+            Command::Exec(e) => assert_eq!(e.command, ["ps", "-ef"]),
+            other => panic!("{other:?}"),
+        }
+        let o = Opt::try_parse_from(["berth", "kill", "web"]).unwrap();
+        match o.command {
+            Command::Kill(k) => assert_eq!(k.signal, "TERM"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Opt::try_parse_from(["berth", "exec", "web"]).is_err());
+    }
+}

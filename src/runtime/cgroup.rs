@@ -1,0 +1,125 @@
+//! Where the container's cgroup goes: a child of berth's own cgroup.
+//!
+//! Under systemd berth is the unit's main process, so its own cgroup is the
+//! unit's. Putting the container in a child of it keeps `systemctl status`,
+//! `MemoryMax=`/`CPUQuota=` and `systemctl stop` covering the container.
+//! (The unit's cgroup itself would not do: libcontainer's delete kills every
+//! process of the container's cgroup, berth included.)
+//!
+//! libcontainer takes one `cgroupsPath` for every hierarchy. On a cgroup v2
+//! host that is the `0::` line of `/proc/self/cgroup`. On a hybrid or v1
+//! host each v1 controller has its own line; under systemd with
+//! `Delegate=yes` they all equal the `name=systemd` path, but elsewhere they
+//! can differ. berth picks the deepest of its own paths that lies below all
+//! the others, so the container is inside berth's cgroup in every hierarchy.
+
+use std::path::{Path, PathBuf};
+
+/// berth's own cgroups, parsed from `/proc/self/cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OwnCgroups {
+    /// `(controllers, path)` per line; controllers is `""` for the v2 line.
+    pub lines: Vec<(String, String)>,
+}
+
+impl OwnCgroups {
+    /// Parses the text of `/proc/self/cgroup`.
+    pub fn parse(text: &str) -> OwnCgroups {
+        let lines = text
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let _id = parts.next()?;
+                let ctrl = parts.next()?;
+                let path = parts.next()?;
+                Some((ctrl.to_string(), path.to_string()))
+            })
+            .collect();
+        OwnCgroups { lines }
+    }
+
+    /// Reads `/proc/self/cgroup`.
+    pub fn read() -> std::io::Result<OwnCgroups> {
+        Ok(OwnCgroups::parse(&std::fs::read_to_string(
+            "/proc/self/cgroup",
+        )?))
+    }
+
+    /// The cgroup systemd tracks processes in: `name=systemd` on hybrid and
+    /// v1 hosts, else the unified (`0::`) one.
+    pub fn tracking(&self) -> Option<&str> {
+        self.find("name=systemd").or_else(|| self.find(""))
+    }
+
+    fn find(&self, ctrl: &str) -> Option<&str> {
+        self.lines
+            .iter()
+            .find(|(c, _)| c == ctrl)
+            .map(|(_, p)| p.as_str())
+    }
+
+    /// The deepest of berth's own cgroup paths that is at or below every
+    /// other one; when the paths disagree (none is below all the others),
+    /// the tracking path.
+    pub fn base(&self) -> PathBuf {
+        let paths: Vec<&Path> = self
+            .lines
+            .iter()
+            .map(|(_, p)| Path::new(p.as_str()))
+            .collect();
+        let below_all = |c: &Path| paths.iter().all(|p| c.starts_with(p));
+        let deepest = paths
+            .iter()
+            .filter(|c| below_all(c))
+            .max_by_key(|c| c.components().count());
+        match deepest {
+            Some(p) => p.to_path_buf(),
+            None => PathBuf::from(self.tracking().unwrap_or("/")),
+        }
+    }
+
+    /// `cgroupsPath` for container `id`: `BASE/berth-ID`.
+    pub fn container_path(&self, id: &str) -> PathBuf {
+        self.base().join(format!("berth-{id}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_cgroup_on_hybrid_systemd_host() {
+        let t = "12:memory:/system.slice/etcd.service\n3:cpu,cpuacct:/system.slice\n1:name=systemd:/system.slice/etcd.service\n0::/system.slice/etcd.service\n";
+        let c = OwnCgroups::parse(t);
+        assert_eq!(c.tracking(), Some("/system.slice/etcd.service"));
+        assert_eq!(
+            c.container_path("etcd"),
+            PathBuf::from("/system.slice/etcd.service/berth-etcd")
+        );
+    }
+
+    #[test]
+    fn unified_host() {
+        let c = OwnCgroups::parse("0::/system.slice/web.service\n");
+        assert_eq!(
+            c.container_path("web"),
+            PathBuf::from("/system.slice/web.service/berth-web")
+        );
+    }
+
+    #[test]
+    fn deepest_controller_path_wins_when_below_the_others() {
+        let t = "4:memory:/process_api/abc\n1:cpu:/\n9:name=systemd:/\n0::/\n";
+        assert_eq!(
+            OwnCgroups::parse(t).base(),
+            PathBuf::from("/process_api/abc")
+        );
+    }
+
+    #[test]
+    fn disagreeing_paths_fall_back_to_tracking() {
+        let t = "4:memory:/a\n1:cpu:/b\n9:name=systemd:/c\n0::/\n";
+        assert_eq!(OwnCgroups::parse(t).base(), PathBuf::from("/c"));
+    }
+}

@@ -1,0 +1,158 @@
+//! berth's wait loop: forward signals, relay notifications, reap the child.
+//!
+//! [`Signals::block`] runs first, before any child exists: the forwarded
+//! signals and SIGCHLD are blocked and read from a signalfd, so a signal that
+//! arrives while the container is being created waits instead of killing
+//! berth. Children must not inherit that mask: `std::process::Command`
+//! resets it, and the bundled runtime's executor unblocks before `execve`.
+//! One thread, no handlers: `poll` on the signalfd and the relay socket.
+
+use std::os::fd::AsFd;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::notify::Relay;
+use super::{Exit, Result, RuntimeError};
+
+/// Signals berth passes on to the container's init.
+pub const FORWARDED: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// The blocked signals, read through a signalfd.
+#[derive(Debug)]
+pub struct Signals {
+    fd: SignalFd,
+}
+
+impl Signals {
+    /// The set berth blocks: [`FORWARDED`] plus SIGCHLD.
+    pub fn set() -> SigSet {
+        let mut s = SigSet::empty();
+        for sig in FORWARDED {
+            s.add(*sig);
+        }
+        s.add(Signal::SIGCHLD);
+        s
+    }
+
+    /// Blocks the set in this thread (call before spawning anything).
+    pub fn block() -> Result<Signals> {
+        let set = Signals::set();
+        set.thread_block()
+            .map_err(|e| RuntimeError::sys("blocking signals", e))?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| RuntimeError::sys("creating a signalfd", e))?;
+        Ok(Signals { fd })
+    }
+
+    /// Unblocks the set again (after the child has been waited for).
+    pub fn unblock(self) {
+        let _ = Signals::set().thread_unblock();
+    }
+
+    /// Reads the signals waiting on the signalfd (SIGCHLD left out).
+    pub fn take_pending(&self) -> Vec<Signal> {
+        let mut out = Vec::new();
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) | Err(_) => {}
+                Ok(s) => out.push(s),
+            }
+        }
+        out
+    }
+
+    /// Runs `f` with the set unblocked, for spawning a program that would
+    /// otherwise inherit the mask (a Go runtime such as runc passes its
+    /// starting mask on to the container). Signals already waiting are taken
+    /// first and returned, for the caller to forward; one arriving while `f`
+    /// runs (a spawn: well under a millisecond) gets its default action.
+    pub fn with_unblocked<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<Signal>) {
+        let pending = self.take_pending();
+        let set = Signals::set();
+        let _ = set.thread_unblock();
+        let r = f();
+        let _ = set.thread_block();
+        (r, pending)
+    }
+}
+
+fn reap(pid: Pid) -> Result<Option<Exit>> {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(Exit::Code(code))),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Some(Exit::Signal(sig as i32))),
+            Ok(_) => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(RuntimeError::sys("waiting for the container", e)),
+        }
+    }
+}
+
+/// Waits for `pid` (berth's child) to end, forwarding [`FORWARDED`] signals
+/// to `target()` and relaying notifications; returns how it ended.
+pub fn wait(
+    pid: Pid,
+    target: &dyn Fn() -> Pid,
+    signals: &Signals,
+    relay: Option<&Relay>,
+    pending: &[Signal],
+) -> Result<Exit> {
+    for sig in pending {
+        forward(target(), *sig);
+    }
+    loop {
+        if let Some(exit) = reap(pid)? {
+            if let Some(r) = relay {
+                r.pump();
+            }
+            return Ok(exit);
+        }
+        let mut fds = vec![PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN)];
+        if let Some(r) = relay {
+            fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(RuntimeError::sys("polling", e)),
+        }
+        let relay_ready = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| !r.is_empty());
+        if relay_ready {
+            if let Some(r) = relay {
+                r.pump();
+            }
+        }
+        while let Ok(Some(info)) = signals.fd.read_signal() {
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            if sig == Signal::SIGCHLD {
+                continue;
+            }
+            forward(target(), sig);
+        }
+    }
+}
+
+fn forward(target: Pid, sig: Signal) {
+    tracing::debug!("forwarding {sig} to {target}");
+    match kill(target, sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::warn!("forwarding {sig} to {target}: {e}"),
+    }
+}
