@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BERTH=${BERTH:-$PWD/target/release/berth}
+BERTH_LEAN=${BERTH_LEAN:-$PWD/target/release/berth-run}
 W=${BENCH_DIR:-$PWD/target/bench-run}
 RUNS=${RUNS:-100}
 OUT=benches/results/run.md
@@ -68,11 +69,12 @@ have runc && runc --root "$W/runc" run --bundle "$B" probe >/dev/null 2>&1 && ru
 "$BERTH" --root "$W/root" run --bundle "$B" probe
 
 cmds=(-n "berth run (bundled)" "$BERTH --root $W/root run --bundle $B b1")
-# BERTH_LEAN: a binary with only berth::runtime linked (see docs/runtime.md, "Start-up cost"),
-# called as `BERTH_LEAN ROOT BUNDLE ID`.
-[ -x "${BERTH_LEAN:-}" ] && cmds+=(-n "runtime-only binary (same code, no libostree)" "$BERTH_LEAN $W/root $B l1")
+# berth-run: the unit's ExecStart binary, same code with only berth::runtime linked
+# (see docs/runtime.md, "Start-up cost").
+[ -x "${BERTH_LEAN:-}" ] && cmds+=(-n "berth-run (bundled; the units' ExecStart)" "$BERTH_LEAN --root $W/root --bundle $B l1")
 [ $crun_ok = 1 ] && cmds+=(-n "crun run" "crun --root $W/crun run --bundle $B c1"
                            -n "berth --runtime crun run" "$BERTH --root $W/root --runtime crun run --bundle $B bc1")
+[ $crun_ok = 1 ] && [ -x "${BERTH_LEAN:-}" ] && cmds+=(-n "berth-run --runtime crun" "$BERTH_LEAN --root $W/root --runtime crun --bundle $B lc1")
 [ $runc_ok = 1 ] && cmds+=(-n "runc run" "runc --root $W/runc run --bundle $B r1")
 if have podman; then
   cmds+=(-n "podman run --rm --rootfs" "podman --root $W/podman/root --runroot $W/podman/run --events-backend file --cgroup-manager cgroupfs run --rm --network=none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --rootfs $B/rootfs /bin/true")
@@ -105,7 +107,7 @@ hwm=$(awk '/VmHWM/{print $2}' /proc/$P/status)
 wait $P
 lean_rss=0
 if [ -x "${BERTH_LEAN:-}" ]; then
-  "$BERTH_LEAN" "$W/root" "$W/sleep" rss-lean &
+  "$BERTH_LEAN" --root "$W/root" --bundle "$W/sleep" rss-lean &
   P=$!
   for _ in $(seq 100); do [ -n "$(cat /proc/$P/task/$P/children 2>/dev/null)" ] && break; sleep 0.05; done
   sleep 0.5
@@ -136,7 +138,7 @@ L += [f"| {n} | {med:.2f} |" for n, med, *_ in st]
 L += ["", f"- binary {int(size) / 1e6:.1f} MB, {libs} shared libraries (`ldd`); dynamic loader {reloc} cycles (`LD_DEBUG=statistics`)",
       f"- resident memory of `berth run` while its container runs: VmRSS {int(rss) / 1024:.1f} MiB (peak {int(hwm) / 1024:.1f} MiB)"]
 if int(lean_rss):
-    L.append(f"- the runtime-only binary while its container runs: VmRSS {int(lean_rss) / 1024:.1f} MiB")
+    L.append(f"- `berth-run` while its container runs: VmRSS {int(lean_rss) / 1024:.1f} MiB")
 L.append(f"- machine load at the end (2 cores, shared): `{load.strip()}`")
 try:
     top = [l for l in open(f"{w}/strace.txt").read().splitlines() if l.strip() and l.split()[0][0].isdigit()][:6]

@@ -710,3 +710,50 @@ fn unknown_runtime_is_named() {
     .code(1)
     .stderr_has(&["/nonexistent/rt", "not found"]);
 }
+
+#[test]
+fn berth_run_binary_runs_bundles_without_libostree() {
+    if !common::require_root() {
+        return;
+    }
+    let lean = env!("CARGO_BIN_EXE_berth-run");
+    let (b, dir) = setup(&sh("echo lean; exit 9"), |_| {});
+    let id = unique("lean");
+    let out = std::process::Command::new(lean)
+        .arg("--root")
+        .arg(b.root())
+        .arg("--bundle")
+        .arg(&dir)
+        .arg(&id)
+        .output()
+        .expect("run berth-run");
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lean\n");
+    // The point of the second binary: the unit's main process does not load
+    // libostree and its ~60 libraries.
+    let ldd = std::process::Command::new("ldd")
+        .arg(lean)
+        .output()
+        .expect("ldd");
+    let libs = String::from_utf8_lossy(&ldd.stdout);
+    assert!(
+        !libs.contains("libostree"),
+        "berth-run links libostree:\n{libs}"
+    );
+    // Bad input is still exit 2 with the path named.
+    let out = std::process::Command::new(lean)
+        .arg("--root")
+        .arg(b.root())
+        .arg("--bundle")
+        .arg("/nonexistent-bundle")
+        .arg("x")
+        .output()
+        .expect("run berth-run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-bundle"));
+}

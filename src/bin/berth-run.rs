@@ -1,0 +1,90 @@
+//! `berth-run`: the lean entry point a unit's `ExecStart=` uses.
+//!
+//! Same behaviour and arguments as `berth run` (`[--root DIR] [--runtime R]
+//! [--bundle DIR] NAME`), but this binary reaches only `berth::runtime`, so
+//! the linker (`--gc-sections`, `--as-needed`) leaves libostree and its ~60
+//! shared libraries out: loading them is most of `berth`'s start-up time and
+//! memory (see docs/runtime.md, "Start-up cost"). It is a separate binary
+//! because no crate can defer loading a library the `ostree` bindings link.
+
+use std::path::PathBuf;
+
+use berth::runtime::foreground::{self, RunOptions};
+use berth::runtime::{RuntimeChoice, RuntimeError};
+use clap::Parser;
+
+/// Run an installed container (or an OCI bundle) in the foreground.
+#[derive(Debug, Parser)]
+#[command(name = "berth-run", version)]
+struct Opt {
+    /// Operate inside this root (the bundle is ROOT/var/lib/berth/containers/NAME).
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    root: PathBuf,
+    /// OCI runtime: bundled (libcontainer inside berth), crun, runc or a PATH.
+    #[arg(long, default_value = "bundled", value_name = "RUNTIME")]
+    runtime: String,
+    /// Log more (berth=info/debug/trace).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log only errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Run this OCI bundle (config.json + rootfs) instead of an installed container.
+    #[arg(long, short = 'b', value_name = "DIR")]
+    bundle: Option<PathBuf>,
+    /// The installed container, or with --bundle the container ID.
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+fn init_logging(o: &Opt) {
+    use tracing_subscriber::prelude::*;
+    let level = match (o.quiet, o.verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (_, 0) => tracing::Level::WARN,
+        (_, 1) => tracing::Level::INFO,
+        (_, 2) => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let filter = tracing_subscriber::filter::Targets::new().with_target("berth", level);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .without_time()
+                .with_target(false),
+        )
+        .with(filter)
+        .try_init();
+}
+
+fn fail(e: RuntimeError, context: &str) -> i32 {
+    eprintln!("error: {context}: {e}");
+    e.kind().exit_code()
+}
+
+fn main() {
+    let o = Opt::parse();
+    init_logging(&o);
+    let bundle = match &o.bundle {
+        Some(b) => b.clone(),
+        None => match foreground::installed_bundle(&o.root, &o.name) {
+            Ok(b) => b,
+            Err(e) => std::process::exit(fail(e, &format!("running {}", o.name))),
+        },
+    };
+    let run = RunOptions {
+        root: o.root.clone(),
+        id: o.name.clone(),
+        bundle,
+        runtime: RuntimeChoice::parse(&o.runtime),
+    };
+    let code = match foreground::run(&run) {
+        Ok(exit) => exit.code(),
+        Err(e) => fail(
+            e,
+            &format!("running {} from {}", run.id, run.bundle.display()),
+        ),
+    };
+    std::process::exit(code);
+}
