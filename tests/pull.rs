@@ -1431,3 +1431,72 @@ fn sigkill_during_pull_leaves_no_image_and_a_clean_repo() {
         .collect();
     assert!(listed.contains(&p.built.digest), "{listed:?}");
 }
+
+#[test]
+fn a_second_writer_waits_for_the_lock_then_completes() {
+    if !ready(&["umoci", "apt-get", "dpkg-deb"]) {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let fx = layered();
+    let b = Berth::new();
+    let lock_path = b.root().join("var/lib/berth/lock");
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(&lock_path).unwrap();
+    // Another berth (played by this test) holds the store's write lock.
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let source = format!("oci:{}:{}", fx.pushed.layout.display(), fx.pushed.tag);
+    let mut child = b.spawn(&["pull", source.as_str()]);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let waiting = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("berth said nothing while the lock was held");
+    assert!(waiting.contains("Waiting for another berth"), "{waiting}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "berth did not wait for the lock"
+    );
+    assert!(
+        b.images().is_empty(),
+        "an image appeared while the lock was held"
+    );
+    drop(held);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(b.images().len(), 1);
+    b.fsck();
+}
+
+#[test]
+fn rm_refuses_an_image_an_installed_container_uses_unless_forced() {
+    if !ready(&["umoci", "apt-get", "dpkg-deb"]) {
+        return;
+    }
+    let fx = layered();
+    let b = Berth::new();
+    let source = format!("oci:{}:{}", fx.pushed.layout.display(), fx.pushed.tag);
+    let j = b.pull(&source, &[]).ok().json();
+    let reference = j["reference"].as_str().unwrap().to_string();
+    // A deployment record as `berth install` writes it (info.json schema of
+    // ROOT/var/lib/berth/containers/NAME.N).
+    let dep = b.root().join("var/lib/berth/containers/web.0");
+    std::fs::create_dir_all(&dep).unwrap();
+    let info = serde_json::json!({"name": "web", "image": {"reference": reference, "commit": j["commit"]}});
+    std::fs::write(dep.join("info.json"), info.to_string()).unwrap();
+    assert_eq!(b.images()[0]["in_use"], true);
+    let r = b.run(&["images", "rm", reference.as_str()]);
+    r.code(4);
+    assert!(r.stderr.contains("web"), "{}", r.stderr);
+    assert_eq!(b.images().len(), 1);
+    b.run(&["images", "rm", "--force", reference.as_str()])
+        .code(0);
+    assert!(b.images().is_empty());
+}

@@ -269,7 +269,6 @@ pub fn lock_root(root: &Path) -> Result<WriteLock, StoreError> {
     let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
-            tracing::warn!("waiting for another berth working on {}", root.display());
             eprintln!(
                 "Waiting for another berth working on {} to finish…",
                 root.display()
