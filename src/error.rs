@@ -14,6 +14,7 @@
 //! | 5 | registry or network; retrying may help |
 //! | 6 | integrity: digest mismatch, hostile layer, damaged store |
 
+use crate::deploy::DeployError;
 use crate::image::{layer::LayerError, reference::ReferenceError, registry::RegistryError};
 use crate::runtime::RuntimeError;
 use crate::store::StoreError;
@@ -78,6 +79,9 @@ pub enum Error {
     /// `berth run`/`exec`/`kill`: a bad bundle, a busy ID, a runtime failure.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// `berth install`/`uninstall`/`list`: names, values, templates, files.
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
 }
 
 impl Error {
@@ -89,6 +93,7 @@ impl Error {
             Error::Layer(_) => ErrorKind::Integrity,
             Error::Store(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
+            Error::Deploy(e) => e.kind(),
         }
     }
 }

@@ -9,9 +9,11 @@
 //! - [`runtime`]: `berth run`: the bundled OCI runtime (libcontainer) or crun/runc, notify relay, signals.
 //! - [`template`]: image templates (`$VAR`), the variables of an install, per-file escaping.
 //! - [`systemd`]: unit and container names, unit text, ownership marker, offline enablement.
+//! - [`deploy`]: `berth install`/`uninstall`/`list`: render, write, enable, in one transaction.
 //! - [`cli`]: clap definitions and one function per verb.
 
 pub mod cli;
+pub mod deploy;
 pub mod error;
 pub mod image;
 pub mod progress;

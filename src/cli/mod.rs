@@ -2,6 +2,7 @@
 //! dispatch `match`, and the mapping of errors to exit codes.
 
 mod images;
+mod install;
 mod output;
 mod pull;
 mod run;
@@ -61,6 +62,12 @@ pub enum Command {
     Exec(run::ExecArgs),
     /// Send a signal to a running container's init.
     Kill(run::KillArgs),
+    /// Install an image as a systemd service.
+    Install(install::InstallArgs),
+    /// Remove an installed container (the image stays).
+    Uninstall(install::UninstallArgs),
+    /// List installed containers.
+    List(install::ListArgs),
 }
 
 fn init_logging(g: &GlobalOpts) {
@@ -109,6 +116,9 @@ pub fn main() -> i32 {
     let result = match &opt.command {
         Command::Pull(a) => pull::run(&opt.global, a),
         Command::Images(a) => images::run(&opt.global, a),
+        Command::Install(a) => install::install(&opt.global, a),
+        Command::Uninstall(a) => install::uninstall(&opt.global, a),
+        Command::List(a) => install::list(&opt.global, a),
         // Dispatched above, before logging starts.
         Command::Run(_) | Command::Exec(_) | Command::Kill(_) => Ok(()),
     };

@@ -6,8 +6,11 @@
 //!   marker, name specifiers and `After=`/`Before=`/`Requires=`/`Wants=`.
 //! - [`install`]: the `[Install]` section and the exact symlinks
 //!   `systemctl --root=DIR enable` would create for it.
+//! - [`manager`]: `trait Manager`, what install asks of the service manager;
+//!   only the [`manager::Offline`] one (`--root`, no running systemd) so far.
 
 pub mod install;
+pub mod manager;
 pub mod name;
 pub mod unit;
 

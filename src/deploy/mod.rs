@@ -1,0 +1,248 @@
+//! Installing images as systemd services: `berth install`, `uninstall`, `list`.
+//!
+//! ```text
+//! ROOT/var/lib/berth/containers/
+//! ├── NAME -> NAME.0            the active deployment (the commit point of install)
+//! └── NAME.0/
+//!     ├── rootfs/               hardlinked checkout of the image commit
+//!     ├── config.json           rendered OCI runtime config
+//!     └── info.json             image, values with provenance, files written, links
+//! ROOT/etc/systemd/system/NAME.service   marker line first
+//! ROOT/etc/tmpfiles.d/NAME.conf          when the image has a tmpfiles template
+//! ```
+//!
+//! - [`txn`]: the undo log every multi-step operation runs in.
+//! - [`plan`]: every value, file and link of an install, before anything changes.
+//! - [`recover`]: clearing what a killed install left.
+//! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
+//! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
+//!
+//! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
+
+pub mod install;
+pub mod plan;
+pub mod recover;
+pub mod render;
+pub mod txn;
+pub mod uninstall;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::gc::CONTAINERS_DIR;
+use crate::systemd::{NameError, UnitError};
+use crate::template::{RenderError, Values, ValuesError};
+use crate::ErrorKind;
+
+pub use install::{install, InstallRequest};
+pub use plan::{Plan, PlannedFile};
+pub use uninstall::uninstall;
+
+/// The unit directory of a system install, as seen inside the root.
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+/// The tmpfiles.d directory, as seen inside the root.
+pub const TMPFILES_DIR: &str = "/etc/tmpfiles.d";
+
+/// Install, uninstall and list failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// A container of this name is installed, or its files exist.
+    #[error("{name} is already installed ({path} exists); uninstall it first")]
+    Exists {
+        /// The container.
+        name: String,
+        /// What is in the way.
+        path: PathBuf,
+    },
+    /// No container of this name is installed.
+    #[error("no container named {name} is installed; see `berth list`")]
+    NotInstalled {
+        /// The container.
+        name: String,
+    },
+    /// An invalid container or unit name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// An invalid variable or value.
+    #[error(transparent)]
+    Values(#[from] ValuesError),
+    /// A template that cannot be rendered.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// Unit text that systemd would refuse.
+    #[error("{file}: {source}")]
+    Unit {
+        /// The unit file.
+        file: String,
+        /// Cause.
+        source: UnitError,
+    },
+    /// An image file (manifest.json, config.json) that cannot be used.
+    #[error("{file}: {detail}")]
+    Invalid {
+        /// The file, as the image or berth names it.
+        file: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+impl DeployError {
+    /// The exit-code kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DeployError::Exists { .. } => ErrorKind::Conflict,
+            DeployError::NotInstalled { .. } => ErrorKind::NotFound,
+            DeployError::Name(_)
+            | DeployError::Values(_)
+            | DeployError::Render(_)
+            | DeployError::Unit { .. }
+            | DeployError::Invalid { .. } => ErrorKind::Usage,
+            DeployError::Io { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DeployError + '_ {
+    move |source| DeployError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Test builds: `BERTH_FAILPOINT=STEP` makes the named step fail.
+pub(crate) fn failpoint(step: &str) -> Result<(), DeployError> {
+    if cfg!(debug_assertions) && std::env::var("BERTH_FAILPOINT").is_ok_and(|s| s == step) {
+        return Err(DeployError::Io {
+            path: PathBuf::from(format!("failpoint {step}")),
+            source: std::io::Error::other("injected failure"),
+        });
+    }
+    Ok(())
+}
+
+/// `path` (absolute, as seen inside the root) below `root`.
+pub fn in_root(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// The deployments directory below `root`.
+pub fn containers_dir(root: &Path) -> PathBuf {
+    root.join(CONTAINERS_DIR)
+}
+
+/// The image a deployment was made from (`gc::users` reads `reference` and `commit`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InfoImage {
+    /// The stored reference.
+    pub reference: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// The merged OSTree commit checked out.
+    pub commit: String,
+    /// Config digest.
+    #[serde(default)]
+    pub image_id: String,
+}
+
+/// A file an install wrote, with its checksum.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WrittenFile {
+    /// Path as seen inside the root.
+    pub path: String,
+    /// `sha256:<hex>` of the content.
+    pub sha256: String,
+}
+
+/// `NAME.N/info.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Info {
+    /// The container name.
+    pub name: String,
+    /// The deployment directory name (`NAME.0`).
+    pub deployment: String,
+    /// The image.
+    pub image: InfoImage,
+    /// Resolved values with provenance.
+    pub values: Values,
+    /// Host files written (unit, tmpfiles) and the deployment's config.json.
+    pub files: Vec<WrittenFile>,
+    /// Enablement symlinks created, as seen inside the root.
+    pub links: Vec<String>,
+    /// Seconds since the epoch of the install.
+    pub installed: u64,
+}
+
+impl Info {
+    /// Reads `info.json` of the active deployment of `name`.
+    pub fn read(root: &Path, name: &str) -> Result<Info, DeployError> {
+        let path = containers_dir(root).join(name).join("info.json");
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        serde_json::from_str(&text).map_err(|e| DeployError::Invalid {
+            file: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// One row of `berth list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// Container name.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// Active deployment directory name.
+    pub deployment: String,
+    /// Unit state from the service manager ("unknown" offline).
+    pub state: String,
+}
+
+/// The installed containers below `root`, sorted by name.
+pub fn list(root: &Path, manager: &dyn crate::systemd::manager::Manager) -> Vec<Listed> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(containers_dir(root)) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_link || crate::systemd::ContainerName::parse(&name).is_err() {
+            continue;
+        }
+        match Info::read(root, &name) {
+            Ok(info) => {
+                let state = crate::systemd::UnitName::parse(&format!("{name}.service"))
+                    .map(|u| manager.unit_state(&u))
+                    .unwrap_or_else(|_| "unknown".into());
+                out.push(Listed {
+                    name,
+                    image: info.image.reference,
+                    digest: info.image.digest,
+                    deployment: info.deployment,
+                    state,
+                });
+            }
+            Err(e) => tracing::warn!("ignoring {name}: {e}"),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
