@@ -53,4 +53,20 @@ echo "== berth images checkout"
 ls -l "$WORK/checkout/bin/busybox" "$WORK/checkout/var/www/index.html"
 echo "files in the checkout that are hardlinks to the store: $(find "$WORK/checkout" -type f -links +1 | wc -l) of $(find "$WORK/checkout" -type f | wc -l)"
 ostree fsck --repo="$WORK/root/var/lib/berth/repo" >/dev/null && echo "ostree fsck: clean"
+
+echo "== berth install (offline into the demo root: unit, config.json, enablement links)"
+"$BERTH" --root "$WORK/root" install --name demo-httpd "127.0.0.1:$PORT/demo/busybox:latest"
+"$BERTH" --root "$WORK/root" list
+cat "$WORK/root/etc/systemd/system/demo-httpd.service"
+echo "== running it the way its unit would (berth-run), then stopping it"
+"$(dirname "$BERTH")/berth-run" --root "$WORK/root" demo-httpd &
+RUN=$!
+for _ in $(seq 50); do curl -fs http://127.0.0.1:8080/ >/dev/null 2>&1 && break; sleep 0.1; done
+echo "GET http://127.0.0.1:8080/ -> $(curl -fs http://127.0.0.1:8080/)"
+# busybox httpd as the container's PID 1 has no SIGTERM handler, so it is
+# stopped with KILL here (its unit would do the same after TimeoutStopSec).
+"$BERTH" --root "$WORK/root" kill demo-httpd KILL
+wait $RUN || echo "berth-run exited with status $? (128+9: the container was killed)"
+echo "== berth uninstall"
+"$BERTH" --root "$WORK/root" uninstall demo-httpd
 echo "== demo done (state in $WORK)"
