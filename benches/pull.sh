@@ -80,7 +80,9 @@ echo "== re-pull of the unchanged image, berth images"
 hyperfine -N -w 3 -r 30 --export-json "$W/again.json" \
   -n "berth re-pull" "$BERTH --root $W/root pull --tls-verify=false $IMG" \
   -n "berth images" "$BERTH --root $W/root images" \
-  -n "skopeo inspect (peer: one manifest round trip)" "skopeo inspect --raw --tls-verify=false docker://$IMG"
+  -n "skopeo inspect (peer: one manifest round trip)" "skopeo inspect --raw --tls-verify=false docker://$IMG" \
+  -n "ostree refs (peer: list the same store)" "ostree --repo=$W/root/var/lib/berth/repo refs" \
+  -n "berth --version (process start floor)" "$BERTH --version"
 rm -rf "$W/root"
 rss=$( { /usr/bin/time -f '%M' "$BERTH" --root "$W/root" pull -q --tls-verify=false "$IMG" >/dev/null; } 2>&1 | tail -1)
 rm -rf "$W/chain-oci" "$W/chain-repo"

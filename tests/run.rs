@@ -757,3 +757,36 @@ fn berth_run_binary_runs_bundles_without_libostree() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-bundle"));
 }
+
+#[test]
+fn sigterm_to_berth_stops_an_init_without_a_handler() {
+    if !common::require_root() {
+        return;
+    }
+    // `sleep` as the container's PID 1 has no SIGTERM handler, so the kernel
+    // would drop a forwarded SIGTERM and `systemctl stop` would wait out
+    // TimeoutStopSec; berth delivers SIGKILL instead.
+    let (b, dir) = setup(&sh("echo up; exec sleep 600"), |_| {});
+    let id = unique("term");
+    let mut child = b
+        .command(&run_args(&dir, &id))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    expect_line(&rx, "up");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // Bound the wait: if berth hung, this kills it and the exit code shows it.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    });
+    let (code, err) = wait_exit(child);
+    assert_eq!(code, 128 + 9, "{err}");
+}

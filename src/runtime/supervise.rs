@@ -150,9 +150,74 @@ pub fn wait(
 }
 
 fn forward(target: Pid, sig: Signal) {
+    // The kernel drops a signal sent to a PID-namespace init that neither
+    // handles nor ignores it, so `systemctl stop` of e.g. busybox httpd would
+    // wait out TimeoutStopSec. Such a signal would have ended any other
+    // process: deliver SIGKILL instead, as its default action would.
+    let status = std::fs::read_to_string(format!("/proc/{target}/status")).unwrap_or_default();
+    let sig = if default_kill_dropped(&status, sig) {
+        tracing::info!("{target} is a namespace init without a {sig} handler; sending SIGKILL");
+        Signal::SIGKILL
+    } else {
+        sig
+    };
     tracing::debug!("forwarding {sig} to {target}");
     match kill(target, sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => tracing::warn!("forwarding {sig} to {target}: {e}"),
+    }
+}
+
+/// PURE: whether `sig` sent to the process whose `/proc/PID/status` is
+/// `status` would be dropped although its default action ends a process:
+/// the process is PID 1 of its namespace and neither catches nor ignores it.
+fn default_kill_dropped(status: &str, sig: Signal) -> bool {
+    if !matches!(
+        sig,
+        Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
+    ) {
+        return false;
+    }
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let is_ns_init = field("NSpid:")
+        .and_then(|v| v.split_whitespace().last())
+        .is_some_and(|inner| inner == "1");
+    let mask = |name: &str| field(name).and_then(|v| u64::from_str_radix(v, 16).ok());
+    let bit = 1u64 << (sig as i32 - 1);
+    match (mask("SigCgt:"), mask("SigIgn:")) {
+        (Some(cgt), Some(ign)) => is_ns_init && cgt & bit == 0 && ign & bit == 0,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod default_kill_tests {
+    use super::*;
+
+    fn status(nspid: &str, cgt: &str, ign: &str) -> String {
+        format!("Name:\thttpd\nNSpid:\t{nspid}\nSigIgn:\t{ign}\nSigCgt:\t{cgt}\n")
+    }
+
+    #[test]
+    fn escalates_only_for_unhandled_terminating_signals_of_a_namespace_init() {
+        let bare = status("4242\t1", "0000000000000000", "0000000000000000");
+        assert!(default_kill_dropped(&bare, Signal::SIGTERM));
+        assert!(default_kill_dropped(&bare, Signal::SIGINT));
+        assert!(!default_kill_dropped(&bare, Signal::SIGUSR1));
+        assert!(!default_kill_dropped(&bare, Signal::SIGWINCH));
+        // SIGTERM (15) caught: bit 14.
+        let handles = status("4242\t1", "0000000000004000", "0000000000000000");
+        assert!(!default_kill_dropped(&handles, Signal::SIGTERM));
+        let ignores = status("4242\t1", "0000000000000000", "0000000000004000");
+        assert!(!default_kill_dropped(&ignores, Signal::SIGTERM));
+        // Not an init of its namespace: the kernel applies the default action itself.
+        let child = status("4243\t7", "0000000000000000", "0000000000000000");
+        assert!(!default_kill_dropped(&child, Signal::SIGTERM));
+        assert!(!default_kill_dropped("", Signal::SIGTERM));
     }
 }
