@@ -28,6 +28,7 @@ check: deps
 ## Benchmarks against the peers; writes BENCHMARKS.md sections.
 bench: deps build
 	./benches/pull.sh
+	./benches/run.sh
 
 clean:
 	$(CARGO) clean
