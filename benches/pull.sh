@@ -7,6 +7,9 @@
 # Writes benches/results/pull.md. Needs root (bare repo), hyperfine, umoci.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Measure as on a stock Debian host: no trust-store overrides from the
+# environment (a SSL_CERT_DIR makes TLS stacks scan every file in it).
+unset SSL_CERT_DIR SSL_CERT_FILE
 BERTH=${BERTH:-$PWD/target/release/berth}
 W=${BENCH_DIR:-$PWD/target/bench-pull}
 PORT=${BENCH_PORT:-5100}

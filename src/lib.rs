@@ -4,6 +4,7 @@
 //! - [`error`]: the crate error, its kinds and the stable exit codes.
 //! - [`image`]: references, registry client, archives and the layer tar filter.
 //! - [`store`]: the OSTree repository: layer commits, merged image commits, checkout, prune.
+//! - [`logging`]: the lean logging set-up of the runtime verbs.
 //! - [`progress`]: events the library reports while it works; `cli` renders them.
 //! - [`pull`]: the pull pipeline from reference to image commit.
 //! - [`runtime`]: `berth run`: the bundled OCI runtime (libcontainer) or crun/runc, notify relay, signals.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod deploy;
 pub mod error;
 pub mod image;
+pub mod logging;
 pub mod progress;
 pub mod pull;
 pub mod runtime;

@@ -119,7 +119,10 @@ fn pull_one(
     let existing = image::find(store, &shown)?;
     let (source, fetched) = match r {
         ImageRef::Registry(rr) => {
-            let mut remote = Remote::new(rr, &req.remote, conf)?;
+            let known = plain_http_registries(store);
+            let mut opts = req.remote.clone();
+            opts.known_plain_http = known.contains(&rr.registry);
+            let mut remote = Remote::new(rr, &opts, conf)?;
             let tag_or_digest = rr
                 .digest
                 .clone()
@@ -127,6 +130,9 @@ fn pull_one(
                 .unwrap_or_else(|| "latest".into());
             let (bytes, digest, index_digest) =
                 rt.block_on(remote.fetch_manifest(&shown, &tag_or_digest, platform))?;
+            if remote.is_plain_http() != opts.known_plain_http {
+                record_plain_http(store, known, &rr.registry, remote.is_plain_http());
+            }
             if let Some(old) = &existing {
                 if old.digest == digest && layers_present(store, &old.layers)? {
                     return Ok(unchanged(r, old));
@@ -435,5 +441,30 @@ fn import_worker(
             digest: l.digest.clone(),
             fetched: true,
         });
+    }
+}
+
+/// Registries that answered over plain HTTP (when berth was allowed to use
+/// it), one per line, below the store; only a hint for the protocol order.
+const PLAIN_HTTP_FILE: &str = "plain-http-registries";
+
+fn plain_http_registries(store: &Store) -> Vec<String> {
+    let path = store.repo_path().with_file_name(PLAIN_HTTP_FILE);
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Adds or drops `registry`; a failure only costs a slower next pull.
+fn record_plain_http(store: &Store, mut known: Vec<String>, registry: &str, plain: bool) {
+    known.retain(|k| k != registry);
+    if plain {
+        known.push(registry.to_string());
+    }
+    let path = store.repo_path().with_file_name(PLAIN_HTTP_FILE);
+    let tmp = path.with_extension("tmp");
+    let text: String = known.iter().map(|k| format!("{k}\n")).collect();
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+        tracing::warn!("{}: {e}", path.display());
     }
 }

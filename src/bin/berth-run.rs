@@ -38,24 +38,7 @@ struct Opt {
 }
 
 fn init_logging(o: &Opt) {
-    use tracing_subscriber::prelude::*;
-    let level = match (o.quiet, o.verbose) {
-        (true, _) => tracing::Level::ERROR,
-        (_, 0) => tracing::Level::WARN,
-        (_, 1) => tracing::Level::INFO,
-        (_, 2) => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
-    };
-    let filter = tracing_subscriber::filter::Targets::new().with_target("berth", level);
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .without_time()
-                .with_target(false),
-        )
-        .with(filter)
-        .try_init();
+    berth::logging::init_lean(berth::logging::level(o.quiet, o.verbose));
 }
 
 fn fail(e: RuntimeError, context: &str) -> i32 {

@@ -69,6 +69,7 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
             authfile: a.authfile.clone(),
             cert_dir: a.cert_dir.clone(),
             tls_verify: a.tls_verify,
+            known_plain_http: false,
         },
         jobs: a.jobs as usize,
     };

@@ -61,22 +61,7 @@ fn init_logging(g: &GlobalOpts) {
     if g.verbose > 0 || std::env::var_os("RUST_LOG").is_some() {
         return super::init_logging(g);
     }
-    use tracing_subscriber::prelude::*;
-    let level = if g.quiet {
-        tracing::Level::ERROR
-    } else {
-        tracing::Level::WARN
-    };
-    let filter = tracing_subscriber::filter::Targets::new().with_target("berth", level);
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .without_time()
-                .with_target(false),
-        )
-        .with(filter)
-        .try_init();
+    crate::logging::init_lean(crate::logging::level(g.quiet, 0));
 }
 
 fn fail(e: crate::runtime::RuntimeError, context: String) -> i32 {

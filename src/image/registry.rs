@@ -147,12 +147,19 @@ pub struct RemoteOptions {
     pub cert_dir: Option<PathBuf>,
     /// `--tls-verify`: `Some(false)` allows plain HTTP and unverified TLS.
     pub tls_verify: Option<bool>,
+    /// The registry answered over plain HTTP last time: when plain HTTP is
+    /// allowed, try it before HTTPS (saves a failing TLS attempt).
+    pub known_plain_http: bool,
 }
 
 /// A connected view of one repository on one registry.
 pub struct Remote {
     client: Client,
-    fallback_http: Option<Client>,
+    /// Builds the plain-HTTP client when HTTPS fails and HTTP is allowed
+    /// (built only then: each oci-client Client costs a trust-store load).
+    fallback_http: Option<Box<dyn FnOnce() -> Result<Client, RegistryError> + Send + Sync>>,
+    /// Whether `client` speaks plain HTTP.
+    plain_http: bool,
     auth: RegistryAuth,
     registry: String,
     repository: String,
@@ -177,44 +184,66 @@ impl Remote {
             None => RegistryAuth::Anonymous,
         };
         let certs = regconf::registry_ca_certs(&r.registry, opts.cert_dir.as_deref())?
-            .into_iter()
-            .map(|data| Certificate {
-                encoding: CertificateEncoding::Pem,
-                data,
-            })
+            .iter()
+            .flat_map(|pem| pem_certificates(pem))
             .collect::<Vec<_>>();
         let insecure = opts.tls_verify == Some(false) || conf.is_insecure(&r.registry);
-        let config = |protocol: ClientProtocol| ClientConfig {
-            protocol,
-            extra_root_certificates: certs.clone(),
-            accept_invalid_certificates: opts.tls_verify == Some(false),
-            connect_timeout: Some(Duration::from_secs(15)),
-            read_timeout: Some(Duration::from_secs(60)),
-            ..Default::default()
+        // The system roots, read once from the distribution's bundle and
+        // shared by both clients; without this, each client scans
+        // /etc/ssl/certs file by file (~100 ms of a re-pull here).
+        let (only, extra) = match system_roots() {
+            Some(mut roots) => {
+                roots.extend(certs);
+                (roots, Vec::new())
+            }
+            None => (Vec::new(), certs),
         };
-        let build = |c: ClientConfig| {
-            Client::try_from(c).map_err(|e| RegistryError::Transport {
-                registry: r.registry.clone(),
+        let accept_invalid = opts.tls_verify == Some(false);
+        let registry = r.registry.clone();
+        let build = move |protocol: ClientProtocol| {
+            let config = ClientConfig {
+                protocol,
+                tls_certs_only: only.clone(),
+                extra_root_certificates: extra.clone(),
+                accept_invalid_certificates: accept_invalid,
+                connect_timeout: Some(Duration::from_secs(15)),
+                read_timeout: Some(Duration::from_secs(60)),
+                ..Default::default()
+            };
+            Client::try_from(config).map_err(|e| RegistryError::Transport {
+                registry: registry.clone(),
                 detail: format!("cannot build HTTP client: {e}"),
             })
         };
         // With --tls-verify=false (or insecure=true) try HTTPS first without
-        // verification, then plain HTTP, as containers/image does.
-        let (client, fallback_http) = if insecure {
-            (
-                build(config(ClientProtocol::Https))?,
-                Some(build(config(ClientProtocol::Http))?),
-            )
+        // verification, then plain HTTP, as containers/image does; or the
+        // other way round when the registry spoke plain HTTP last time.
+        type Fallback = Box<dyn FnOnce() -> Result<Client, RegistryError> + Send + Sync>;
+        let (first, second) = if insecure && opts.known_plain_http {
+            (ClientProtocol::Http, ClientProtocol::Https)
         } else {
-            (build(config(ClientProtocol::Https))?, None)
+            (ClientProtocol::Https, ClientProtocol::Http)
+        };
+        let plain_http = matches!(first, ClientProtocol::Http);
+        let client = build(first)?;
+        let fallback_http: Option<Fallback> = if insecure {
+            Some(Box::new(move || build(second)))
+        } else {
+            None
         };
         Ok(Remote {
             client,
             fallback_http,
+            plain_http,
             auth,
             registry: r.registry.clone(),
             repository: r.repository.clone(),
         })
+    }
+
+    /// Whether the registry is being reached over plain HTTP.
+    pub fn is_plain_http(&self) -> bool {
+        self.plain_http
     }
 
     fn reference(&self, tag_or_digest: &str) -> Reference {
@@ -242,7 +271,8 @@ impl Remote {
     ) -> Result<(Vec<u8>, String), RegistryError> {
         let reference = self.reference(tag_or_digest);
         let what = format!("{}/{}:{}", self.registry, self.repository, tag_or_digest);
-        // When plain HTTP is allowed, HTTPS gets one try before falling back.
+        // When plain HTTP is allowed, the first protocol gets one try before
+        // falling back to the other.
         let first = if self.fallback_http.is_some() {
             self.client
                 .pull_manifest_raw(&reference, &self.auth, manifest::ACCEPTED)
@@ -258,9 +288,10 @@ impl Remote {
         };
         match (first, self.fallback_http.take()) {
             (Ok((bytes, digest)), _) => Ok((bytes.to_vec(), digest)),
-            (Err(RawError::Oci(OciDistributionError::RequestError(e))), Some(http)) => {
-                tracing::debug!("HTTPS to {} failed ({e}); trying plain HTTP", self.registry);
-                self.client = http;
+            (Err(RawError::Oci(OciDistributionError::RequestError(e))), Some(make_other)) => {
+                tracing::debug!("{} failed ({e}); trying the other protocol", self.registry);
+                self.client = make_other()?;
+                self.plain_http = !self.plain_http;
                 let (bytes, digest) = self
                     .retry(&what, || async {
                         self.client
@@ -535,6 +566,64 @@ impl Remote {
             },
         }
     }
+}
+
+/// PEM bundles of the system trust store, as the distributions ship them.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// Points `SSL_CERT_FILE` at the distribution's CA bundle unless it is set.
+///
+/// oci-client builds a default reqwest client inside every `Client` it
+/// makes, and that client's verifier scans `/etc/ssl/certs` file by file
+/// (hundreds of opens, most of a re-pull's time). With `SSL_CERT_FILE` set it
+/// reads the one bundle, which holds the same roots. Call it first thing in
+/// `main`, before any thread exists (the environment is process-global).
+pub fn prefer_cert_bundle() {
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return;
+    }
+    if let Some(bundle) = SYSTEM_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
+        std::env::set_var("SSL_CERT_FILE", bundle);
+    }
+}
+
+/// The system roots as DER certificates: `$SSL_CERT_FILE`, else the first
+/// bundle of [`SYSTEM_BUNDLES`] that exists. `None` lets reqwest find them.
+fn system_roots() -> Option<Vec<Certificate>> {
+    let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let path = env
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+        .find(|p| p.is_file())?;
+    let pem = std::fs::read(&path).ok()?;
+    let roots = pem_certificates(&pem);
+    if roots.is_empty() {
+        tracing::warn!(
+            "{}: no certificates; using the default trust store",
+            path.display()
+        );
+        return None;
+    }
+    Some(roots)
+}
+
+/// Every certificate of a PEM file (a bundle may hold many; reqwest's PEM
+/// parser takes only the first), as DER.
+fn pem_certificates(pem: &[u8]) -> Vec<Certificate> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .map(|der| Certificate {
+            encoding: CertificateEncoding::Der,
+            data: der.to_vec(),
+        })
+        .collect()
 }
 
 enum RawError {
