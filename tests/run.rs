@@ -48,6 +48,35 @@ fn run_args<'a>(bundle: &'a Path, id: &'a str) -> Vec<&'a std::ffi::OsStr> {
     ]
 }
 
+/// A berth running a container that prints `up` and sleeps, once it is up.
+struct Sleeper {
+    b: Berth,
+    dir: PathBuf,
+    id: String,
+    child: Child,
+    rx: mpsc::Receiver<String>,
+}
+
+fn sleeper(prefix: &str) -> Sleeper {
+    let (b, dir) = setup(&sh("echo up; exec sleep 600"), |_| {});
+    let id = unique(prefix);
+    let mut child = b
+        .command(&run_args(&dir, &id))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    expect_line(&rx, "up");
+    Sleeper {
+        b,
+        dir,
+        id,
+        child,
+        rx,
+    }
+}
+
 /// Reads `child`'s stdout lines into a channel.
 fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
@@ -122,16 +151,13 @@ fn signal_death_exits_128_plus_n_and_kill_reaches_the_init() {
     if !common::require_root() {
         return;
     }
-    let (b, dir) = setup(&sh("echo up; exec sleep 600"), |_| {});
-    let id = unique("sig");
-    let mut child = b
-        .command(&run_args(&dir, &id))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut child);
-    expect_line(&rx, "up");
+    let Sleeper {
+        b,
+        id,
+        child,
+        rx: _rx,
+        ..
+    } = sleeper("sig");
     b.run(&["kill", &id, "KILL"]).ok();
     let (code, err) = wait_exit(child);
     assert_eq!(code, 128 + 9, "{err}");
@@ -401,16 +427,13 @@ fn container_runs_in_a_child_of_berths_cgroup() {
     if !common::require_root() {
         return;
     }
-    let (b, dir) = setup(&sh("echo up; exec sleep 600"), |_| {});
-    let id = unique("cg");
-    let mut child = b
-        .command(&run_args(&dir, &id))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut child);
-    expect_line(&rx, "up");
+    let Sleeper {
+        b,
+        id,
+        child,
+        rx: _rx,
+        ..
+    } = sleeper("cg");
     let init = container_pid(child.id());
     let mine = cgroups(child.id());
     let theirs = cgroups(init);
@@ -456,16 +479,13 @@ fn sigkill_of_berth_kills_the_container_and_the_next_run_is_clean() {
     if !common::require_root() {
         return;
     }
-    let (b, dir) = setup(&sh("echo up; exec sleep 600"), |_| {});
-    let id = unique("orphan");
-    let mut child = b
-        .command(&run_args(&dir, &id))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut child);
-    expect_line(&rx, "up");
+    let Sleeper {
+        b,
+        id,
+        mut child,
+        rx: _rx,
+        ..
+    } = sleeper("orphan");
     let init = container_pid(child.id());
     child.kill().unwrap();
     child.wait().unwrap();
@@ -487,16 +507,13 @@ fn a_running_id_is_a_conflict() {
     if !common::require_root() {
         return;
     }
-    let (b, dir) = setup(&sh("echo up; exec sleep 600"), |_| {});
-    let id = unique("busy");
-    let mut child = b
-        .command(&run_args(&dir, &id))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut child);
-    expect_line(&rx, "up");
+    let Sleeper {
+        b,
+        dir,
+        id,
+        child,
+        rx: _rx,
+    } = sleeper("busy");
     b.run(&run_args(&dir, &id))
         .code(4)
         .stderr_has(&["already running"]);
@@ -766,16 +783,7 @@ fn sigterm_to_berth_stops_an_init_without_a_handler() {
     // `sleep` as the container's PID 1 has no SIGTERM handler, so the kernel
     // would drop a forwarded SIGTERM and `systemctl stop` would wait out
     // TimeoutStopSec; berth delivers SIGKILL instead.
-    let (b, dir) = setup(&sh("echo up; exec sleep 600"), |_| {});
-    let id = unique("term");
-    let mut child = b
-        .command(&run_args(&dir, &id))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut child);
-    expect_line(&rx, "up");
+    let Sleeper { child, rx: _rx, .. } = sleeper("term");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
