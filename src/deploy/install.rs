@@ -180,9 +180,7 @@ fn apply(root: &Path, store: &Store, plan: &Plan, manager: &dyn Manager) -> Resu
     txn.rename_new(&tmp_link, &cdir.join(&plan.name))?;
     sync_parent(&tmp_link)?;
     failpoint("commit")?;
-    manager
-        .reload()
-        .map_err(io_err(Path::new("service manager reload")))?;
+    manager.reload().map_err(DeployError::from)?;
     txn.commit();
     Ok(())
 }

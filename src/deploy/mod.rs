@@ -86,6 +86,9 @@ pub enum DeployError {
         /// What is wrong.
         detail: String,
     },
+    /// The service manager refused or failed an operation.
+    #[error(transparent)]
+    Manager(#[from] crate::systemd::manager::ManagerError),
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -107,7 +110,7 @@ impl DeployError {
             | DeployError::Render(_)
             | DeployError::Unit { .. }
             | DeployError::Invalid { .. } => ErrorKind::Usage,
-            DeployError::Io { .. } => ErrorKind::Failed,
+            DeployError::Io { .. } | DeployError::Manager(_) => ErrorKind::Failed,
         }
     }
 }

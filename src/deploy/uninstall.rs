@@ -82,9 +82,7 @@ pub fn uninstall(root: &Path, name: &str, manager: &dyn Manager) -> Result<Remov
         }
     }
     failpoint("uninstall-staged")?;
-    manager
-        .reload()
-        .map_err(io_err(Path::new("service manager reload")))?;
+    manager.reload().map_err(DeployError::from)?;
     failpoint("uninstall-commit")?;
     txn.commit();
     // `.wants/` and `.requires/` directories left empty go too.

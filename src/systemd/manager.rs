@@ -1,13 +1,45 @@
-//! The service manager berth talks to. Only [`Offline`] exists so far: it
-//! writes the enablement symlinks `systemctl --root=DIR enable` would write
-//! and knows no unit state. A D-Bus manager (reload, enable, start, state)
-//! will implement the same trait.
+//! The service manager berth talks to, behind one small trait so the
+//! offline path is tested without systemd.
+//!
+//! - [`Offline`]: no running systemd (`--root DIR`, or PID 1 is not
+//!   systemd). Enablement links are computed as `systemctl --root=DIR
+//!   enable` would write them; reload is a no-op; nothing can be started.
+//! - `Live` (in `dbus.rs`): systemd over D-Bus (`org.freedesktop.systemd1`),
+//!   jobs awaited through `JobRemoved`.
+//!
+//! Either way berth creates the enablement symlinks itself, inside its
+//! transaction (so a failed or killed install undoes them exactly), and a
+//! live manager is then told with `Reload`.
 
 use std::path::{Path, PathBuf};
 
 use super::{Install, Symlink, UnitName};
 
-/// What install and uninstall ask of the service manager.
+/// A service manager operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// No running systemd to ask (offline root).
+    #[error("{what} needs a running systemd; this root has none (offline install)")]
+    NotLive {
+        /// The operation asked for.
+        what: String,
+    },
+    /// The bus connection or a call on it failed.
+    #[error("systemd D-Bus: {0}")]
+    Bus(String),
+    /// A job ended with a result other than `done`.
+    #[error("{verb} {unit}: job {result}")]
+    Job {
+        /// start, stop, restart.
+        verb: String,
+        /// The unit.
+        unit: String,
+        /// systemd's job result: failed, timeout, dependency, canceled, ...
+        result: String,
+    },
+}
+
+/// What install, update and uninstall ask of the service manager.
 pub trait Manager {
     /// The symlinks (paths as seen inside the root) that enable `unit`,
     /// whose text is `text`, in `unit_dir`. Nothing is changed; the caller
@@ -17,11 +49,35 @@ pub trait Manager {
         unit: &UnitName,
         text: &str,
         unit_dir: &str,
-    ) -> Result<Vec<Symlink>, super::UnitError>;
+    ) -> Result<Vec<Symlink>, super::UnitError> {
+        let install = Install::parse(text, unit)?;
+        for w in &install.warnings {
+            tracing::warn!("{unit}: {w}");
+        }
+        install.symlinks(unit_dir)
+    }
+    /// Whether a running systemd hears of changes (and can start units).
+    fn is_live(&self) -> bool;
     /// Reloads the manager's view of unit files (a no-op offline).
-    fn reload(&self) -> std::io::Result<()>;
-    /// The unit's active state, or `unknown`.
+    fn reload(&self) -> Result<(), ManagerError>;
+    /// The unit's `ActiveState` (`active`, `inactive`, `failed`, ...), or
+    /// `unknown` offline.
     fn unit_state(&self, unit: &UnitName) -> String;
+    /// Starts `unit` and waits for the job's result.
+    fn start(&self, unit: &UnitName) -> Result<(), ManagerError>;
+    /// Stops `unit` and waits for the job's result.
+    fn stop(&self, unit: &UnitName) -> Result<(), ManagerError>;
+    /// Restarts `unit` and waits for the job's result.
+    fn restart(&self, unit: &UnitName) -> Result<(), ManagerError>;
+    /// The last `lines` journal lines of `unit` (empty offline).
+    fn journal_tail(&self, unit: &UnitName, lines: usize) -> Vec<String>;
+    /// Whether the unit is running or about to (active, activating, reloading).
+    fn is_running(&self, unit: &UnitName) -> bool {
+        matches!(
+            self.unit_state(unit).as_str(),
+            "active" | "activating" | "reloading"
+        )
+    }
 }
 
 /// No running systemd (`--root DIR`, or PID 1 is not systemd).
@@ -41,24 +97,42 @@ impl Offline {
 }
 
 impl Manager for Offline {
-    fn enable_plan(
-        &self,
-        unit: &UnitName,
-        text: &str,
-        unit_dir: &str,
-    ) -> Result<Vec<Symlink>, super::UnitError> {
-        let install = Install::parse(text, unit)?;
-        for w in &install.warnings {
-            tracing::warn!("{unit}: {w}");
-        }
-        install.symlinks(unit_dir)
+    fn is_live(&self) -> bool {
+        false
     }
 
-    fn reload(&self) -> std::io::Result<()> {
+    fn reload(&self) -> Result<(), ManagerError> {
         Ok(())
     }
 
     fn unit_state(&self, _unit: &UnitName) -> String {
         "unknown".into()
     }
+
+    fn start(&self, unit: &UnitName) -> Result<(), ManagerError> {
+        Err(ManagerError::NotLive {
+            what: format!("starting {unit}"),
+        })
+    }
+
+    fn stop(&self, _unit: &UnitName) -> Result<(), ManagerError> {
+        Ok(())
+    }
+
+    fn restart(&self, unit: &UnitName) -> Result<(), ManagerError> {
+        Err(ManagerError::NotLive {
+            what: format!("restarting {unit}"),
+        })
+    }
+
+    fn journal_tail(&self, _unit: &UnitName, _lines: usize) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Whether berth should talk to a running systemd for `root`: the root is
+/// `/` and systemd is PID 1 (`/run/systemd/system` exists, as
+/// `sd_booted()` checks).
+pub fn systemd_running(root: &Path) -> bool {
+    root == Path::new("/") && Path::new("/run/systemd/system").is_dir()
 }
