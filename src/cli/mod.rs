@@ -66,6 +66,12 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Remove an installed container (the image stays).
     Uninstall(install::UninstallArgs),
+    /// Update a container to a newer image or new values (keeps the previous deployment).
+    Update(install::UpdateArgs),
+    /// Switch a container back to its previous deployment.
+    Rollback(install::RollbackArgs),
+    /// Show a container: deployment, values, files, units, journal.
+    Status(install::StatusArgs),
     /// List installed containers.
     List(install::ListArgs),
 }
@@ -118,6 +124,9 @@ pub fn main() -> i32 {
         Command::Images(a) => images::run(&opt.global, a),
         Command::Install(a) => install::install(&opt.global, a),
         Command::Uninstall(a) => install::uninstall(&opt.global, a),
+        Command::Update(a) => install::update(&opt.global, a),
+        Command::Rollback(a) => install::rollback(&opt.global, a),
+        Command::Status(a) => install::status(&opt.global, a),
         Command::List(a) => install::list(&opt.global, a),
         // Dispatched above, before logging starts.
         Command::Run(_) | Command::Exec(_) | Command::Kill(_) => Ok(()),
