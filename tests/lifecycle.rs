@@ -441,3 +441,32 @@ fn failure_or_kill_at_any_step_leaves_the_previous_state() {
         }
     }
 }
+
+#[test]
+fn mount_shows_a_container_or_an_image_read_only() {
+    if !require_root() {
+        return;
+    }
+    let (src, _keep) = layout(&[("v1", etcd("v1")), ("v2", etcd("v2"))]);
+    let b = Berth::new();
+    let root = b.root();
+    let v2 = format!("{src}:v2");
+    b.run(&["install", "--name", "etcd", &format!("{src}:v1")])
+        .ok();
+    b.pull(&v2, &[]).ok();
+    let dir = common::tempdir();
+    let mnt = dir.path();
+    for (what, version) in [("etcd", "v1"), (v2.as_str(), "v2")] {
+        b.run(&["mount", what, mnt.to_str().unwrap()]).ok();
+        assert!(read(mnt, "usr/bin/etcd").contains(version), "{what}");
+        let e = std::fs::write(mnt.join("usr/bin/etcd"), "x").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{what}");
+        b.run(&["umount", mnt.to_str().unwrap()]).ok();
+        assert!(!mnt.join("usr").exists(), "{what}");
+    }
+    // The image checkout made for the mount is gone again.
+    let mounts = root.join("var/lib/berth/mounts");
+    assert_eq!(std::fs::read_dir(&mounts).unwrap().count(), 0);
+    b.run(&["mount", "nosuch", mnt.to_str().unwrap()]).code(3);
+    b.fsck();
+}

@@ -329,3 +329,41 @@ pub fn list(g: &GlobalOpts, _a: &ListArgs) -> anyhow::Result<()> {
     output::println(&out)?;
     Ok(())
 }
+
+/// Mount an installed container's deployment, or a stored image, read-only on DIR.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// A container name or an image reference.
+    pub what: String,
+    /// An existing directory.
+    pub dir: std::path::PathBuf,
+}
+
+/// Unmount what `berth mount` mounted on DIR.
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    /// The directory.
+    pub dir: std::path::PathBuf,
+}
+
+/// Runs `berth mount`.
+pub fn mount(g: &GlobalOpts, a: &MountArgs) -> anyhow::Result<()> {
+    let m = deploy::mount::mount_at(&g.root, &a.what, &a.dir)
+        .with_context(|| format!("mounting {} on {}", a.what, a.dir.display()))?;
+    if g.json {
+        return output::print_json(&m);
+    }
+    output::println(&format!(
+        "Mounted {} read-only on {}",
+        m.what,
+        m.dir.display()
+    ))?;
+    Ok(())
+}
+
+/// Runs `berth umount`.
+pub fn umount(g: &GlobalOpts, a: &UmountArgs) -> anyhow::Result<()> {
+    deploy::mount::umount_at(&g.root, &a.dir)
+        .with_context(|| format!("unmounting {}", a.dir.display()))?;
+    Ok(())
+}

@@ -74,6 +74,10 @@ pub enum Command {
     Status(install::StatusArgs),
     /// List installed containers.
     List(install::ListArgs),
+    /// Mount a container's deployment or an image read-only on a directory.
+    Mount(install::MountArgs),
+    /// Unmount what `berth mount` mounted.
+    Umount(install::UmountArgs),
 }
 
 fn init_logging(g: &GlobalOpts) {
@@ -128,6 +132,8 @@ pub fn main() -> i32 {
         Command::Rollback(a) => install::rollback(&opt.global, a),
         Command::Status(a) => install::status(&opt.global, a),
         Command::List(a) => install::list(&opt.global, a),
+        Command::Mount(a) => install::mount(&opt.global, a),
+        Command::Umount(a) => install::umount(&opt.global, a),
         // Dispatched above, before logging starts.
         Command::Run(_) | Command::Exec(_) | Command::Kill(_) => Ok(()),
     };

@@ -20,6 +20,7 @@
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
 pub mod install;
+pub mod mount;
 pub mod plan;
 pub mod recover;
 pub mod render;
