@@ -29,6 +29,7 @@ check: deps
 bench: deps build
 	./benches/pull.sh
 	./benches/run.sh
+	./benches/install.sh
 
 clean:
 	$(CARGO) clean
