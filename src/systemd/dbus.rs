@@ -3,7 +3,9 @@
 //! berth's CLI is synchronous and zbus 6 has no blocking API (its proxies
 //! are async only), so `Live` owns a small current-thread tokio runtime and
 //! `block_on`s each call. The connection's socket is only read while a call
-//! is running; nothing happens on it in between.
+//! is running; nothing happens on it in between. `Live` must therefore be
+//! created and called outside any async runtime: from inside one, every
+//! call fails with [`ManagerError::Bus`] (instead of tokio's panic).
 //!
 //! A job (start, stop, restart) is awaited through the manager's
 //! `JobRemoved` signal: berth subscribes once per connection, opens the
@@ -92,6 +94,7 @@ impl Live {
     }
 
     fn connect(scope: Scope) -> Result<Live, ManagerError> {
+        outside_runtime()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -172,16 +175,38 @@ impl Live {
         )))
     }
 
-    async fn active_state(&self, unit: &str) -> zbus::Result<String> {
+    /// Runs `call` to completion on the runtime.
+    fn run<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ManagerError>>,
+    ) -> Result<T, ManagerError> {
+        outside_runtime()?;
+        self.rt.block_on(call)
+    }
+
+    async fn active_state(&self, unit: &str) -> Result<String, ManagerError> {
+        let bus = |e: zbus::Error| ManagerError::Bus(format!("ActiveState of {unit}: {e}"));
         // LoadUnit (not GetUnit): a unit systemd has not loaded yet is
         // loaded now and reports `inactive` instead of an error.
-        let path = self.manager.load_unit(unit.into()).await?;
+        let path = self.manager.load_unit(unit.into()).await.map_err(bus)?;
         let proxy = UnitProxy::builder(&self.conn)
             .path(path)
             .cache_properties(CacheProperties::No)
             .build()
-            .await?;
-        proxy.active_state().await
+            .await
+            .map_err(bus)?;
+        proxy.active_state().await.map_err(bus)
+    }
+}
+
+/// `block_on` panics on a thread that is already driving a runtime: refuse
+/// instead.
+fn outside_runtime() -> Result<(), ManagerError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(ManagerError::Bus(
+            "the blocking D-Bus manager was called from inside an async runtime".into(),
+        )),
+        Err(_) => Ok(()),
     }
 }
 
@@ -242,31 +267,34 @@ impl Manager for Live {
     }
 
     fn reload(&self) -> Result<(), ManagerError> {
-        self.rt
-            .block_on(self.manager.reload())
-            .map_err(|e| ManagerError::Bus(format!("Reload: {e}")))
+        self.run(async {
+            self.manager
+                .reload()
+                .await
+                .map_err(|e| ManagerError::Bus(format!("Reload: {e}")))
+        })
     }
 
     fn unit_state(&self, unit: &UnitName) -> String {
-        match self.rt.block_on(self.active_state(unit.as_str())) {
+        match self.run(self.active_state(unit.as_str())) {
             Ok(state) => state,
             Err(e) => {
-                tracing::debug!("ActiveState of {unit}: {e}");
+                tracing::debug!("{e}");
                 "unknown".into()
             }
         }
     }
 
     fn start(&self, unit: &UnitName) -> Result<(), ManagerError> {
-        self.rt.block_on(self.job(Verb::Start, unit.as_str()))
+        self.run(self.job(Verb::Start, unit.as_str()))
     }
 
     fn stop(&self, unit: &UnitName) -> Result<(), ManagerError> {
-        self.rt.block_on(self.job(Verb::Stop, unit.as_str()))
+        self.run(self.job(Verb::Stop, unit.as_str()))
     }
 
     fn restart(&self, unit: &UnitName) -> Result<(), ManagerError> {
-        self.rt.block_on(self.job(Verb::Restart, unit.as_str()))
+        self.run(self.job(Verb::Restart, unit.as_str()))
     }
 
     fn journal_tail(&self, unit: &UnitName, lines: usize) -> Vec<String> {
@@ -362,6 +390,15 @@ mod tests {
             journal_args(Scope::User, "a.service", 5)[..2],
             ["--user-unit", "a.service"]
         );
+    }
+
+    #[test]
+    fn refuses_to_block_inside_a_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let e = rt.block_on(async { Live::system().unwrap_err() });
+        assert!(e.to_string().contains("inside an async runtime"), "{e}");
     }
 
     #[test]
