@@ -1,6 +1,7 @@
 //! Command line: clap definitions (their doc comments are the help), one
 //! dispatch `match`, and the mapping of errors to exit codes.
 
+mod generate;
 mod images;
 mod install;
 mod output;
@@ -78,6 +79,9 @@ pub enum Command {
     Mount(install::MountArgs),
     /// Unmount what `berth mount` mounted.
     Umount(install::UmountArgs),
+    /// Generate man pages and shell completions.
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 fn init_logging(g: &GlobalOpts) {
@@ -134,6 +138,7 @@ pub fn main() -> i32 {
         Command::List(a) => install::list(&opt.global, a),
         Command::Mount(a) => install::mount(&opt.global, a),
         Command::Umount(a) => install::umount(&opt.global, a),
+        Command::Generate(a) => generate::run(&opt.global, a),
         // Dispatched above, before logging starts.
         Command::Run(_) | Command::Exec(_) | Command::Kill(_) => Ok(()),
     };
