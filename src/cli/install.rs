@@ -106,6 +106,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         berth: berth_exe()?,
         display: a.display,
         now: a.now,
+        enable: true,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(g)?;
@@ -212,6 +213,8 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
         runtime: g.runtime.clone(),
         berth: berth_exe()?,
         display: a.display,
+        refresh: true,
+        reset_values: false,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(g)?;

@@ -1,6 +1,7 @@
 //! Command line: clap definitions (their doc comments are the help), one
 //! dispatch `match`, and the mapping of errors to exit codes.
 
+mod apply;
 mod generate;
 mod images;
 mod install;
@@ -75,6 +76,10 @@ pub enum Command {
     Status(install::StatusArgs),
     /// List installed containers.
     List(install::ListArgs),
+    /// Make the installed containers match a manifest (plan, stage, switch).
+    Apply(apply::ApplyArgs),
+    /// Show the file changes `apply` would make.
+    Diff(apply::DiffArgs),
     /// Mount a container's deployment or an image read-only on a directory.
     Mount(install::MountArgs),
     /// Unmount what `berth mount` mounted.
@@ -136,6 +141,8 @@ pub fn main() -> i32 {
         Command::Rollback(a) => install::rollback(&opt.global, a),
         Command::Status(a) => install::status(&opt.global, a),
         Command::List(a) => install::list(&opt.global, a),
+        Command::Apply(a) => apply::apply(&opt.global, a),
+        Command::Diff(a) => apply::diff(&opt.global, a),
         Command::Mount(a) => install::mount(&opt.global, a),
         Command::Umount(a) => install::umount(&opt.global, a),
         Command::Generate(a) => generate::run(&opt.global, a),

@@ -38,6 +38,8 @@ pub struct InstallRequest {
     pub display: bool,
     /// Also start the units (`--now`) and wait for the result.
     pub now: bool,
+    /// Create the `[Install]` links (the default).
+    pub enable: bool,
 }
 
 /// Parses `--set` arguments.
@@ -79,6 +81,8 @@ pub fn install(
         berth: &req.berth,
         slot: format!("{name}.0"),
         previous: None,
+        reset_values: false,
+        enable: req.enable,
     };
     let plan = plan(root, &store, &record, &preq, manager)?;
     if req.display {

@@ -79,6 +79,11 @@ pub struct PlanRequest<'a> {
     pub slot: String,
     /// The active deployment being updated, if any.
     pub previous: Option<&'a Info>,
+    /// Start from the previous deployment's generated values only (UUID),
+    /// not its `--set` ones: `set` is the whole desired set (`berth apply`).
+    pub reset_values: bool,
+    /// Create the `[Install]` links.
+    pub enable: bool,
 }
 
 /// Plans deploying `record` per `req` below `root`.
@@ -161,10 +166,10 @@ pub fn plan(
             source,
         };
         crate::systemd::unit::assignments(&text).map_err(unit_err)?;
-        for s in manager
+        let symlinks = manager
             .enable_plan(&unit_name, &text, UNIT_DIR)
-            .map_err(unit_err)?
-        {
+            .map_err(unit_err)?;
+        for s in symlinks.into_iter().filter(|_| req.enable) {
             links.push(Link {
                 path: s.link,
                 target: s.target,
@@ -352,10 +357,17 @@ fn values(
     let host = HostDefaults::system(capabilities_value(&caps), req.runtime.to_string());
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
         .map_err(io_err(Path::new("/proc/sys/kernel/random/uuid")))?;
-    let previous = req
+    let mut previous = req
         .previous
         .map(|i| i.values.carried_over())
         .unwrap_or_default();
+    if req.reset_values {
+        if let Some(i) = req.previous {
+            previous.retain(|k, _| {
+                i.values.provenance(k) == Some(crate::template::Provenance::Generated)
+            });
+        }
+    }
     Ok(resolve(&Sources {
         forced: &forced,
         set: req.set,

@@ -39,6 +39,10 @@ pub struct UpdateRequest {
     pub berth: PathBuf,
     /// Plan only; change nothing.
     pub display: bool,
+    /// Pull the image again (a tag may have moved); else use the stored one.
+    pub refresh: bool,
+    /// `set` is the whole desired set: previous `--set` values are dropped.
+    pub reset_values: bool,
 }
 
 /// What an update or rollback did.
@@ -105,7 +109,7 @@ pub fn update(
         .clone()
         .unwrap_or_else(|| current.image.reference.clone());
     // Re-pulled: the tag may have moved. Pull takes the lock itself.
-    let record = ensure_image(root, &image_name, req.display, true, progress)?;
+    let record = ensure_image(root, &image_name, req.display, req.refresh, progress)?;
     let _lock = lock_root(root)?;
     let current = active_info(root, &name)?;
     let store = Store::open(root, false)?
@@ -122,7 +126,11 @@ pub fn update(
         kept: Vec::new(),
         plan: None,
     };
-    if record.commit == current.image.commit && set.is_empty() && req.image.is_none() {
+    if record.commit == current.image.commit
+        && set.is_empty()
+        && req.image.is_none()
+        && !req.reset_values
+    {
         out.changed = false;
         out.to = current.deployment.clone();
         return Ok(out);
@@ -135,6 +143,8 @@ pub fn update(
         berth: &req.berth,
         slot: slot.clone(),
         previous: Some(&current),
+        reset_values: req.reset_values,
+        enable: !current.links.is_empty(),
     };
     let plan = plan(root, &store, &record, &preq, manager)?;
     if req.display {
