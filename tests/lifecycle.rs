@@ -470,3 +470,22 @@ fn mount_shows_a_container_or_an_image_read_only() {
     b.run(&["mount", "nosuch", mnt.to_str().unwrap()]).code(3);
     b.fsck();
 }
+
+#[test]
+fn update_all_checks_every_container() {
+    if !require_root() {
+        return;
+    }
+    let (src, _keep) = layout(&[("v1", etcd("v1"))]);
+    let b = Berth::new();
+    let v1 = format!("{src}:v1");
+    std::fs::create_dir_all(b.root().join("usr/bin")).unwrap();
+    b.run(&["install", "--name", "a", &v1]).ok();
+    // Nothing moved: every container is up to date.
+    let r = b.json(&["update", "--all"]);
+    let rows = r.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["changed"], false);
+    b.run(&["update", "--all", "--set", "X=1"]).code(2);
+    b.run(&["update"]).code(2);
+}

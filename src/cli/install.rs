@@ -57,7 +57,12 @@ pub struct UninstallArgs {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// The container.
-    pub name: String,
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Update every installed container (re-pull each image; a failure of
+    /// one does not stop the others; exits non-zero if any failed).
+    #[arg(long, conflicts_with_all = ["image", "set", "display"])]
+    pub all: bool,
     /// Switch to this image instead of re-pulling the installed reference.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
@@ -206,8 +211,70 @@ pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
 
 /// Runs `berth update`.
 pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
+    let names: Vec<String> = match &a.name {
+        Some(n) => vec![n.clone()],
+        None => {
+            deploy::recover_if_needed(&g.root)?;
+            let m = connect(g)?;
+            deploy::list(&g.root, m.as_ref())
+                .into_iter()
+                .map(|l| l.name)
+                .collect()
+        }
+    };
+    let mut results = Vec::new();
+    let mut failed: Option<anyhow::Error> = None;
+    for name in names {
+        match update_one(g, a, &name) {
+            Ok(r) => results.push(r),
+            Err(e) if a.all => {
+                eprintln!("error: {e:#}");
+                failed = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if g.json {
+        match (a.all, results.first()) {
+            (false, Some(r)) => output::print_json(r)?,
+            _ => output::print_json(&results)?,
+        }
+    } else {
+        let mut out = String::new();
+        for r in &results {
+            let line = match (&r.plan, a.display, r.changed) {
+                (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
+                (Some(plan), true, _) => display(plan, "update"),
+                _ => format!(
+                    "Updated {} from {} ({}) to {} ({}){}",
+                    r.name,
+                    r.from,
+                    r.from_digest,
+                    r.to,
+                    r.to_digest,
+                    if r.restarted { "; restarted" } else { "" }
+                ),
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        if !out.is_empty() {
+            output::println(out.trim_end())?;
+        }
+    }
+    match failed {
+        Some(e) => Err(e.context("some containers were not updated")),
+        None => Ok(()),
+    }
+}
+
+fn update_one(
+    g: &GlobalOpts,
+    a: &UpdateArgs,
+    name: &str,
+) -> anyhow::Result<deploy::update::Updated> {
     let req = UpdateRequest {
-        name: a.name.clone(),
+        name: name.to_string(),
         image: a.image.clone(),
         set: a.set.clone(),
         runtime: g.runtime.clone(),
@@ -219,29 +286,12 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(g)?;
     let r = deploy::update(&g.root, &req, m.as_ref(), renderer.clone())
-        .with_context(|| format!("updating {}", a.name))?;
+        .with_context(|| format!("updating {name}"))?;
     renderer.finish();
     for k in &r.kept {
         eprintln!("warning: kept {k}");
     }
-    if g.json {
-        return output::print_json(&r);
-    }
-    let out = match (&r.plan, a.display, r.changed) {
-        (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
-        (Some(plan), true, _) => display(plan, "update"),
-        _ => format!(
-            "Updated {} from {} ({}) to {} ({}){}",
-            r.name,
-            r.from,
-            r.from_digest,
-            r.to,
-            r.to_digest,
-            if r.restarted { "; restarted" } else { "" }
-        ),
-    };
-    output::println(&out)?;
-    Ok(())
+    Ok(r)
 }
 
 /// Runs `berth rollback`.
