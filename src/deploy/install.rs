@@ -159,7 +159,16 @@ pub fn settle(manager: &dyn Manager, unit: &UnitName, verb: &str) -> Result<(), 
             });
         }
         if std::time::Instant::now() >= deadline {
-            return Ok(());
+            // Still activating a second after the job: a process that keeps
+            // exiting and being restarted (Restart=on-failure) looks like this.
+            if matches!(state.as_str(), "active" | "reloading") {
+                return Ok(());
+            }
+            return Err(ManagerError::Job {
+                verb: verb.into(),
+                unit: unit.to_string(),
+                result: format!("done, but the unit is still {state} a second later"),
+            });
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
