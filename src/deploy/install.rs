@@ -239,6 +239,22 @@ pub fn ensure_image(
     })
 }
 
+/// Whether `input` names an image already in the store below `root`.
+pub fn is_stored(root: &Path, input: &str) -> bool {
+    let Ok(conf) = regconf::load() else {
+        return false;
+    };
+    let Ok(candidates) = reference::resolve(input, &conf.unqualified_search) else {
+        return false;
+    };
+    let Ok(Some(store)) = Store::open(root, false) else {
+        return false;
+    };
+    candidates
+        .iter()
+        .any(|c| matches!(image::find(&store, &c.to_string()), Ok(Some(_))))
+}
+
 /// The host files of a plan.
 pub fn host_files(plan: &Plan) -> Vec<HostFile> {
     plan.files
