@@ -383,6 +383,7 @@ fn failure_or_kill_at_any_step_leaves_the_previous_state() {
     b.pull(&v2, &[]).ok();
     let install = ["install", "--name", "etcd", v1.as_str()];
     let update = ["update", "etcd", "--image", v2.as_str()];
+    let update_back = ["update", "etcd", "--image", v1.as_str()];
     let rollback = ["rollback", "etcd"];
     let uninstall = ["uninstall", "etcd"];
     // The directories an install makes for berth's state stay; the rest goes.
@@ -401,6 +402,9 @@ fn failure_or_kill_at_any_step_leaves_the_previous_state() {
         ("update-stage", &update, vec![&install]),
         ("update-files", &update, vec![&install]),
         ("switch", &update, vec![&install]),
+        // Back to v1: the replaced slot holds v1, its checkout is moved over.
+        ("update-files", &update_back, vec![&install, &update]),
+        ("switch", &update_back, vec![&install, &update]),
         ("rollback-files", &rollback, vec![&install, &update]),
         ("switch", &rollback, vec![&install, &update]),
         ("uninstall-files", &uninstall, vec![&install, &update]),

@@ -90,7 +90,7 @@ pub fn install(
     }
     let mut txn = Transaction::journaled(root)?;
     txn.create_dir_all(&containers_dir(root))?;
-    let mut info = stage(root, &mut txn, &store, &plan)?;
+    let mut info = stage(root, &mut txn, &store, &plan, None)?;
     failpoint("stage")?;
     let switched = switch(root, &mut txn, None, &host_files(&plan), &plan.links)?;
     info.dirs = switched.dirs;
@@ -277,12 +277,18 @@ pub fn stage(
     txn: &mut Transaction,
     store: &Store,
     plan: &Plan,
+    reuse: Option<&Path>,
 ) -> Result<Info, Error> {
     let dep = in_root(root, &plan.deployment);
     txn.created(&dep)?;
     std::fs::create_dir(&dep).map_err(io_err(&dep))?;
     failpoint("checkout")?;
-    image::checkout(store, &plan.image.commit, &dep.join("rootfs"))?;
+    match reuse {
+        // A checkout of the same commit (the replaced slot's): moved, not
+        // made again; undo moves it back.
+        Some(rootfs) => txn.rename(rootfs, &dep.join("rootfs"))?,
+        None => image::checkout(store, &plan.image.commit, &dep.join("rootfs"))?,
+    }
     if let Some(config) = &plan.config {
         write_file(&dep.join("config.json"), config.as_bytes(), 0o644)?;
     }

@@ -36,6 +36,7 @@ enum Step {
     Created { path: PathBuf },
     Removed { path: PathBuf, staged: PathBuf },
     Symlink { path: PathBuf, old: PathBuf },
+    Moved { from: PathBuf, to: PathBuf },
     Commit,
 }
 
@@ -191,6 +192,20 @@ impl Transaction {
         set_symlink(path, target)
     }
 
+    /// Renames `from` to `to` (which must not exist); undo renames it back.
+    pub fn rename(&mut self, from: &Path, to: &Path) -> Result<(), DeployError> {
+        if to.symlink_metadata().is_ok() {
+            return Err(io_err(to)(std::io::Error::from(
+                std::io::ErrorKind::AlreadyExists,
+            )));
+        }
+        self.log(Step::Moved {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        })?;
+        std::fs::rename(from, to).map_err(io_err(to))
+    }
+
     /// Makes every step permanent: paths staged for removal are deleted
     /// (failures there are warnings; the operation is done).
     pub fn commit(mut self) {
@@ -244,6 +259,13 @@ fn undo(steps: Vec<Step>) {
                 }
             }
             Step::Symlink { path, old } => set_symlink(path, old),
+            Step::Moved { from, to } => {
+                if to.symlink_metadata().is_ok() && from.symlink_metadata().is_err() {
+                    std::fs::rename(to, from).map_err(io_err(from))
+                } else {
+                    Ok(())
+                }
+            }
             Step::Commit => Ok(()),
         };
         if let Err(e) = result {
@@ -355,12 +377,14 @@ mod tests {
         t.remove(&dir.join("gone")).unwrap();
         t.replace_symlink(&dir.join("link"), Path::new("b"))
             .unwrap();
+        t.rename(&dir.join("moved"), &dir.join("a/moved")).unwrap();
     }
 
     fn setup(dir: &Path) {
         std::fs::write(dir.join("old"), "keep").unwrap();
         std::fs::write(dir.join("gone"), "here").unwrap();
         std::os::unix::fs::symlink("a", dir.join("link")).unwrap();
+        std::fs::write(dir.join("moved"), "m").unwrap();
     }
 
     #[test]

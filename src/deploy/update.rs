@@ -153,11 +153,20 @@ pub fn update(
     }
     let mut txn = Transaction::journaled(root)?;
     let other = containers_dir(root).join(&slot);
+    let mut reuse = None;
     if other.symlink_metadata().is_ok() {
-        // The rollback target of the previous update is replaced.
+        // The rollback target of the previous update is replaced; its
+        // checkout is reused when it is of the same commit.
+        let same = Info::read_slot(root, &slot).is_ok_and(|i| i.image.commit == record.commit);
         txn.remove(&other)?;
+        let mut staged = other.clone().into_os_string();
+        staged.push(super::txn::REMOVED_SUFFIX);
+        let rootfs = std::path::PathBuf::from(staged).join("rootfs");
+        if same && rootfs.is_dir() {
+            reuse = Some(rootfs);
+        }
     }
-    let mut info = stage(root, &mut txn, &store, &plan)?;
+    let mut info = stage(root, &mut txn, &store, &plan, reuse.as_deref())?;
     failpoint("update-stage")?;
     let files = host_files(&plan);
     let switched = switch(root, &mut txn, Some(&current), &files, &plan.links)?;
