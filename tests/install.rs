@@ -158,7 +158,7 @@ fn etcd_like_image_installs_enables_lists_and_uninstalls() {
         "{unit}"
     );
     assert!(
-        unit.contains(&format!("\nExecStop={bin} kill etcd\n")),
+        unit.contains(&format!("\nExecStop={bin} kill --if-running etcd\n")),
         "{unit}"
     );
     assert!(

@@ -150,8 +150,9 @@ fn hostfs_files_are_renamed_rendered_and_removed_with_their_dirs() {
     let root = b.root();
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     let before = snapshot(&root);
-    b.run(&["install", "--name", "etcd", &format!("{src}:v1")])
-        .ok();
+    let r = b.run(&["install", "--name", "etcd", &format!("{src}:v1")]);
+    r.ok();
+    assert!(!r.stderr.contains("CRITICAL"), "{}", r.stderr);
     // renameFiles: etcdctl → ${NAME}ctl, mode kept.
     assert_eq!(read(&root, "usr/bin/etcdctl"), "#!/bin/sh\necho ctl v1\n");
     let mode = std::fs::metadata(root.join("usr/bin/etcdctl"))

@@ -55,6 +55,9 @@ pub struct KillArgs {
     /// Signal name (TERM, SIGHUP) or number.
     #[arg(value_name = "SIGNAL", default_value = "TERM")]
     pub signal: String,
+    /// Succeed when the container is not running (what a unit's ExecStop wants).
+    #[arg(long)]
+    pub if_running: bool,
 }
 
 fn init_logging(g: &GlobalOpts) {
@@ -109,6 +112,7 @@ pub fn kill(g: &GlobalOpts, a: &KillArgs) -> i32 {
     let r = parse_signal(&a.signal).and_then(|s| foreground::kill(&g.root, &rt, &a.name, s));
     match r {
         Ok(()) => 0,
+        Err(crate::runtime::RuntimeError::NotRunning { .. }) if a.if_running => 0,
         Err(e) => fail(e, format!("signalling {}", a.name)),
     }
 }

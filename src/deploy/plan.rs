@@ -342,7 +342,7 @@ fn values(
         name: name.to_string(),
         destdir: destdir.to_string(),
         exec_start,
-        exec_stop: format!("{berth} kill {name}"),
+        exec_stop: format!("{berth} kill --if-running {name}"),
         exec_startpre: String::new(),
         exec_stoppost: String::new(),
         host_uid: nix::unistd::getuid().as_raw(),

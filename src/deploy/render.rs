@@ -80,8 +80,8 @@ pub fn read_image_file(
         }
         return Ok(None);
     }
-    match file.load_contents(NOCANCEL) {
-        Ok((bytes, _)) => Ok(Some(bytes.to_vec())),
+    match read_all(store, &file) {
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e)
             if e.matches(gio::IOErrorEnum::NotFound)
                 || e.matches(gio::IOErrorEnum::IsDirectory) =>
@@ -90,6 +90,30 @@ pub fn read_image_file(
         }
         Err(e) => Err(store_err(ot(|| format!("reading /{path} of the image"))(e))),
     }
+}
+
+/// The content of a file of a commit, read as its content object.
+/// (`g_file_load_contents` on an OSTree repo file works too, but asks the
+/// stream for its size through a GFileInputStream-only call, which OSTree's
+/// streams are not: GLib prints a CRITICAL each time.)
+fn read_all(store: &Store, file: &gio::File) -> Result<Vec<u8>, ostree::glib::Error> {
+    let Some(rf) = file.downcast_ref::<ostree::RepoFile>() else {
+        return file.load_contents(NOCANCEL).map(|(b, _)| b.to_vec());
+    };
+    rf.ensure_resolved()?;
+    let (stream, _, _) = store.repo().load_file(&rf.checksum(), NOCANCEL)?;
+    let Some(stream) = stream else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    loop {
+        let chunk = stream.read_bytes(64 * 1024, NOCANCEL)?;
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 fn text(store: &Store, commit: &str, path: &str) -> Result<Option<String>, DeployError> {
@@ -222,12 +246,11 @@ fn hostfs_files(store: &Store, commit: &str) -> Result<Vec<(String, u32, Vec<u8>
             match info.file_type() {
                 gio::FileType::Directory => stack.push((child, path)),
                 gio::FileType::Regular => {
-                    let (bytes, _) = child
-                        .load_contents(NOCANCEL)
+                    let bytes = read_all(store, &child)
                         .map_err(ot(|| format!("reading /exports/hostfs/{path}")))
                         .map_err(store_err)?;
                     let mode = info.attribute_uint32("unix::mode") & 0o777;
-                    out.push((path, mode, bytes.to_vec()));
+                    out.push((path, mode, bytes));
                 }
                 _ => tracing::warn!(
                     "/exports/hostfs/{path} is not a regular file or directory; skipping it"

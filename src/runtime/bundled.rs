@@ -184,6 +184,12 @@ impl Runtime for Bundled {
 
     fn kill(&self, id: &str, signal: Signal) -> Result<()> {
         let mut c = self.load(id)?;
-        c.kill(signal, false).map_err(|e| lc(id, "kill", e))
+        // libcontainer signals, then saves the state again; a container
+        // that exits on the signal may have had its state removed by its
+        // supervisor in between. Gone after the signal is a delivered signal.
+        match c.kill(signal, false) {
+            Err(_) if !self.state_dir(id).join("state.json").exists() => Ok(()),
+            r => r.map_err(|e| lc(id, "kill", e)),
+        }
     }
 }
