@@ -4,7 +4,7 @@ export CARGO_BUILD_JOBS ?= 2
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build demo check test lint bench clean deps
+.PHONY: all build demo check check-system test lint bench clean deps
 
 all: build
 
@@ -23,7 +23,13 @@ check: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
-	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test --all-targets -- --test-threads=2 --skip system_scenario
+	$(MAKE) check-system
+
+## The system tests (tests/system/README.md): release binaries in a Debian 12 guest
+## booted with systemd-nspawn; the guest root filesystem is cached in /var/cache/berth-tests.
+check-system:
+	$(CARGO) test --release --test system -- --test-threads=2
 
 ## Benchmarks against the peers; writes BENCHMARKS.md sections.
 bench: deps build
