@@ -35,6 +35,7 @@ check-system:
 bench: deps build
 	./benches/pull.sh
 	./benches/run.sh
+	./benches/install.sh
 
 clean:
 	$(CARGO) clean

@@ -82,6 +82,21 @@ pub enum Error {
     /// `berth install`/`uninstall`/`list`: names, values, templates, files.
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    /// `berth apply`/`diff`: the manifest.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// `berth apply`: one entry's install, update or removal failed.
+    #[error("{file}: container {name:?}: {action} failed: {source}")]
+    InEntry {
+        /// The manifest file.
+        file: String,
+        /// The container.
+        name: String,
+        /// install, update, reconfigure, remove.
+        action: String,
+        /// Cause; its kind is the exit code.
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -94,6 +109,8 @@ impl Error {
             Error::Store(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Deploy(e) => e.kind(),
+            Error::Manifest(_) => ErrorKind::Usage,
+            Error::InEntry { source, .. } => source.kind(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod deploy;
 pub mod error;
 pub mod image;
 pub mod logging;
+pub mod manifest;
 pub mod progress;
 pub mod pull;
 pub mod runtime;

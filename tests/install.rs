@@ -383,7 +383,7 @@ fn failure_at_any_step_restores_the_root() {
     let root = b.root();
     b.pull(&reference, &[]).ok();
     let before = path_set(&root);
-    for step in ["checkout", "stage", "files", "enable", "commit"] {
+    for step in ["checkout", "stage", "files", "commit", "reload"] {
         b.set_env("BERTH_FAILPOINT", step);
         b.run(&["install", "--name", "etcd", &reference]).code(1);
         let after = path_set(&root);

@@ -1,4 +1,4 @@
-//! `berth install`, `berth uninstall`, `berth list`.
+//! `berth install`, `uninstall`, `update`, `rollback`, `status`, `list`.
 
 use std::sync::Arc;
 
@@ -7,17 +7,19 @@ use clap::Args;
 
 use super::output::{self, Renderer};
 use super::GlobalOpts;
-use crate::deploy::{self, InstallRequest};
-use crate::systemd::manager::{Manager, Offline};
+use crate::deploy::{self, InstallRequest, Plan, UpdateRequest};
+use crate::systemd::manager::{self, Manager};
 
-/// Install an image as a systemd service (offline: writes the unit and its
-/// enablement links; nothing is started).
+/// Install an image as a systemd service.
 ///
 /// Pulls IMAGE when it is not stored, checks it out into
 /// ROOT/var/lib/berth/containers/NAME.0, renders the image's /exports
 /// templates (or berth's defaults) into NAME.0/config.json,
-/// /etc/systemd/system/NAME.service and /etc/tmpfiles.d/NAME.conf, and
-/// enables the unit as its [Install] section asks.
+/// /etc/systemd/system/NAME.service (and .socket/.timer), /etc/tmpfiles.d/NAME.conf
+/// and the image's hostfs files, enables the units as their [Install]
+/// sections ask and reloads systemd. Without a running systemd (or with
+/// --root) only files and links are written, as `systemctl --root enable`
+/// would.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
     /// Container name (default: the image's repository name).
@@ -26,18 +28,63 @@ pub struct InstallArgs {
     /// Set a template variable; repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Also start the units and wait for the result (a failure undoes the install).
+    #[arg(long)]
+    pub now: bool,
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    /// A system container (the default; user containers are not supported yet).
+    #[arg(long)]
+    pub system: bool,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
 
-/// Remove an installed container: unit, enablement links, tmpfiles entry
-/// and deployments. The image stays in the store.
+/// Remove an installed container: units stopped and disabled, unit files,
+/// tmpfiles entry, unmodified host files and both deployments removed. The
+/// image stays in the store until `berth images prune`.
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
+    /// The container.
+    pub name: String,
+}
+
+/// Update a container: re-pull its image (or --image), deploy it into the
+/// other slot with the previous values overlaid by --set, switch, and
+/// restart the service if it was running (switching back if that fails).
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The container.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Update every installed container (re-pull each image; a failure of
+    /// one does not stop the others; exits non-zero if any failed).
+    #[arg(long, conflicts_with_all = ["image", "set", "display"])]
+    pub all: bool,
+    /// Switch to this image instead of re-pulling the installed reference.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Set a template variable; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print every file and action; change nothing.
+    #[arg(long)]
+    pub display: bool,
+}
+
+/// Switch a container back to its previous deployment (units, tmpfiles,
+/// host files and values), restarting the service if it was running.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The container.
+    pub name: String,
+}
+
+/// Show a container: deployment, image, values, files, units, journal.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
     /// The container.
     pub name: String,
 }
@@ -46,99 +93,114 @@ pub struct UninstallArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {}
 
-/// The service manager for this root; offline only for now (no D-Bus yet).
-fn manager(g: &GlobalOpts) -> Box<dyn Manager> {
-    Box::new(Offline::new(&g.root))
+fn connect(g: &GlobalOpts) -> anyhow::Result<Box<dyn Manager>> {
+    manager::connect(&g.root).context("connecting to systemd")
 }
 
-/// Warns when a running systemd will not hear of the change: berth has no
-/// D-Bus manager yet, so it only writes files and links.
-fn warn_if_systemd_runs(g: &GlobalOpts) {
-    if g.root == std::path::Path::new("/") && std::path::Path::new("/run/systemd/system").exists() {
-        eprintln!(
-            "warning: systemd is running, but berth does not talk to it yet; \
-             run `systemctl daemon-reload` (and start or stop the unit) yourself"
-        );
-    }
+fn berth_exe() -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_exe().context("finding the berth executable")
 }
 
 /// Runs `berth install`.
 pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
-    let berth = std::env::current_exe().context("finding the berth executable")?;
     let req = InstallRequest {
         name: a.name.clone(),
         image: a.image.clone(),
         set: a.set.clone(),
         runtime: g.runtime.clone(),
-        berth,
+        berth: berth_exe()?,
         display: a.display,
+        now: a.now,
+        enable: true,
     };
-    if !a.display {
-        warn_if_systemd_runs(g);
-    }
     let renderer = Arc::new(Renderer::new(g));
-    let m = manager(g);
+    let m = connect(g)?;
+    if a.now && !a.display && !m.is_live() {
+        anyhow::bail!(
+            "--now needs a running systemd, and {} has none; install without --now \
+             (the units start at the next boot)",
+            g.root.display()
+        );
+    }
     let plan = deploy::install(&g.root, &req, m.as_ref(), renderer.clone())
         .with_context(|| format!("installing {}", a.image))?;
     renderer.finish();
     if g.json {
         return output::print_json(&plan);
     }
-    let mut out = String::new();
-    if a.display {
-        out.push_str(&format!(
-            "Would install {} from {} ({})\n",
-            plan.name, plan.image.reference, plan.image.digest
-        ));
-        out.push_str(&format!(
-            "check out {} into {}/rootfs\n",
-            plan.image.commit, plan.deployment
-        ));
-        for (k, v) in plan.values.iter() {
-            out.push_str(&format!("value {k}={} ({})\n", v.value, v.provenance));
-        }
-        for f in &plan.files {
-            out.push_str(&format!("write {}:\n{}", f.path, f.content));
-            if !f.content.ends_with('\n') {
-                out.push('\n');
-            }
-        }
-        out.push_str(&format!("write {}/info.json\n", plan.deployment));
-        for (l, t) in &plan.links {
-            out.push_str(&format!("symlink {l} -> {t}\n"));
-        }
-        out.push_str(&format!(
-            "symlink /var/lib/berth/containers/{0} -> {0}.0",
-            plan.name
-        ));
+    let out = if a.display {
+        display(&plan, "install")
     } else {
-        out.push_str(&format!(
+        let mut out = format!(
             "Checked out {} into {}/rootfs",
             plan.image.reference, plan.deployment
-        ));
+        );
         for f in &plan.files {
             out.push_str(&format!("\nWrote {}", f.path));
         }
-        for (l, t) in &plan.links {
-            out.push_str(&format!("\nCreated symlink {l} \u{2192} {t}."));
+        for l in &plan.links {
+            out.push_str(&format!(
+                "\nCreated symlink {} \u{2192} {}.",
+                l.path, l.target
+            ));
         }
         out.push_str(&format!(
             "\nInstalled {} ({})",
             plan.name, plan.image.digest
         ));
-    }
+        if a.now {
+            out.push_str(&format!("\nStarted {}", plan.units.join(", ")));
+        }
+        out
+    };
     output::println(&out)?;
     Ok(())
 }
 
+fn display(plan: &Plan, verb: &str) -> String {
+    let mut out = format!(
+        "Would {verb} {} from {} ({})\n",
+        plan.name, plan.image.reference, plan.image.digest
+    );
+    out.push_str(&format!(
+        "check out {} into {}/rootfs\n",
+        plan.image.commit, plan.deployment
+    ));
+    for (k, v) in plan.values.iter() {
+        out.push_str(&format!("value {k}={} ({})\n", v.value, v.provenance));
+    }
+    if let Some(c) = &plan.config {
+        out.push_str(&format!("write {}/config.json:\n{c}\n", plan.deployment));
+    }
+    for f in &plan.files {
+        let text = String::from_utf8(f.content.clone())
+            .unwrap_or_else(|_| format!("<{} bytes of binary data>", f.content.len()));
+        out.push_str(&format!("write {} (mode {:o}):\n{text}", f.path, f.mode));
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!("write {}/info.json\n", plan.deployment));
+    for l in &plan.links {
+        out.push_str(&format!("symlink {} -> {}\n", l.path, l.target));
+    }
+    out.push_str(&format!(
+        "symlink /var/lib/berth/containers/{} -> {}",
+        plan.name, plan.slot
+    ));
+    out
+}
+
 /// Runs `berth uninstall`.
 pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
-    warn_if_systemd_runs(g);
-    let m = manager(g);
+    let m = connect(g)?;
     let r = deploy::uninstall(&g.root, &a.name, m.as_ref())
         .with_context(|| format!("uninstalling {}", a.name))?;
     for k in &r.kept {
         eprintln!("warning: kept {k}");
+    }
+    for n in &r.needed_by {
+        eprintln!("warning: {n}; it will fail to start without it");
     }
     if g.json {
         return output::print_json(&r);
@@ -147,9 +209,161 @@ pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `berth update`.
+pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
+    let names: Vec<String> = match &a.name {
+        Some(n) => vec![n.clone()],
+        None => {
+            deploy::recover_if_needed(&g.root)?;
+            let m = connect(g)?;
+            deploy::list(&g.root, m.as_ref())
+                .into_iter()
+                .map(|l| l.name)
+                .collect()
+        }
+    };
+    let mut results = Vec::new();
+    let mut failed: Option<anyhow::Error> = None;
+    for name in names {
+        match update_one(g, a, &name) {
+            Ok(r) => results.push(r),
+            Err(e) if a.all => {
+                eprintln!("error: {e:#}");
+                failed = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if g.json {
+        match (a.all, results.first()) {
+            (false, Some(r)) => output::print_json(r)?,
+            _ => output::print_json(&results)?,
+        }
+    } else {
+        let mut out = String::new();
+        for r in &results {
+            let line = match (&r.plan, a.display, r.changed) {
+                (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
+                (Some(plan), true, _) => display(plan, "update"),
+                _ => format!(
+                    "Updated {} from {} ({}) to {} ({}){}",
+                    r.name,
+                    r.from,
+                    r.from_digest,
+                    r.to,
+                    r.to_digest,
+                    if r.restarted { "; restarted" } else { "" }
+                ),
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        if !out.is_empty() {
+            output::println(out.trim_end())?;
+        }
+    }
+    match failed {
+        Some(e) => Err(e.context("some containers were not updated")),
+        None => Ok(()),
+    }
+}
+
+fn update_one(
+    g: &GlobalOpts,
+    a: &UpdateArgs,
+    name: &str,
+) -> anyhow::Result<deploy::update::Updated> {
+    let req = UpdateRequest {
+        name: name.to_string(),
+        image: a.image.clone(),
+        set: a.set.clone(),
+        runtime: g.runtime.clone(),
+        berth: berth_exe()?,
+        display: a.display,
+        refresh: true,
+        reset_values: false,
+    };
+    let renderer = Arc::new(Renderer::new(g));
+    let m = connect(g)?;
+    let r = deploy::update(&g.root, &req, m.as_ref(), renderer.clone())
+        .with_context(|| format!("updating {name}"))?;
+    renderer.finish();
+    for k in &r.kept {
+        eprintln!("warning: kept {k}");
+    }
+    Ok(r)
+}
+
+/// Runs `berth rollback`.
+pub fn rollback(g: &GlobalOpts, a: &RollbackArgs) -> anyhow::Result<()> {
+    let m = connect(g)?;
+    let r = deploy::rollback(&g.root, &a.name, m.as_ref())
+        .with_context(|| format!("rolling back {}", a.name))?;
+    for k in &r.kept {
+        eprintln!("warning: kept {k}");
+    }
+    if g.json {
+        return output::print_json(&r);
+    }
+    output::println(&format!(
+        "Rolled back {} from {} ({}) to {} ({}){}",
+        r.name,
+        r.from,
+        r.from_digest,
+        r.to,
+        r.to_digest,
+        if r.restarted { "; restarted" } else { "" }
+    ))?;
+    Ok(())
+}
+
+/// Runs `berth status`.
+pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
+    deploy::recover_if_needed(&g.root)?;
+    let m = connect(g)?;
+    let s = deploy::status::status(&g.root, &a.name, m.as_ref())
+        .with_context(|| format!("status of {}", a.name))?;
+    if g.json {
+        return output::print_json(&s);
+    }
+    let mut out = format!(
+        "{}: {} ({})\ndeployment: {}",
+        s.name, s.image, s.digest, s.deployment
+    );
+    if let Some(p) = &s.previous {
+        out.push_str(&format!(
+            "\nprevious:   {} {} ({}) (berth rollback {})",
+            p.deployment, p.image, p.digest, s.name
+        ));
+    }
+    for u in &s.units {
+        out.push_str(&format!("\nunit {}: {}", u.unit, u.state));
+    }
+    out.push_str("\nvalues:");
+    for (k, v) in s.values.iter() {
+        out.push_str(&format!("\n  {k}={} ({})", v.value, v.provenance));
+    }
+    out.push_str("\nfiles:");
+    for f in &s.files {
+        out.push_str(&format!("\n  {} ({})", f.path, f.state));
+    }
+    for l in &s.links {
+        out.push_str(&format!("\n  {l} (link)"));
+    }
+    if !s.journal.is_empty() {
+        out.push_str("\njournal:");
+        for l in &s.journal {
+            out.push_str(&format!("\n  {l}"));
+        }
+    }
+    output::println(&out)?;
+    Ok(())
+}
+
 /// Runs `berth list`.
 pub fn list(g: &GlobalOpts, _a: &ListArgs) -> anyhow::Result<()> {
-    let m = manager(g);
+    deploy::recover_if_needed(&g.root)?;
+    let m = connect(g)?;
     let rows = deploy::list(&g.root, m.as_ref());
     if g.json {
         return output::print_json(&rows);
@@ -166,5 +380,43 @@ pub fn list(g: &GlobalOpts, _a: &ListArgs) -> anyhow::Result<()> {
         ));
     }
     output::println(&out)?;
+    Ok(())
+}
+
+/// Mount an installed container's deployment, or a stored image, read-only on DIR.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// A container name or an image reference.
+    pub what: String,
+    /// An existing directory.
+    pub dir: std::path::PathBuf,
+}
+
+/// Unmount what `berth mount` mounted on DIR.
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    /// The directory.
+    pub dir: std::path::PathBuf,
+}
+
+/// Runs `berth mount`.
+pub fn mount(g: &GlobalOpts, a: &MountArgs) -> anyhow::Result<()> {
+    let m = deploy::mount::mount_at(&g.root, &a.what, &a.dir)
+        .with_context(|| format!("mounting {} on {}", a.what, a.dir.display()))?;
+    if g.json {
+        return output::print_json(&m);
+    }
+    output::println(&format!(
+        "Mounted {} read-only on {}",
+        m.what,
+        m.dir.display()
+    ))?;
+    Ok(())
+}
+
+/// Runs `berth umount`.
+pub fn umount(g: &GlobalOpts, a: &UmountArgs) -> anyhow::Result<()> {
+    deploy::mount::umount_at(&g.root, &a.dir)
+        .with_context(|| format!("unmounting {}", a.dir.display()))?;
     Ok(())
 }

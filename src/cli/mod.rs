@@ -1,6 +1,8 @@
 //! Command line: clap definitions (their doc comments are the help), one
 //! dispatch `match`, and the mapping of errors to exit codes.
 
+mod apply;
+mod generate;
 mod images;
 mod install;
 mod output;
@@ -66,8 +68,25 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Remove an installed container (the image stays).
     Uninstall(install::UninstallArgs),
+    /// Update a container to a newer image or new values (keeps the previous deployment).
+    Update(install::UpdateArgs),
+    /// Switch a container back to its previous deployment.
+    Rollback(install::RollbackArgs),
+    /// Show a container: deployment, values, files, units, journal.
+    Status(install::StatusArgs),
     /// List installed containers.
     List(install::ListArgs),
+    /// Make the installed containers match a manifest (plan, stage, switch).
+    Apply(apply::ApplyArgs),
+    /// Show the file changes `apply` would make.
+    Diff(apply::DiffArgs),
+    /// Mount a container's deployment or an image read-only on a directory.
+    Mount(install::MountArgs),
+    /// Unmount what `berth mount` mounted.
+    Umount(install::UmountArgs),
+    /// Generate man pages and shell completions.
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 fn init_logging(g: &GlobalOpts) {
@@ -118,7 +137,15 @@ pub fn main() -> i32 {
         Command::Images(a) => images::run(&opt.global, a),
         Command::Install(a) => install::install(&opt.global, a),
         Command::Uninstall(a) => install::uninstall(&opt.global, a),
+        Command::Update(a) => install::update(&opt.global, a),
+        Command::Rollback(a) => install::rollback(&opt.global, a),
+        Command::Status(a) => install::status(&opt.global, a),
         Command::List(a) => install::list(&opt.global, a),
+        Command::Apply(a) => apply::apply(&opt.global, a),
+        Command::Diff(a) => apply::diff(&opt.global, a),
+        Command::Mount(a) => install::mount(&opt.global, a),
+        Command::Umount(a) => install::umount(&opt.global, a),
+        Command::Generate(a) => generate::run(&opt.global, a),
         // Dispatched above, before logging starts.
         Command::Run(_) | Command::Exec(_) | Command::Kill(_) => Ok(()),
     };

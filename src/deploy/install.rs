@@ -1,22 +1,23 @@
 //! `berth install`: plan every file and link first (nothing changes), then
-//! apply the plan in a [`Transaction`] whose commit point is the `NAME`
-//! symlink.
+//! stage the deployment `NAME.0` and switch the host to it in a journaled
+//! [`Transaction`] whose commit point is the `NAME` symlink.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::plan::{plan, Plan};
-use super::recover::{check_free, recover, tmp_of};
-use super::txn::Transaction;
-use super::{containers_dir, failpoint, in_root, io_err, sha256, DeployError, Info, WrittenFile};
+use super::plan::{plan, Plan, PlanRequest};
+use super::recover::{check_free, recover};
+use super::switch::{switch, HostFile};
+use super::txn::{recover_journal, Transaction};
+use super::{containers_dir, failpoint, in_root, io_err, DeployError, Info};
 use crate::image::registry::{RegistryError, RemoteOptions};
 use crate::image::{reference, regconf};
 use crate::progress::Progress;
 use crate::pull::{self, PullRequest};
 use crate::store::image::{self, ImageRecord};
 use crate::store::{lock_root, Store, StoreError};
-use crate::systemd::manager::Manager;
-use crate::systemd::ContainerName;
+use crate::systemd::manager::{Manager, ManagerError};
+use crate::systemd::{ContainerName, UnitName};
 use crate::template::{SetValue, ValuesError};
 use crate::Error;
 
@@ -35,6 +36,18 @@ pub struct InstallRequest {
     pub berth: PathBuf,
     /// Plan only; change nothing.
     pub display: bool,
+    /// Also start the units (`--now`) and wait for the result.
+    pub now: bool,
+    /// Create the `[Install]` links (the default).
+    pub enable: bool,
+}
+
+/// Parses `--set` arguments.
+pub fn parse_set(set: &[String]) -> Result<Vec<SetValue>, DeployError> {
+    Ok(set
+        .iter()
+        .map(|s| s.parse::<SetValue>())
+        .collect::<Result<Vec<_>, ValuesError>>()?)
 }
 
 /// Installs (or with `display`, only plans) `req` below `root`.
@@ -49,26 +62,121 @@ pub fn install(
         None => default_name(&req.image),
     })
     .map_err(DeployError::from)?;
-    let set = req
-        .set
-        .iter()
-        .map(|s| s.parse::<SetValue>())
-        .collect::<Result<Vec<_>, ValuesError>>()
-        .map_err(DeployError::from)?;
+    let set = parse_set(&req.set)?;
     // Before the lock: pull takes it itself.
-    let record = ensure_image(root, &req.image, req.display, progress)?;
+    let record = ensure_image(root, &req.image, req.display, false, progress)?;
     let _lock = lock_root(root)?;
     let store = Store::open(root, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
     if !req.display {
+        recover_journal(root)?;
         recover(root, &name)?;
     }
     check_free(root, &name)?;
-    let plan = plan(root, &store, &record, &name, &set, req, manager)?;
-    if !req.display {
-        apply(root, &store, &plan, manager)?;
+    let preq = PlanRequest {
+        name: &name,
+        image_name: &req.image,
+        set: &set,
+        runtime: &req.runtime,
+        berth: &req.berth,
+        slot: format!("{name}.0"),
+        previous: None,
+        reset_values: false,
+        enable: req.enable,
+    };
+    let plan = plan(root, &store, &record, &preq, manager)?;
+    if req.display {
+        return Ok(plan);
     }
+    let mut txn = Transaction::journaled(root)?;
+    txn.create_dir_all(&containers_dir(root))?;
+    let mut info = stage(root, &mut txn, &store, &plan)?;
+    failpoint("stage")?;
+    let switched = switch(root, &mut txn, None, &host_files(&plan), &plan.links)?;
+    info.dirs = switched.dirs;
+    write_info(root, &info)?;
+    failpoint("files")?;
+    let active = containers_dir(root).join(name.as_str());
+    let tmp = containers_dir(root).join(format!(".{name}.tmp"));
+    super::txn::remove_any(&tmp)?;
+    txn.created(&tmp)?;
+    std::os::unix::fs::symlink(&plan.slot, &tmp).map_err(io_err(&tmp))?;
+    txn.rename_new(&tmp, &active)?;
+    sync_dir(&containers_dir(root))?;
+    failpoint("commit")?;
+    apply_tmpfiles(root, manager, &info)?;
+    manager.reload().map_err(DeployError::from)?;
+    failpoint("reload")?;
+    if req.now {
+        if let Err(e) = start_all(manager, &info) {
+            for u in info.units.iter().rev() {
+                if let Ok(u) = UnitName::parse(u) {
+                    let _ = manager.stop(&u);
+                }
+            }
+            drop(txn);
+            let _ = manager.reload();
+            return Err(e.into());
+        }
+    }
+    txn.commit();
     Ok(plan)
+}
+
+/// Starts what `--now` starts (sockets and timers, else the service) and
+/// checks that the service stays up; the error carries the journal tail.
+pub fn start_all(manager: &dyn Manager, info: &Info) -> Result<(), DeployError> {
+    for u in info.start_units() {
+        let unit = UnitName::parse(&u)?;
+        manager
+            .start(&unit)
+            .and_then(|_| {
+                if u.ends_with(".service") {
+                    settle(manager, &unit, "start")
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| with_journal(manager, &unit, e))?;
+    }
+    Ok(())
+}
+
+/// How long a started service must stay up to count as started: a Type=exec
+/// or simple service whose process exits at once has its job done already.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// Fails when `unit` is not active within [`SETTLE`] of its job finishing.
+pub fn settle(manager: &dyn Manager, unit: &UnitName, verb: &str) -> Result<(), ManagerError> {
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let state = manager.unit_state(unit);
+        if matches!(state.as_str(), "failed" | "inactive" | "deactivating") {
+            return Err(ManagerError::Job {
+                verb: verb.into(),
+                unit: unit.to_string(),
+                result: format!("done, but the unit is {state} right after"),
+            });
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `e` with the unit's last journal lines appended.
+pub fn with_journal(manager: &dyn Manager, unit: &UnitName, e: ManagerError) -> DeployError {
+    let lines = manager.journal_tail(unit, 15);
+    if lines.is_empty() {
+        return e.into();
+    }
+    DeployError::Failed {
+        detail: format!(
+            "{e}\nlast journal lines of {unit}:\n  {}",
+            lines.join("\n  ")
+        ),
+    }
 }
 
 /// The name an image installs as without `--name`: the last path component
@@ -79,18 +187,23 @@ pub fn default_name(image: &str) -> String {
     last.split(':').next().unwrap_or(last).to_string()
 }
 
-fn ensure_image(
+/// The stored image for `input`; pulled when not stored (or always, with
+/// `refresh`, as update does: a tag may have moved).
+pub fn ensure_image(
     root: &Path,
     input: &str,
     display: bool,
+    refresh: bool,
     progress: Arc<dyn Progress>,
 ) -> Result<ImageRecord, Error> {
     let conf = regconf::load().map_err(RegistryError::from)?;
     let candidates = reference::resolve(input, &conf.unqualified_search)?;
-    if let Some(store) = Store::open(root, false)? {
-        for c in &candidates {
-            if let Some(r) = image::find(&store, &c.to_string())? {
-                return Ok(r);
+    if !refresh || display {
+        if let Some(store) = Store::open(root, false)? {
+            for c in &candidates {
+                if let Some(r) = image::find(&store, &c.to_string())? {
+                    return Ok(r);
+                }
             }
         }
     }
@@ -117,80 +230,149 @@ fn ensure_image(
     })
 }
 
-fn apply(root: &Path, store: &Store, plan: &Plan, manager: &dyn Manager) -> Result<(), Error> {
-    let mut txn = Transaction::new();
-    let cdir = containers_dir(root);
-    txn.create_dir_all(&cdir)?;
+/// The host files of a plan.
+pub fn host_files(plan: &Plan) -> Vec<HostFile> {
+    plan.files
+        .iter()
+        .map(|f| HostFile {
+            path: f.path.clone(),
+            content: f.content.clone(),
+            mode: f.mode,
+            owned: f.owned,
+        })
+        .collect()
+}
+
+/// Creates the deployment directory of `plan` (recorded in `txn`, so undo
+/// removes it whole): the checkout, `config.json` and copies of the host
+/// files under `host/` (rollback restores them from there). Returns its
+/// info, written by [`write_info`] once the switch has recorded its dirs.
+pub fn stage(
+    root: &Path,
+    txn: &mut Transaction,
+    store: &Store,
+    plan: &Plan,
+) -> Result<Info, Error> {
     let dep = in_root(root, &plan.deployment);
+    txn.created(&dep)?;
     std::fs::create_dir(&dep).map_err(io_err(&dep))?;
-    txn.created(&dep);
     failpoint("checkout")?;
     image::checkout(store, &plan.image.commit, &dep.join("rootfs"))?;
-    let mut written = Vec::new();
-    let mut staged = Vec::new();
+    if let Some(config) = &plan.config {
+        write_file(&dep.join("config.json"), config.as_bytes(), 0o644)?;
+    }
     for f in &plan.files {
-        let path = in_root(root, &f.path);
-        let tmp = tmp_of(&path);
-        if let Some(parent) = path.parent() {
-            txn.create_dir_all(parent)?;
+        let copy = dep.join("host").join(f.path.trim_start_matches('/'));
+        if let Some(parent) = copy.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        txn.write_new(&tmp, f.content.as_bytes(), 0o644)?;
-        staged.push((tmp, path));
-        written.push(WrittenFile {
-            path: f.path.clone(),
-            sha256: sha256(f.content.as_bytes()),
-        });
+        write_file(&copy, &f.content, f.mode)?;
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let info = Info {
+    Ok(Info {
         name: plan.name.clone(),
-        deployment: format!("{}.0", plan.name),
+        deployment: plan.slot.clone(),
         image: plan.image.clone(),
         values: plan.values.clone(),
-        files: written,
-        links: plan.links.iter().map(|(l, _)| l.clone()).collect(),
+        files: host_files(plan).iter().map(HostFile::written).collect(),
+        links: plan.links.clone(),
+        dirs: Vec::new(),
+        units: plan.units.clone(),
         installed: now,
-    };
-    let info_json = serde_json::to_string_pretty(&info).map_err(|e| DeployError::Invalid {
+    })
+}
+
+/// The host files of a staged deployment, from its `host/` copies.
+pub fn staged_files(root: &Path, info: &Info) -> Result<Vec<HostFile>, DeployError> {
+    let dep = in_root(root, &info.dir());
+    info.files
+        .iter()
+        .map(|f| {
+            let copy = dep.join("host").join(f.path.trim_start_matches('/'));
+            let content = std::fs::read(&copy).map_err(io_err(&copy))?;
+            if super::sha256(&content) != f.sha256 {
+                return Err(DeployError::Invalid {
+                    file: copy.display().to_string(),
+                    detail: "does not match the checksum in info.json; the deployment is damaged"
+                        .into(),
+                });
+            }
+            Ok(HostFile {
+                path: f.path.clone(),
+                content,
+                mode: f.mode,
+                owned: f.owned,
+            })
+        })
+        .collect()
+}
+
+/// Writes `info.json` into its deployment directory.
+pub fn write_info(root: &Path, info: &Info) -> Result<(), DeployError> {
+    let path = in_root(root, &info.dir()).join("info.json");
+    let json = serde_json::to_string_pretty(info).map_err(|e| DeployError::Invalid {
         file: "info.json".into(),
         detail: e.to_string(),
     })?;
-    txn.write_new(&dep.join("info.json"), info_json.as_bytes(), 0o644)?;
-    failpoint("stage")?;
-    for (tmp, path) in &staged {
-        txn.rename_new(tmp, path)?;
-        sync_parent(path)?;
-    }
-    failpoint("files")?;
-    for (link, target) in &plan.links {
-        let link = in_root(root, link);
-        if let Some(parent) = link.parent() {
-            txn.create_dir_all(parent)?;
-        }
-        std::os::unix::fs::symlink(target, &link).map_err(io_err(&link))?;
-        txn.created(&link);
-    }
-    failpoint("enable")?;
-    let tmp_link = cdir.join(format!("{}.tmp", plan.name));
-    std::os::unix::fs::symlink(format!("{}.0", plan.name), &tmp_link).map_err(io_err(&tmp_link))?;
-    txn.created(&tmp_link);
-    txn.rename_new(&tmp_link, &cdir.join(&plan.name))?;
-    sync_parent(&tmp_link)?;
-    failpoint("commit")?;
-    manager.reload().map_err(DeployError::from)?;
-    txn.commit();
-    Ok(())
+    let tmp = path.with_extension("json.tmp");
+    write_file(&tmp, json.as_bytes(), 0o644)?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 
-/// fsyncs the directory holding `path`, so a rename in it is durable.
-fn sync_parent(path: &Path) -> Result<(), DeployError> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
-    };
+fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), DeployError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(content).map_err(io_err(path))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+/// fsyncs a directory, so renames in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), DeployError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
+}
+
+/// Applies the container's tmpfiles.d entry at once where systemd runs
+/// (`systemd-tmpfiles --create FILE`); offline, systemd-tmpfiles-setup
+/// applies it at the next boot (users named in it may only exist there).
+pub fn apply_tmpfiles(root: &Path, manager: &dyn Manager, info: &Info) -> Result<(), DeployError> {
+    if !manager.is_live() {
+        return Ok(());
+    }
+    let Some(f) = info
+        .files
+        .iter()
+        .find(|f| f.path.starts_with(super::TMPFILES_DIR))
+    else {
+        return Ok(());
+    };
+    let path = in_root(root, &f.path);
+    let out = std::process::Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(&path)
+        .output()
+        .map_err(io_err(Path::new("systemd-tmpfiles")))?;
+    if !out.status.success() {
+        return Err(DeployError::Invalid {
+            file: f.path.clone(),
+            detail: format!(
+                "systemd-tmpfiles --create failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
 }

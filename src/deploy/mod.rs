@@ -20,11 +20,15 @@
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
 pub mod install;
+pub mod mount;
 pub mod plan;
 pub mod recover;
 pub mod render;
+pub mod status;
+pub mod switch;
 pub mod txn;
 pub mod uninstall;
+pub mod update;
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +42,7 @@ use crate::ErrorKind;
 pub use install::{install, InstallRequest};
 pub use plan::{Plan, PlannedFile};
 pub use uninstall::uninstall;
+pub use update::{rollback, update, UpdateRequest};
 
 /// The unit directory of a system install, as seen inside the root.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -86,6 +91,18 @@ pub enum DeployError {
         /// What is wrong.
         detail: String,
     },
+    /// A unit failed to start or restart (the message carries its journal).
+    #[error("{detail}")]
+    Failed {
+        /// What failed, with the unit's last journal lines.
+        detail: String,
+    },
+    /// Nothing to roll back to.
+    #[error("{name} has no previous deployment to roll back to (it was never updated)")]
+    NoPrevious {
+        /// The container.
+        name: String,
+    },
     /// The service manager refused or failed an operation.
     #[error(transparent)]
     Manager(#[from] crate::systemd::manager::ManagerError),
@@ -110,7 +127,10 @@ impl DeployError {
             | DeployError::Render(_)
             | DeployError::Unit { .. }
             | DeployError::Invalid { .. } => ErrorKind::Usage,
-            DeployError::Io { .. } | DeployError::Manager(_) => ErrorKind::Failed,
+            DeployError::NoPrevious { .. } => ErrorKind::NotFound,
+            DeployError::Io { .. } | DeployError::Manager(_) | DeployError::Failed { .. } => {
+                ErrorKind::Failed
+            }
         }
     }
 }
@@ -122,13 +142,34 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DeployError 
     }
 }
 
-/// Test builds: `BERTH_FAILPOINT=STEP` makes the named step fail.
+/// Test builds: `BERTH_FAILPOINT=STEP` makes the named step fail;
+/// `BERTH_FAILPOINT=STEP:kill` SIGKILLs berth there (no cleanup runs, as
+/// when the machine loses power), leaving the journal for the next run.
 pub(crate) fn failpoint(step: &str) -> Result<(), DeployError> {
-    if cfg!(debug_assertions) && std::env::var("BERTH_FAILPOINT").is_ok_and(|s| s == step) {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    let Ok(want) = std::env::var("BERTH_FAILPOINT") else {
+        return Ok(());
+    };
+    if want == step {
         return Err(DeployError::Io {
             path: PathBuf::from(format!("failpoint {step}")),
             source: std::io::Error::other("injected failure"),
         });
+    }
+    if want.strip_suffix(":kill") == Some(step) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+    Ok(())
+}
+
+/// Undoes or finishes an operation a killed berth left journaled, if any
+/// (for the read-only verbs, which take the lock only then).
+pub fn recover_if_needed(root: &Path) -> Result<(), crate::Error> {
+    if root.join(txn::JOURNAL).symlink_metadata().is_ok() {
+        let _lock = crate::store::lock_root(root)?;
+        txn::recover_journal(root)?;
     }
     Ok(())
 }
@@ -157,43 +198,107 @@ pub struct InfoImage {
     pub image_id: String,
 }
 
-/// A file an install wrote, with its checksum.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A host file an install wrote, with its checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrittenFile {
     /// Path as seen inside the root.
     pub path: String,
     /// `sha256:<hex>` of the content.
     pub sha256: String,
+    /// Permission bits.
+    #[serde(default = "default_mode")]
+    pub mode: u32,
+    /// Written by berth with its marker (unit, socket, timer, tmpfiles):
+    /// replaced on update even when edited. Other host files (hostfs) are
+    /// left alone once edited.
+    #[serde(default)]
+    pub owned: bool,
 }
 
-/// `NAME.N/info.json`.
+fn default_mode() -> u32 {
+    0o644
+}
+
+/// An enablement symlink.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Link {
+    /// The link, as seen inside the root.
+    pub path: String,
+    /// Where it points.
+    pub target: String,
+}
+
+/// `NAME.N/info.json`: everything needed to switch to this deployment
+/// (rollback) or away from it (update, uninstall). Copies of the host files
+/// are kept in `NAME.N/host/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Info {
     /// The container name.
     pub name: String,
-    /// The deployment directory name (`NAME.0`).
+    /// The deployment directory name (`NAME.0` or `NAME.1`).
     pub deployment: String,
     /// The image.
     pub image: InfoImage,
     /// Resolved values with provenance.
     pub values: Values,
-    /// Host files written (unit, tmpfiles) and the deployment's config.json.
+    /// Host files (units, tmpfiles, hostfs).
     pub files: Vec<WrittenFile>,
-    /// Enablement symlinks created, as seen inside the root.
-    pub links: Vec<String>,
-    /// Seconds since the epoch of the install.
+    /// Enablement symlinks.
+    pub links: Vec<Link>,
+    /// Host directories created for the files and links, outermost first;
+    /// removed when empty.
+    #[serde(default)]
+    pub dirs: Vec<String>,
+    /// Units installed (`NAME.service`, `NAME.socket`, ...).
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// Seconds since the epoch of the install of this deployment.
     pub installed: u64,
 }
 
 impl Info {
     /// Reads `info.json` of the active deployment of `name`.
     pub fn read(root: &Path, name: &str) -> Result<Info, DeployError> {
-        let path = containers_dir(root).join(name).join("info.json");
+        Self::read_slot(root, name)
+    }
+
+    /// Reads `info.json` of the deployment directory `slot` (`NAME`, `NAME.0`).
+    pub fn read_slot(root: &Path, slot: &str) -> Result<Info, DeployError> {
+        let path = containers_dir(root).join(slot).join("info.json");
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
         serde_json::from_str(&text).map_err(|e| DeployError::Invalid {
             file: path.display().to_string(),
             detail: e.to_string(),
         })
+    }
+
+    /// The deployment directory, as seen inside the root.
+    pub fn dir(&self) -> String {
+        format!("/{CONTAINERS_DIR}/{}", self.deployment)
+    }
+
+    /// The units to start for `--now` (sockets and timers activate the
+    /// service), or the service alone.
+    pub fn start_units(&self) -> Vec<String> {
+        let activators: Vec<String> = self
+            .units
+            .iter()
+            .filter(|u| u.ends_with(".socket") || u.ends_with(".timer"))
+            .cloned()
+            .collect();
+        if activators.is_empty() {
+            self.units.clone()
+        } else {
+            activators
+        }
+    }
+
+    /// The service unit, unless the image has none (`noContainerService`).
+    pub fn service(&self) -> Option<&str> {
+        self.units
+            .iter()
+            .find(|u| u.ends_with(".service"))
+            .map(String::as_str)
     }
 }
 

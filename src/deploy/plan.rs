@@ -1,139 +1,334 @@
-//! The plan of an install: every value, file and link, computed from the
-//! image and the request before anything changes; `--display` prints it.
+//! The plan of an install or update: every value, file and link, computed
+//! from the image and the request before anything changes; `--display`
+//! prints it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::install::InstallRequest;
 use super::render::{self, Exports};
-use super::{in_root, io_err, DeployError, InfoImage};
+use super::{in_root, io_err, DeployError, Info, InfoImage, Link};
 use super::{TMPFILES_DIR, UNIT_DIR};
+use crate::store::gc::CONTAINERS_DIR;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
 use crate::systemd::manager::Manager;
-use crate::systemd::{ContainerName, Marker, UnitType};
+use crate::systemd::{ContainerName, Marker, UnitName, UnitType};
 use crate::template::values::{capabilities_value, Forced};
 use crate::template::{resolve, FileKind, HostDefaults, SetValue, Sources, Values};
 
-/// A file an install writes.
+/// A host file an install writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedFile {
     /// Path as seen inside the root.
     pub path: String,
-    /// Content.
-    pub content: String,
+    /// Content (text, or binary from `/exports/hostfs`).
+    #[serde(serialize_with = "lossy")]
+    pub content: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Carries berth's marker (units, tmpfiles).
+    pub owned: bool,
 }
 
-/// Everything an install does, computed before anything changes.
+fn lossy<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(t) => s.serialize_str(t),
+        Err(_) => s.serialize_str(&format!("<{} bytes of binary data>", bytes.len())),
+    }
+}
+
+/// Everything an install or update does, computed before anything changes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     /// The container.
     pub name: String,
     /// The image.
     pub image: InfoImage,
+    /// The deployment directory name (`NAME.0`, `NAME.1`).
+    pub slot: String,
     /// The deployment directory, as seen inside the root.
     pub deployment: String,
     /// Resolved values.
     pub values: Values,
-    /// Files written, host files and the deployment's config.json.
+    /// The deployment's `config.json` (none with `noContainerService`).
+    pub config: Option<String>,
+    /// Host files: units, tmpfiles, hostfs.
     pub files: Vec<PlannedFile>,
-    /// Enablement symlinks: (link, target), as seen inside the root.
-    pub links: Vec<(String, String)>,
+    /// Enablement symlinks.
+    pub links: Vec<Link>,
+    /// Units installed.
+    pub units: Vec<String>,
 }
 
-/// Plans the install of `record` as `name` below `root`.
+/// What the plan is for.
+#[derive(Debug, Clone)]
+pub struct PlanRequest<'a> {
+    /// The container.
+    pub name: &'a ContainerName,
+    /// The image reference as the user gave it (`IMAGE_NAME`).
+    pub image_name: &'a str,
+    /// `--set` values.
+    pub set: &'a [SetValue],
+    /// The `--runtime` value (the `RUNTIME` default).
+    pub runtime: &'a str,
+    /// The berth executable the units run.
+    pub berth: &'a Path,
+    /// The deployment directory name to fill (`NAME.0` or `NAME.1`).
+    pub slot: String,
+    /// The active deployment being updated, if any.
+    pub previous: Option<&'a Info>,
+    /// Start from the previous deployment's generated values only (UUID),
+    /// not its `--set` ones: `set` is the whole desired set (`berth apply`).
+    pub reset_values: bool,
+    /// Create the `[Install]` links.
+    pub enable: bool,
+}
+
+/// Plans deploying `record` per `req` below `root`.
 pub fn plan(
     root: &Path,
     store: &Store,
     record: &ImageRecord,
-    name: &ContainerName,
-    set: &[SetValue],
-    req: &InstallRequest,
+    req: &PlanRequest<'_>,
     manager: &dyn Manager,
 ) -> Result<Plan, DeployError> {
-    let deployment = format!("/{}/{name}.0", crate::store::gc::CONTAINERS_DIR);
+    let name = req.name;
+    let deployment = format!("/{CONTAINERS_DIR}/{}", req.slot);
     let exports = render::read_exports(store, &record.commit)?;
-    let values = values(record, name, &deployment, set, req, &exports)?;
+    let values = values(record, &deployment, req, &exports)?;
     let image = InfoImage {
         reference: record.reference.clone(),
         digest: record.digest.clone(),
         commit: record.commit.clone(),
         image_id: record.image_id.clone(),
     };
-    let unit_name = name.unit(UnitType::Service);
-    let unit_path = format!("{UNIT_DIR}/{unit_name}");
-    let (file, tmpl) = match &exports.service {
-        Some(t) => ("/exports/service.template", t.as_str()),
-        None => ("templates/service.template", render::DEFAULT_SERVICE),
-    };
-    let body = render::render(file, tmpl, &values, FileKind::Unit)?;
     let marker = Marker::new(name, &record.reference, &record.digest).map_err(|source| {
         DeployError::Unit {
-            file: unit_path.clone(),
+            file: format!("{UNIT_DIR}/{name}.service"),
             source,
         }
     })?;
-    let unit_text = marker.prepend_to(&body);
-    let links = manager
-        .enable_plan(&unit_name, &unit_text, UNIT_DIR)
-        .map_err(|source| DeployError::Unit {
-            file: unit_path.clone(),
-            source,
-        })?;
-    // Data first, the unit last (PID 1 never sees a unit before its files).
-    let config = render::config_json(store, record, &exports, &values)?;
-    let tmpfiles = match &exports.tmpfiles {
-        Some(t) => Some(render::render(
+    let mut files = Vec::new();
+    let mut links = Vec::new();
+    let mut units = Vec::new();
+    let config = if exports.no_container_service {
+        None
+    } else {
+        Some(render::config_json(store, record, &exports, &values)?)
+    };
+    // hostfs first, then data (tmpfiles), the units last: in the order the
+    // files are switched, PID 1 never sees a unit before what it needs.
+    hostfs(&exports, &values, &mut files)?;
+    let tmpfiles = match (&exports.tmpfiles, &config) {
+        (Some(t), _) => Some(render::render(
             "/exports/tmpfiles.template",
             t,
             &values,
             FileKind::Tmpfiles,
         )?),
-        None => render::default_tmpfiles(root, &config),
+        (None, Some(c)) => render::default_tmpfiles(root, c),
+        (None, None) => None,
     };
-    let mut files = vec![PlannedFile {
-        path: format!("{deployment}/config.json"),
-        content: config,
-    }];
     if let Some(content) = tmpfiles {
         files.push(PlannedFile {
             path: format!("{TMPFILES_DIR}/{name}.conf"),
-            content: marker.prepend_to(&content),
+            content: marker.prepend_to(&content).into_bytes(),
+            mode: 0o644,
+            owned: true,
         });
     }
-    files.push(PlannedFile {
-        path: unit_path,
-        content: unit_text,
-    });
-    for f in &files[1..] {
+    let mut unit_templates: Vec<(UnitType, &str, &str)> = Vec::new();
+    if !exports.no_container_service {
+        unit_templates.push(match &exports.service {
+            Some(t) => (UnitType::Service, "/exports/service.template", t.as_str()),
+            None => (
+                UnitType::Service,
+                "templates/service.template",
+                render::DEFAULT_SERVICE,
+            ),
+        });
+        if let Some(t) = &exports.socket {
+            unit_templates.push((UnitType::Socket, "/exports/socket.template", t.as_str()));
+        }
+        if let Some(t) = &exports.timer {
+            unit_templates.push((UnitType::Timer, "/exports/timer.template", t.as_str()));
+        }
+    }
+    for (kind, file, tmpl) in unit_templates {
+        let unit_name = name.unit(kind);
+        let unit_path = format!("{UNIT_DIR}/{unit_name}");
+        let body = render::render(file, tmpl, &values, FileKind::Unit)?;
+        let text = marker.prepend_to(&body);
+        let unit_err = |source| DeployError::Unit {
+            file: unit_path.clone(),
+            source,
+        };
+        crate::systemd::unit::assignments(&text).map_err(unit_err)?;
+        let symlinks = manager
+            .enable_plan(&unit_name, &text, UNIT_DIR)
+            .map_err(unit_err)?;
+        for s in symlinks.into_iter().filter(|_| req.enable) {
+            links.push(Link {
+                path: s.link,
+                target: s.target,
+            });
+        }
+        files.push(PlannedFile {
+            path: unit_path,
+            content: text.into_bytes(),
+            mode: 0o644,
+            owned: true,
+        });
+        units.push(unit_name.to_string());
+    }
+    check_conflicts(root, name, req.previous, &files, &links)?;
+    Ok(Plan {
+        name: name.to_string(),
+        image,
+        slot: req.slot.clone(),
+        deployment,
+        values,
+        config,
+        files,
+        links,
+        units,
+    })
+}
+
+/// `/exports/hostfs/**` as host files: `renameFiles` applied by prefix,
+/// `installedFilesTemplate` entries rendered.
+fn hostfs(
+    exports: &Exports,
+    values: &Values,
+    files: &mut Vec<PlannedFile>,
+) -> Result<(), DeployError> {
+    let mut renames: Vec<(String, String)> = Vec::new();
+    for (from, to) in &exports.rename_files {
+        let file = format!("/exports/manifest.json renameFiles[{from:?}]");
+        let to = render::render(&file, to, values, FileKind::Plain)?;
+        check_host_path(&file, &to)?;
+        renames.push((from.trim_end_matches('/').to_string(), to));
+    }
+    // The longest matching prefix wins.
+    renames.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+    let mut seen = BTreeMap::new();
+    for (rel, mode, bytes) in &exports.hostfs {
+        let original = format!("/{rel}");
+        let path = renames
+            .iter()
+            .find_map(|(from, to)| {
+                let rest = original.strip_prefix(from.as_str())?;
+                (rest.is_empty() || rest.starts_with('/'))
+                    .then(|| format!("{}{rest}", to.trim_end_matches('/')))
+            })
+            .unwrap_or_else(|| original.clone());
+        let source = format!("/exports/hostfs{original}");
+        check_host_path(&source, &path)?;
+        if let Some(other) = seen.insert(path.clone(), source.clone()) {
+            return Err(DeployError::Invalid {
+                file: source,
+                detail: format!("renamed to {path}, where {other} goes too"),
+            });
+        }
+        let templated = exports
+            .installed_files_template
+            .iter()
+            .any(|t| t == &original || t == &path);
+        let content = if templated {
+            let text = std::str::from_utf8(bytes).map_err(|_| DeployError::Invalid {
+                file: source.clone(),
+                detail: "listed in installedFilesTemplate but not UTF-8 text".into(),
+            })?;
+            render::render(&source, text, values, FileKind::Plain)?.into_bytes()
+        } else {
+            bytes.clone()
+        };
+        files.push(PlannedFile {
+            path,
+            content,
+            mode: *mode,
+            owned: false,
+        });
+    }
+    Ok(())
+}
+
+/// A host path berth may write: absolute, normalised, outside berth's own
+/// state and the unit and tmpfiles directories (those are berth's to name).
+fn check_host_path(file: &str, path: &str) -> Result<(), DeployError> {
+    let bad = |why: &str| DeployError::Invalid {
+        file: file.to_string(),
+        detail: format!("host path {path:?} {why}"),
+    };
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(bad("is not absolute"));
+    }
+    if path
+        .split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(bad("is not a normalised path (empty, . or .. components)"));
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return Err(bad("contains a control character"));
+    }
+    for reserved in ["/var/lib/berth", UNIT_DIR, TMPFILES_DIR] {
+        if path == reserved || path.starts_with(&format!("{reserved}/")) {
+            return Err(bad(&format!("is below {reserved}, which berth manages")));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses files and links that exist and are not this container's.
+fn check_conflicts(
+    root: &Path,
+    name: &ContainerName,
+    previous: Option<&Info>,
+    files: &[PlannedFile],
+    links: &[Link],
+) -> Result<(), DeployError> {
+    let ours = |p: &str| {
+        previous.is_some_and(|i| {
+            i.files.iter().any(|f| f.path == p) || i.links.iter().any(|l| l.path == p)
+        })
+    };
+    for f in files {
         let p = in_root(root, &f.path);
-        if p.symlink_metadata().is_ok() {
+        if p.symlink_metadata().is_ok() && !ours(&f.path) {
             return Err(DeployError::Exists {
                 name: name.to_string(),
                 path: p,
             });
         }
     }
-    let links = links.into_iter().map(|s| (s.link, s.target)).collect();
-    Ok(Plan {
-        name: name.to_string(),
-        image,
-        deployment,
-        values,
-        files,
-        links,
-    })
+    for l in links {
+        let p = in_root(root, &l.path);
+        match std::fs::read_link(&p) {
+            Ok(t) if t == Path::new(&l.target) => {}
+            Ok(_) | Err(_) if p.symlink_metadata().is_err() => {}
+            _ if ours(&l.path) => {}
+            _ => {
+                return Err(DeployError::Exists {
+                    name: name.to_string(),
+                    path: p,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 fn values(
     record: &ImageRecord,
-    name: &ContainerName,
     destdir: &str,
-    set: &[SetValue],
-    req: &InstallRequest,
+    req: &PlanRequest<'_>,
     exports: &Exports,
 ) -> Result<Values, DeployError> {
+    let name = req.name;
     let berth = req.berth.display().to_string();
     // Units exec berth-run (the same runtime without libostree linked) when
     // it is installed beside berth; see docs/runtime.md.
@@ -152,22 +347,68 @@ fn values(
         exec_stoppost: String::new(),
         host_uid: nix::unistd::getuid().as_raw(),
         host_gid: nix::unistd::getgid().as_raw(),
-        image_name: req.image.clone(),
+        image_name: req.image_name.to_string(),
         image_id: record.image_id.clone(),
     };
     let mut caps: Vec<String> = caps::read(None, caps::CapSet::Bounding)
         .map(|s| s.iter().map(|c| c.to_string()).collect())
         .unwrap_or_default();
     caps.sort();
-    let host = HostDefaults::system(capabilities_value(&caps), req.runtime.clone());
+    let host = HostDefaults::system(capabilities_value(&caps), req.runtime.to_string());
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
         .map_err(io_err(Path::new("/proc/sys/kernel/random/uuid")))?;
+    let mut previous = req
+        .previous
+        .map(|i| i.values.carried_over())
+        .unwrap_or_default();
+    if req.reset_values {
+        if let Some(i) = req.previous {
+            previous.retain(|k, _| {
+                i.values.provenance(k) == Some(crate::template::Provenance::Generated)
+            });
+        }
+    }
     Ok(resolve(&Sources {
         forced: &forced,
-        set,
-        previous: &Default::default(),
+        set: req.set,
+        previous: &previous,
         host: &host,
         manifest: &exports.defaults,
         generated_uuid: uuid.trim(),
     })?)
+}
+
+/// The unit names of a plan, parsed.
+pub fn unit_names(units: &[String]) -> Vec<UnitName> {
+    units
+        .iter()
+        .filter_map(|u| UnitName::parse(u).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn host_paths_must_be_plain_absolute_and_outside_berths_dirs() {
+        for ok in ["/usr/bin/etcdctl", "/etc/etcd/etcd.conf", "/opt/x"] {
+            check_host_path("f", ok).unwrap();
+        }
+        for bad in [
+            "usr/bin/x",
+            "/",
+            "/usr/../etc/shadow",
+            "/usr//bin",
+            "/usr/./bin",
+            "/usr/bin/",
+            "/var/lib/berth/containers/x",
+            "/etc/systemd/system/x.service",
+            "/etc/tmpfiles.d/x.conf",
+            "/usr/bin/a\nb",
+        ] {
+            assert!(check_host_path("f", bad).is_err(), "{bad:?}");
+        }
+    }
 }

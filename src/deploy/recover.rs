@@ -22,7 +22,8 @@ pub fn recover(root: &Path, name: &ContainerName) -> Result<(), DeployError> {
     let tmpfiles = in_root(root, &format!("{TMPFILES_DIR}/{name}.conf"));
     let mut stale = vec![
         cdir.join(format!("{name}.0")),
-        cdir.join(format!("{name}.tmp")),
+        cdir.join(format!(".{name}.tmp")),
+        cdir.join(format!("{name}.1")),
         tmp_of(&unit),
         tmp_of(&tmpfiles),
     ];

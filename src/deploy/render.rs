@@ -31,9 +31,31 @@ pub struct Exports {
     pub config: Option<String>,
     /// `/exports/tmpfiles.template`.
     pub tmpfiles: Option<String>,
+    /// `/exports/socket.template` (berth extension).
+    pub socket: Option<String>,
+    /// `/exports/timer.template` (berth extension).
+    pub timer: Option<String>,
     /// `/exports/manifest.json`'s `defaultValues`.
     pub defaults: BTreeMap<String, String>,
+    /// `installedFilesTemplate`: host paths rendered as templates before copying.
+    pub installed_files_template: Vec<String>,
+    /// `renameFiles`: host path prefix → new path (a template).
+    pub rename_files: BTreeMap<String, String>,
+    /// `noContainerService`: only host files, no unit and no config.json.
+    pub no_container_service: bool,
+    /// `/exports/hostfs/**` regular files: (path relative to hostfs, mode, content).
+    pub hostfs: Vec<(String, u32, Vec<u8>)>,
 }
+
+/// Keys of `/exports/manifest.json` berth understands.
+pub const MANIFEST_KEYS: &[&str] = &[
+    "version",
+    "defaultValues",
+    "installedFilesTemplate",
+    "renameFiles",
+    "noContainerService",
+    "useLinks",
+];
 
 /// Reads `path` (relative to the image root) from the commit, if it is a file.
 pub fn read_image_file(
@@ -88,7 +110,10 @@ pub fn read_exports(store: &Store, commit: &str) -> Result<Exports, DeployError>
         config_template: text(store, commit, "exports/config.json.template")?,
         config: text(store, commit, "exports/config.json")?,
         tmpfiles: text(store, commit, "exports/tmpfiles.template")?,
-        defaults: BTreeMap::new(),
+        socket: text(store, commit, "exports/socket.template")?,
+        timer: text(store, commit, "exports/timer.template")?,
+        hostfs: hostfs_files(store, commit)?,
+        ..Exports::default()
     };
     if let Some(m) = text(store, commit, "exports/manifest.json")? {
         let invalid = |detail: String| DeployError::Invalid {
@@ -100,8 +125,8 @@ pub fn read_exports(store: &Store, commit: &str) -> Result<Exports, DeployError>
             .as_object()
             .ok_or_else(|| invalid("not a JSON object".into()))?;
         for key in obj.keys() {
-            if key != "defaultValues" {
-                tracing::warn!("/exports/manifest.json: {key} is not supported yet; ignoring it");
+            if !MANIFEST_KEYS.contains(&key.as_str()) {
+                tracing::warn!("/exports/manifest.json: unknown key {key:?}; ignoring it");
             }
         }
         if let Some(d) = obj.get("defaultValues") {
@@ -110,8 +135,108 @@ pub fn read_exports(store: &Store, commit: &str) -> Result<Exports, DeployError>
                 .ok_or_else(|| invalid("defaultValues is not an object".into()))?;
             ex.defaults = template::values::manifest_defaults(d)?;
         }
+        if let Some(list) = obj.get("installedFilesTemplate") {
+            let list = list
+                .as_array()
+                .ok_or_else(|| invalid("installedFilesTemplate is not an array".into()))?;
+            for item in list {
+                let path = item.as_str().ok_or_else(|| {
+                    invalid(format!("installedFilesTemplate: {item} is not a string"))
+                })?;
+                ex.installed_files_template.push(path.to_string());
+            }
+        }
+        if let Some(map) = obj.get("renameFiles") {
+            let map = map
+                .as_object()
+                .ok_or_else(|| invalid("renameFiles is not an object".into()))?;
+            for (from, to) in map {
+                let to = to.as_str().ok_or_else(|| {
+                    invalid(format!(
+                        "renameFiles: the value of {from:?} is not a string"
+                    ))
+                })?;
+                if !from.starts_with('/') {
+                    return Err(invalid(format!(
+                        "renameFiles: {from:?} is not an absolute host path"
+                    )));
+                }
+                ex.rename_files.insert(from.clone(), to.to_string());
+            }
+        }
+        for flag in ["noContainerService", "useLinks"] {
+            match obj.get(flag) {
+                None | Some(serde_json::Value::Bool(_)) => {}
+                Some(v) => return Err(invalid(format!("{flag} is {v}, not true or false"))),
+            }
+        }
+        ex.no_container_service = obj
+            .get("noContainerService")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
     }
     Ok(ex)
+}
+
+/// The regular files below `/exports/hostfs` of the commit, sorted by path.
+/// Symlinks and special files there are skipped with a warning (berth
+/// copies host files; it does not link into the deployment).
+fn hostfs_files(store: &Store, commit: &str) -> Result<Vec<(String, u32, Vec<u8>)>, DeployError> {
+    let store_err = |e: crate::store::StoreError| DeployError::Invalid {
+        file: "/exports/hostfs".into(),
+        detail: e.to_string(),
+    };
+    let (root, _) = store
+        .repo()
+        .read_commit(commit, NOCANCEL)
+        .map_err(ot(|| format!("reading commit {commit}")))
+        .map_err(store_err)?;
+    let top = root.resolve_relative_path("exports/hostfs");
+    if top.query_file_type(gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS, NOCANCEL)
+        != gio::FileType::Directory
+    {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![(top, String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let children = dir
+            .enumerate_children(
+                "standard::name,standard::type,unix::mode",
+                gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS,
+                NOCANCEL,
+            )
+            .map_err(ot(|| format!("listing /exports/hostfs/{rel}")))
+            .map_err(store_err)?;
+        for info in children {
+            let info = info
+                .map_err(ot(|| format!("listing /exports/hostfs/{rel}")))
+                .map_err(store_err)?;
+            let name = info.name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let child = dir.child(&name);
+            match info.file_type() {
+                gio::FileType::Directory => stack.push((child, path)),
+                gio::FileType::Regular => {
+                    let (bytes, _) = child
+                        .load_contents(NOCANCEL)
+                        .map_err(ot(|| format!("reading /exports/hostfs/{path}")))
+                        .map_err(store_err)?;
+                    let mode = info.attribute_uint32("unix::mode") & 0o777;
+                    out.push((path, mode, bytes.to_vec()));
+                }
+                _ => tracing::warn!(
+                    "/exports/hostfs/{path} is not a regular file or directory; skipping it"
+                ),
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Renders `text` (the template `file`) into a file of `kind`.

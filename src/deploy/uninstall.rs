@@ -1,15 +1,18 @@
-//! `berth uninstall`: every file of the container is renamed aside in a
-//! [`Transaction`], and deleted only once all of them are; the image stays.
+//! `berth uninstall`: units stopped, then the host switched from the active
+//! deployment to nothing (unmodified host files, links, tmpfiles entry and
+//! berth's empty directories removed) and both deployments removed, in one
+//! journaled [`Transaction`]; the image stays in the store.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::txn::Transaction;
-use super::{containers_dir, failpoint, in_root, io_err, DeployError, Info, UNIT_DIR};
+use super::switch::switch;
+use super::txn::{recover_journal, Transaction};
+use super::{containers_dir, failpoint, in_root, DeployError, Info, UNIT_DIR};
 use crate::store::lock_root;
 use crate::systemd::manager::Manager;
-use crate::systemd::{is_owned_by, ContainerName, UnitType};
+use crate::systemd::{ContainerName, UnitName};
 use crate::Error;
 
 /// What an uninstall removed and what it left.
@@ -19,12 +22,15 @@ pub struct Removed {
     pub removed: Vec<String>,
     /// Paths left in place, with the reason.
     pub kept: Vec<String>,
+    /// Units outside this container that require or want its units.
+    pub needed_by: Vec<String>,
 }
 
 /// Removes the container `name` below `root`.
 pub fn uninstall(root: &Path, name: &str, manager: &dyn Manager) -> Result<Removed, Error> {
     let name = ContainerName::parse(name).map_err(DeployError::from)?;
     let _lock = lock_root(root)?;
+    recover_journal(root)?;
     let cdir = containers_dir(root);
     let active = cdir.join(name.as_str());
     if !active.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
@@ -34,68 +40,92 @@ pub fn uninstall(root: &Path, name: &str, manager: &dyn Manager) -> Result<Remov
         .into());
     }
     let info = Info::read(root, name.as_str())?;
-    let unit_name = name.unit(UnitType::Service);
-    let unit_inside = format!("{UNIT_DIR}/{unit_name}");
-    let mut out = Removed::default();
-    let mut txn = Transaction::new();
-    let mut link_dirs = Vec::new();
-    for link in &info.links {
-        let p = in_root(root, link);
-        match std::fs::read_link(&p) {
-            Ok(t) if t == Path::new(&unit_inside) => {
-                txn.remove(&p)?;
-                out.removed.push(link.clone());
-                if let Some(d) = p.parent() {
-                    link_dirs.push(d.to_path_buf());
-                }
-            }
-            Ok(_) => out.kept.push(format!("{link}: points elsewhere now")),
-            Err(_) => {}
+    let mut out = Removed {
+        needed_by: needed_by(root, &info),
+        ..Removed::default()
+    };
+    for n in &out.needed_by {
+        tracing::warn!("{n}");
+    }
+    // Activators first (a socket would start the service again), then the rest.
+    let mut units: Vec<&String> = info.units.iter().collect();
+    units.sort_by_key(|u| u.ends_with(".service"));
+    for u in units {
+        if let Ok(unit) = UnitName::parse(u) {
+            manager.stop(&unit).map_err(DeployError::from)?;
         }
     }
+    let mut txn = Transaction::journaled(root)?;
+    let switched = switch(root, &mut txn, Some(&info), &[], &[])?;
+    out.kept = switched.kept;
     for f in &info.files {
-        if f.path.starts_with(&format!("{}/", info_dir(&info))) {
-            continue;
+        if in_root(root, &f.path).symlink_metadata().is_ok()
+            && !out
+                .kept
+                .iter()
+                .any(|k| k.starts_with(&format!("{}:", f.path)))
+        {
+            out.removed.push(f.path.clone());
         }
-        let p = in_root(root, &f.path);
-        let Ok(text) = std::fs::read(&p) else {
-            continue;
-        };
-        if !is_owned_by(&String::from_utf8_lossy(&text), &name) {
-            out.kept
-                .push(format!("{}: not written by berth for {name}", f.path));
-            continue;
-        }
-        txn.remove(&p)?;
-        out.removed.push(f.path.clone());
     }
+    out.removed
+        .extend(info.links.iter().map(|l| l.path.clone()));
+    failpoint("uninstall-files")?;
     txn.remove(&active)?;
-    for entry in std::fs::read_dir(&cdir).map_err(io_err(&cdir))?.flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        let is_deployment = file
-            .strip_prefix(&format!("{name}."))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if is_deployment {
-            txn.remove(&entry.path())?;
+    for slot in [format!("{name}.0"), format!("{name}.1")] {
+        let p = cdir.join(&slot);
+        if p.symlink_metadata().is_ok() {
+            txn.remove(&p)?;
             out.removed
-                .push(format!("/{}/{file}", crate::store::gc::CONTAINERS_DIR));
+                .push(format!("/{}/{slot}", crate::store::gc::CONTAINERS_DIR));
         }
     }
     failpoint("uninstall-staged")?;
     manager.reload().map_err(DeployError::from)?;
     failpoint("uninstall-commit")?;
     txn.commit();
-    // `.wants/` and `.requires/` directories left empty go too.
-    for d in link_dirs {
-        if std::fs::read_dir(&d).is_ok_and(|mut e| e.next().is_none()) {
-            if let Err(e) = std::fs::remove_dir(&d) {
-                tracing::warn!("{}: {e}", d.display());
-            }
-        }
-    }
     Ok(out)
 }
 
-fn info_dir(info: &Info) -> String {
-    format!("/{}/{}", crate::store::gc::CONTAINERS_DIR, info.deployment)
+/// Units not of this container whose `.requires/` or `.wants/` directory
+/// links to one of its units, or whose file names one in `Requires=`.
+fn needed_by(root: &Path, info: &Info) -> Vec<String> {
+    let ours: Vec<&str> = info.units.iter().map(String::as_str).collect();
+    let own_links: Vec<&str> = info.links.iter().map(|l| l.path.as_str()).collect();
+    let dir = in_root(root, UNIT_DIR);
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let (unit, how) = if let Some(u) = file.strip_suffix(".requires") {
+            (u.to_string(), "requires")
+        } else if let Some(u) = file.strip_suffix(".wants") {
+            (u.to_string(), "wants")
+        } else {
+            if !ours.contains(&file.as_str()) {
+                if let Ok(text) = std::fs::read_to_string(e.path()) {
+                    for line in text.lines() {
+                        let Some(v) = line.trim().strip_prefix("Requires=") else {
+                            continue;
+                        };
+                        for u in v.split_whitespace().filter(|u| ours.contains(u)) {
+                            out.push(format!("{file} requires {u} (Requires=)"));
+                        }
+                    }
+                }
+            }
+            continue;
+        };
+        if unit.ends_with(".target") && how == "wants" {
+            continue;
+        }
+        for l in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+            let lname = l.file_name().to_string_lossy().into_owned();
+            let inside = format!("{UNIT_DIR}/{file}/{lname}");
+            if ours.contains(&lname.as_str()) && !own_links.contains(&inside.as_str()) {
+                out.push(format!("{unit} {how} {lname}"));
+            }
+        }
+    }
+    out.sort();
+    out
 }

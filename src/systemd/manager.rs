@@ -4,7 +4,7 @@
 //! - [`Offline`]: no running systemd (`--root DIR`, or PID 1 is not
 //!   systemd). Enablement links are computed as `systemctl --root=DIR
 //!   enable` would write them; reload is a no-op; nothing can be started.
-//! - `Live` (in `dbus.rs`): systemd over D-Bus (`org.freedesktop.systemd1`),
+//! - [`super::dbus::Live`]: systemd over D-Bus (`org.freedesktop.systemd1`),
 //!   jobs awaited through `JobRemoved`.
 //!
 //! Either way berth creates the enablement symlinks itself, inside its
@@ -135,4 +135,13 @@ impl Manager for Offline {
 /// `sd_booted()` checks).
 pub fn systemd_running(root: &Path) -> bool {
     root == Path::new("/") && Path::new("/run/systemd/system").is_dir()
+}
+
+/// The manager for `root`: systemd over D-Bus when it runs and the root is
+/// `/`, else [`Offline`].
+pub fn connect(root: &Path) -> Result<Box<dyn Manager>, ManagerError> {
+    if systemd_running(root) {
+        return Ok(Box::new(super::dbus::Live::system()?));
+    }
+    Ok(Box::new(Offline::new(root)))
 }

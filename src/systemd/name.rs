@@ -1,7 +1,8 @@
 //! PURE: container names and systemd unit names, as validated newtypes.
 //!
 //! A [`ContainerName`] is `[A-Za-z0-9][A-Za-z0-9_.@-]*`, at most
-//! [`CONTAINER_NAME_MAX`] characters and not ending in `@`; it names the
+//! [`CONTAINER_NAME_MAX`] characters, not ending in `@` nor in `.N` (digits:
+//! the deployments are `NAME.0` and `NAME.1`); it names the
 //! units (`NAME.service`), the deployments and the tmpfiles entry.
 //! A [`UnitName`] follows systemd's `unit_name_is_valid()`: at most 255
 //! bytes, `PREFIX[@INSTANCE].TYPE` with a known type, characters
@@ -24,7 +25,8 @@ pub enum NameError {
     /// Not a valid container name.
     #[error(
         "invalid container name {name:?}: use letters, digits and _ . @ -, \
-         starting with a letter or digit, not ending in @, at most {max} characters",
+         starting with a letter or digit, not ending in @ or in .N (berth names deployments \
+         NAME.0 and NAME.1), at most {max} characters",
         max = CONTAINER_NAME_MAX
     )]
     Container {
@@ -117,6 +119,14 @@ impl UnitType {
     }
 }
 
+/// Whether `name` ends in `.` and digits, the form of a deployment
+/// directory (`NAME.0`): a container called `foo.1` would collide with the
+/// second deployment of `foo`.
+fn ends_in_slot_number(name: &str) -> bool {
+    name.rsplit_once('.')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A valid container name; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContainerName(String);
@@ -133,6 +143,7 @@ impl ContainerName {
                         .iter()
                         .all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(b))
                     && !name.ends_with('@')
+                    && !ends_in_slot_number(name)
             }
             None => false,
         };
@@ -289,6 +300,8 @@ mod tests {
             "my_app.v2",
             "etcd@1",
             "a-b.c_d@e-f",
+            "etcd.0a",
+            "v1.2x",
             long.as_str(),
         ] {
             assert_eq!(ContainerName::parse(ok).unwrap().as_str(), ok);
@@ -308,6 +321,8 @@ mod tests {
             "a\n",
             "a@",
             "..",
+            "etcd.0",
+            "etcd.12",
             too_long.as_str(),
         ] {
             assert_eq!(

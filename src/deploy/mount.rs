@@ -1,0 +1,128 @@
+//! `berth mount NAME|IMAGE DIR` and `berth umount DIR`: a read-only look
+//! inside an installed container's deployment or a stored image.
+//!
+//! A container's `rootfs` is bind-mounted read-only at DIR. An image is
+//! checked out (hardlinks) under `ROOT/var/lib/berth/mounts/ID/rootfs`
+//! first; `umount` removes that checkout again. The checkout's files are
+//! the store's objects, so the mount is read-only: writing through it would
+//! corrupt the store.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use serde::Serialize;
+
+use super::{containers_dir, io_err, DeployError};
+use crate::store::image;
+use crate::store::{lock_root, Store, StoreError};
+use crate::systemd::ContainerName;
+use crate::Error;
+
+/// Where image checkouts for mounts live, relative to the root.
+pub const MOUNTS_DIR: &str = "var/lib/berth/mounts";
+
+/// What `mount` did.
+#[derive(Debug, Serialize)]
+pub struct Mounted {
+    /// The directory mounted on.
+    pub dir: PathBuf,
+    /// The tree shown there.
+    pub source: PathBuf,
+    /// The container or image reference.
+    pub what: String,
+}
+
+fn mount_err(path: &Path) -> impl FnOnce(nix::Error) -> DeployError + '_ {
+    move |e| DeployError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::from(e),
+    }
+}
+
+fn bind_read_only(source: &Path, dir: &Path) -> Result<(), DeployError> {
+    mount(
+        Some(source),
+        dir,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(mount_err(dir))?;
+    let ro = mount(
+        None::<&str>,
+        dir,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        None::<&str>,
+    );
+    if let Err(e) = ro {
+        let _ = umount2(dir, MntFlags::MNT_DETACH);
+        return Err(mount_err(dir)(e));
+    }
+    Ok(())
+}
+
+/// Mounts the container `what` (or, if no container has that name, the
+/// stored image `what`) read-only on `dir`.
+pub fn mount_at(root: &Path, what: &str, dir: &Path) -> Result<Mounted, Error> {
+    let dir = std::fs::canonicalize(dir).map_err(io_err(dir))?;
+    if !dir.is_dir() {
+        return Err(DeployError::Invalid {
+            file: dir.display().to_string(),
+            detail: "is not a directory".into(),
+        }
+        .into());
+    }
+    if let Ok(name) = ContainerName::parse(what) {
+        let active = containers_dir(root).join(name.as_str());
+        if active.symlink_metadata().is_ok() {
+            let source = std::fs::canonicalize(active.join("rootfs")).map_err(io_err(&active))?;
+            bind_read_only(&source, &dir)?;
+            return Ok(Mounted {
+                dir,
+                source,
+                what: what.to_string(),
+            });
+        }
+    }
+    let _lock = lock_root(root)?;
+    let store = Store::open(root, false)?.ok_or_else(|| StoreError::ImageNotFound {
+        name: what.to_string(),
+    })?;
+    let record = image::find(&store, what)?.ok_or_else(|| StoreError::ImageNotFound {
+        name: format!("{what} (neither an installed container nor a stored image)"),
+    })?;
+    let id = format!("{}-{}", &record.commit[..12], std::process::id());
+    let base = root.join(MOUNTS_DIR).join(&id);
+    std::fs::create_dir_all(&base).map_err(io_err(&base))?;
+    let source = base.join("rootfs");
+    let result = image::checkout(&store, &record.commit, &source)
+        .and_then(|_| {
+            std::fs::write(base.join("target"), dir.as_os_str().as_encoded_bytes())
+                .map_err(|e| io_err(&base)(e).into())
+        })
+        .and_then(|_| bind_read_only(&source, &dir).map_err(Error::from));
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&base);
+        return Err(e);
+    }
+    Ok(Mounted {
+        dir,
+        source,
+        what: record.reference,
+    })
+}
+
+/// Unmounts `dir`, and removes the image checkout behind it, if any.
+pub fn umount_at(root: &Path, dir: &Path) -> Result<(), Error> {
+    let dir = std::fs::canonicalize(dir).map_err(io_err(dir))?;
+    umount2(&dir, MntFlags::empty()).map_err(mount_err(&dir))?;
+    let mounts = root.join(MOUNTS_DIR);
+    for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
+        let target = std::fs::read(e.path().join("target")).unwrap_or_default();
+        if target == dir.as_os_str().as_encoded_bytes() {
+            std::fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
+        }
+    }
+    Ok(())
+}

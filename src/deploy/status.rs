@@ -1,0 +1,127 @@
+//! `berth status NAME`: the active deployment, its values with provenance,
+//! the files it wrote (and whether they were edited since), unit states, the
+//! rollback target and the last journal lines.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::update::other_slot;
+use super::{in_root, sha256, DeployError, Info};
+use crate::systemd::manager::Manager;
+use crate::systemd::{ContainerName, UnitName};
+use crate::template::Values;
+
+/// A file the deployment wrote, as it is now.
+#[derive(Debug, Serialize)]
+pub struct FileState {
+    /// Path as seen inside the root.
+    pub path: String,
+    /// `ok`, `modified` or `missing`.
+    pub state: &'static str,
+}
+
+/// A unit and its state.
+#[derive(Debug, Serialize)]
+pub struct UnitState {
+    /// The unit.
+    pub unit: String,
+    /// Its `ActiveState`, or `unknown` offline.
+    pub state: String,
+}
+
+/// The other deployment (what `rollback` switches to).
+#[derive(Debug, Serialize)]
+pub struct Previous {
+    /// Its directory name.
+    pub deployment: String,
+    /// Its image reference.
+    pub image: String,
+    /// Its manifest digest.
+    pub digest: String,
+}
+
+/// `berth status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// The container.
+    pub name: String,
+    /// Active deployment directory name.
+    pub deployment: String,
+    /// Image reference.
+    pub image: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// Values with provenance.
+    pub values: Values,
+    /// Host files.
+    pub files: Vec<FileState>,
+    /// Enablement links.
+    pub links: Vec<String>,
+    /// Units and states.
+    pub units: Vec<UnitState>,
+    /// The rollback target, if any.
+    pub previous: Option<Previous>,
+    /// Last journal lines of the service.
+    pub journal: Vec<String>,
+}
+
+/// The status of `name` below `root`.
+pub fn status(root: &Path, name: &str, manager: &dyn Manager) -> Result<Status, DeployError> {
+    let name = ContainerName::parse(name)?;
+    if !super::containers_dir(root)
+        .join(name.as_str())
+        .symlink_metadata()
+        .is_ok_and(|m| m.is_symlink())
+    {
+        return Err(DeployError::NotInstalled {
+            name: name.to_string(),
+        });
+    }
+    let info = Info::read(root, name.as_str())?;
+    let files = info
+        .files
+        .iter()
+        .map(|f| FileState {
+            path: f.path.clone(),
+            state: match std::fs::read(in_root(root, &f.path)) {
+                Ok(b) if sha256(&b) == f.sha256 => "ok",
+                Ok(_) => "modified",
+                Err(_) => "missing",
+            },
+        })
+        .collect();
+    let units = info
+        .units
+        .iter()
+        .filter_map(|u| UnitName::parse(u).ok())
+        .map(|u| UnitState {
+            state: manager.unit_state(&u),
+            unit: u.to_string(),
+        })
+        .collect();
+    let previous = Info::read_slot(root, &other_slot(&name, &info.deployment))
+        .ok()
+        .map(|p| Previous {
+            deployment: p.deployment,
+            image: p.image.reference,
+            digest: p.image.digest,
+        });
+    let journal = info
+        .service()
+        .and_then(|u| UnitName::parse(u).ok())
+        .map(|u| manager.journal_tail(&u, 10))
+        .unwrap_or_default();
+    Ok(Status {
+        name: name.to_string(),
+        deployment: info.deployment.clone(),
+        image: info.image.reference.clone(),
+        digest: info.image.digest.clone(),
+        values: info.values.clone(),
+        files,
+        links: info.links.iter().map(|l| l.path.clone()).collect(),
+        units,
+        previous,
+        journal,
+    })
+}

@@ -1,0 +1,255 @@
+//! `berth update` and `berth rollback`: the container has two deployment
+//! slots, `NAME.0` and `NAME.1`; `NAME` points at the active one. Update
+//! fills the other slot from the (re-pulled) image with the previous values
+//! overlaid by `--set`, and switches to it; rollback switches back. Both
+//! restart the service if it was running, and switch back when the restart
+//! fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::install::{
+    apply_tmpfiles, ensure_image, host_files, parse_set, settle, stage, staged_files, with_journal,
+    write_info,
+};
+use super::plan::{plan, Plan, PlanRequest};
+use super::switch::{switch, HostFile};
+use super::txn::{recover_journal, Transaction};
+use super::{containers_dir, failpoint, DeployError, Info};
+use crate::progress::Progress;
+use crate::store::{lock_root, Store, StoreError};
+use crate::systemd::manager::Manager;
+use crate::systemd::{ContainerName, UnitName};
+use crate::Error;
+
+/// What to update.
+#[derive(Debug, Clone)]
+pub struct UpdateRequest {
+    /// The container.
+    pub name: String,
+    /// `--image`: a different image (default: the installed reference, re-pulled).
+    pub image: Option<String>,
+    /// `--set KEY=VALUE`, overlaid on the previous values.
+    pub set: Vec<String>,
+    /// The `--runtime` value.
+    pub runtime: String,
+    /// The berth executable the units run.
+    pub berth: PathBuf,
+    /// Plan only; change nothing.
+    pub display: bool,
+    /// Pull the image again (a tag may have moved); else use the stored one.
+    pub refresh: bool,
+    /// `set` is the whole desired set: previous `--set` values are dropped.
+    pub reset_values: bool,
+}
+
+/// What an update or rollback did.
+#[derive(Debug, Serialize)]
+pub struct Updated {
+    /// The container.
+    pub name: String,
+    /// Deployment before.
+    pub from: String,
+    /// Deployment after.
+    pub to: String,
+    /// Image before.
+    pub from_digest: String,
+    /// Image after.
+    pub to_digest: String,
+    /// Whether the service was restarted.
+    pub restarted: bool,
+    /// False when nothing changed (same image, no `--set`).
+    pub changed: bool,
+    /// Host files left in place, with the reason.
+    pub kept: Vec<String>,
+    /// The plan (update only; `--display` prints it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+/// The other slot of a deployment name (`NAME.0` ↔ `NAME.1`).
+pub fn other_slot(name: &ContainerName, active: &str) -> String {
+    if active == format!("{name}.0") {
+        format!("{name}.1")
+    } else {
+        format!("{name}.0")
+    }
+}
+
+fn active_info(root: &Path, name: &ContainerName) -> Result<Info, DeployError> {
+    let link = containers_dir(root).join(name.as_str());
+    if !link.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+        return Err(DeployError::NotInstalled {
+            name: name.to_string(),
+        });
+    }
+    Info::read(root, name.as_str())
+}
+
+/// Updates the container per `req`.
+pub fn update(
+    root: &Path,
+    req: &UpdateRequest,
+    manager: &dyn Manager,
+    progress: Arc<dyn Progress>,
+) -> Result<Updated, Error> {
+    let name = ContainerName::parse(&req.name).map_err(DeployError::from)?;
+    let set = parse_set(&req.set)?;
+    let current = {
+        let _lock = lock_root(root)?;
+        if !req.display {
+            recover_journal(root)?;
+        }
+        active_info(root, &name)?
+    };
+    let image_name = req
+        .image
+        .clone()
+        .unwrap_or_else(|| current.image.reference.clone());
+    // Re-pulled: the tag may have moved. Pull takes the lock itself.
+    let record = ensure_image(root, &image_name, req.display, req.refresh, progress)?;
+    let _lock = lock_root(root)?;
+    let current = active_info(root, &name)?;
+    let store = Store::open(root, false)?
+        .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
+    let slot = other_slot(&name, &current.deployment);
+    let mut out = Updated {
+        name: name.to_string(),
+        from: current.deployment.clone(),
+        to: slot.clone(),
+        from_digest: current.image.digest.clone(),
+        to_digest: record.digest.clone(),
+        restarted: false,
+        changed: true,
+        kept: Vec::new(),
+        plan: None,
+    };
+    if record.commit == current.image.commit
+        && set.is_empty()
+        && req.image.is_none()
+        && !req.reset_values
+    {
+        out.changed = false;
+        out.to = current.deployment.clone();
+        return Ok(out);
+    }
+    let preq = PlanRequest {
+        name: &name,
+        image_name: &image_name,
+        set: &set,
+        runtime: &req.runtime,
+        berth: &req.berth,
+        slot: slot.clone(),
+        previous: Some(&current),
+        reset_values: req.reset_values,
+        enable: !current.links.is_empty(),
+    };
+    let plan = plan(root, &store, &record, &preq, manager)?;
+    if req.display {
+        out.plan = Some(plan);
+        return Ok(out);
+    }
+    let mut txn = Transaction::journaled(root)?;
+    let other = containers_dir(root).join(&slot);
+    if other.symlink_metadata().is_ok() {
+        // The rollback target of the previous update is replaced.
+        txn.remove(&other)?;
+    }
+    let mut info = stage(root, &mut txn, &store, &plan)?;
+    failpoint("update-stage")?;
+    let files = host_files(&plan);
+    let switched = switch(root, &mut txn, Some(&current), &files, &plan.links)?;
+    info.dirs = switched.dirs;
+    out.kept = switched.kept;
+    write_info(root, &info)?;
+    failpoint("update-files")?;
+    out.restarted = activate(root, txn, manager, &name, &current, &info)?;
+    out.plan = Some(plan);
+    Ok(out)
+}
+
+/// Switches back to the other deployment.
+pub fn rollback(root: &Path, name: &str, manager: &dyn Manager) -> Result<Updated, Error> {
+    let name = ContainerName::parse(name).map_err(DeployError::from)?;
+    let _lock = lock_root(root)?;
+    recover_journal(root)?;
+    let current = active_info(root, &name)?;
+    let slot = other_slot(&name, &current.deployment);
+    let target = match Info::read_slot(root, &slot) {
+        Ok(i) => i,
+        Err(DeployError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DeployError::NoPrevious {
+                name: name.to_string(),
+            }
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let files: Vec<HostFile> = staged_files(root, &target)?;
+    let mut txn = Transaction::journaled(root)?;
+    let switched = switch(root, &mut txn, Some(&current), &files, &target.links)?;
+    let mut info = target.clone();
+    info.dirs = switched.dirs;
+    write_info(root, &info)?;
+    failpoint("rollback-files")?;
+    let restarted = activate(root, txn, manager, &name, &current, &info)?;
+    Ok(Updated {
+        name: name.to_string(),
+        from: current.deployment.clone(),
+        to: slot,
+        from_digest: current.image.digest.clone(),
+        to_digest: target.image.digest.clone(),
+        restarted,
+        changed: true,
+        kept: switched.kept,
+        plan: None,
+    })
+}
+
+/// The commit point of update and rollback: `NAME` points at the new
+/// deployment; then tmpfiles, reload, and a restart when the service was
+/// running. A failed restart undoes everything and restarts the old one.
+fn activate(
+    root: &Path,
+    mut txn: Transaction,
+    manager: &dyn Manager,
+    name: &ContainerName,
+    current: &Info,
+    info: &Info,
+) -> Result<bool, Error> {
+    let service = current.service().and_then(|u| UnitName::parse(u).ok());
+    let was_running = service.as_ref().is_some_and(|u| manager.is_running(u));
+    let link = containers_dir(root).join(name.as_str());
+    txn.replace_symlink(&link, Path::new(&info.deployment))?;
+    failpoint("switch")?;
+    apply_tmpfiles(root, manager, info)?;
+    manager.reload().map_err(DeployError::from)?;
+    let new_service = info.service().and_then(|u| UnitName::parse(u).ok());
+    if let (true, Some(unit)) = (was_running, &new_service) {
+        let started = manager
+            .restart(unit)
+            .and_then(|_| settle(manager, unit, "restart"))
+            .map_err(|e| with_journal(manager, unit, e));
+        if let Err(e) = started {
+            drop(txn);
+            let back = manager
+                .reload()
+                .and_then(|_| service.as_ref().map_or(Ok(()), |old| manager.restart(old)));
+            let detail = match back {
+                Ok(()) => format!(
+                    "{e}\nswitched {name} back to {} and restarted it",
+                    current.deployment
+                ),
+                Err(b) => format!(
+                    "{e}\nswitched {name} back to {}, but restarting it failed too: {b}",
+                    current.deployment
+                ),
+            };
+            return Err(DeployError::Failed { detail }.into());
+        }
+    }
+    txn.commit();
+    Ok(was_running && new_service.is_some())
+}

@@ -1,0 +1,314 @@
+//! `berth apply`: stage every entry (pull what is not stored, render and
+//! validate every install and update without changing anything), then
+//! switch in dependency order (removals last, in reverse); a failure puts
+//! every entry already switched in this run back to where it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::plan::{self, Action, Step, OWNERS};
+use super::Manifest;
+use crate::deploy::{self, InstallRequest, UpdateRequest};
+use crate::progress::Progress;
+use crate::systemd::manager::Manager;
+use crate::systemd::{Dependencies, UnitName, UnitType};
+use crate::Error;
+
+/// What an apply did (or, with `plan_only`, would do).
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    /// Per container, in the order they were (or would be) switched.
+    pub steps: Vec<Step>,
+    /// Ordering the manifest asks for that the units do not declare.
+    pub warnings: Vec<String>,
+    /// Whether anything changed.
+    pub changed: bool,
+    /// The rendered plan of every install, update and reconfigure.
+    #[serde(skip)]
+    pub plans: BTreeMap<String, deploy::Plan>,
+}
+
+/// The common inputs of the deploy verbs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The `--runtime` value.
+    pub runtime: String,
+    /// The berth executable units run.
+    pub berth: PathBuf,
+    /// Print the plan only.
+    pub plan_only: bool,
+}
+
+fn installed(root: &Path, manager: &dyn Manager) -> Vec<crate::deploy::Listed> {
+    deploy::list(root, manager)
+}
+
+/// Applies `manifest` below `root`.
+pub fn apply(
+    root: &Path,
+    manifest: &Manifest,
+    opts: &ApplyOptions,
+    manager: &dyn Manager,
+    progress: Arc<dyn Progress>,
+) -> Result<Applied, Error> {
+    deploy::recover_if_needed(root)?;
+    let listed = installed(root, manager);
+    let names: BTreeSet<String> = listed.iter().map(|l| l.name.clone()).collect();
+    let order = manifest.validate(&names).map_err(Error::from)?;
+    let steps = plan::plan(root, manifest, &order, &listed);
+    let changed = steps.iter().any(|s| s.action != Action::Unchanged)
+        || owners_after(root, manifest, &steps) != plan::owners(root);
+    let mut out = Applied {
+        plans: BTreeMap::new(),
+        warnings: Vec::new(),
+        changed,
+        steps,
+    };
+    if !out.changed {
+        out.warnings = ordering_warnings(root, manifest, &BTreeMap::new());
+        return Ok(out);
+    }
+    // Stage: pull what is missing, render every change (nothing is written).
+    let mut rendered: BTreeMap<String, String> = BTreeMap::new();
+    for s in &out.steps {
+        let Some(e) = &s.entry else { continue };
+        let at = |err: Error| entry_error(s, err);
+        match s.action {
+            Action::Install | Action::Update => {
+                if !opts.plan_only {
+                    deploy::install::ensure_image(root, &e.image, false, false, progress.clone())
+                        .map_err(at)?;
+                }
+            }
+            Action::Reconfigure => {}
+            Action::Remove | Action::Unchanged => continue,
+        }
+        let unit = match s.action {
+            Action::Install => {
+                let plan =
+                    deploy::install(root, &install_req(e, opts, true), manager, progress.clone());
+                match plan {
+                    Ok(p) => {
+                        let t = unit_text(&p);
+                        out.plans.insert(s.name.clone(), p);
+                        t
+                    }
+                    Err(err) if opts.plan_only => {
+                        tracing::warn!("{}: not rendered in the plan: {err}", s.name);
+                        None
+                    }
+                    Err(err) => return Err(at(err)),
+                }
+            }
+            _ => {
+                let r = deploy::update(
+                    root,
+                    &update_req(s, e, opts, true),
+                    manager,
+                    progress.clone(),
+                );
+                match r {
+                    Ok(u) => {
+                        let t = u.plan.as_ref().and_then(unit_text);
+                        if let Some(p) = u.plan {
+                            out.plans.insert(s.name.clone(), p);
+                        }
+                        t
+                    }
+                    Err(err) if opts.plan_only => {
+                        tracing::warn!("{}: not rendered in the plan: {err}", s.name);
+                        None
+                    }
+                    Err(err) => return Err(at(err)),
+                }
+            }
+        };
+        if let Some(t) = unit {
+            rendered.insert(s.name.clone(), t);
+        }
+    }
+    out.warnings = ordering_warnings(root, manifest, &rendered);
+    for w in &out.warnings {
+        tracing::warn!("{w}");
+    }
+    if opts.plan_only {
+        return Ok(out);
+    }
+    // Switch.
+    let live = manager.is_live();
+    let mut undo: Vec<(String, Action)> = Vec::new();
+    let mut result = Ok(());
+    for s in &out.steps {
+        let r: Result<(), Error> = match (s.action, &s.entry) {
+            (Action::Install, Some(e)) => {
+                let mut req = install_req(e, opts, false);
+                req.now = live && e.start;
+                deploy::install(root, &req, manager, progress.clone()).map(|_| ())
+            }
+            (Action::Update | Action::Reconfigure, Some(e)) => deploy::update(
+                root,
+                &update_req(s, e, opts, false),
+                manager,
+                progress.clone(),
+            )
+            .map(|_| ()),
+            (Action::Remove, _) => deploy::uninstall(root, &s.name, manager).map(|_| ()),
+            _ => Ok(()),
+        };
+        match r {
+            Ok(()) => undo.push((s.name.clone(), s.action)),
+            Err(err) => {
+                result = Err(entry_error(s, err));
+                break;
+            }
+        }
+    }
+    if let Err(err) = result {
+        let mut put_back = Vec::new();
+        for (name, action) in undo.into_iter().rev() {
+            let r = match action {
+                Action::Install => deploy::uninstall(root, &name, manager).map(|_| ()),
+                Action::Update | Action::Reconfigure => {
+                    deploy::rollback(root, &name, manager).map(|_| ())
+                }
+                _ => Ok(()),
+            };
+            match r {
+                Ok(()) => put_back.push(name),
+                Err(e) => tracing::error!("putting {name} back failed: {e}"),
+            }
+        }
+        if !put_back.is_empty() {
+            tracing::warn!("put back: {}", put_back.join(", "));
+        }
+        return Err(err);
+    }
+    write_owners(root, &owners_after(root, manifest, &out.steps))?;
+    Ok(out)
+}
+
+fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallRequest {
+    InstallRequest {
+        name: Some(e.name.clone()),
+        image: e.image.clone(),
+        set: e.set.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        runtime: opts.runtime.clone(),
+        berth: opts.berth.clone(),
+        display,
+        now: false,
+        enable: e.enabled,
+    }
+}
+
+fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) -> UpdateRequest {
+    UpdateRequest {
+        name: e.name.clone(),
+        image: (s.action == Action::Update).then(|| e.image.clone()),
+        set: e.set.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        runtime: opts.runtime.clone(),
+        berth: opts.berth.clone(),
+        display,
+        refresh: false,
+        reset_values: true,
+    }
+}
+
+fn unit_text(p: &deploy::Plan) -> Option<String> {
+    p.files
+        .iter()
+        .find(|f| f.path.ends_with(".service") && f.path.contains(&format!("/{}.", p.name)))
+        .and_then(|f| String::from_utf8(f.content.clone()).ok())
+}
+
+fn entry_error(s: &Step, err: Error) -> Error {
+    Error::InEntry {
+        file: s.file.clone().unwrap_or_else(|| "(removal)".into()),
+        name: s.name.clone(),
+        action: format!("{:?}", s.action).to_lowercase(),
+        source: Box::new(err),
+    }
+}
+
+/// The owners record after the steps: entries of this manifest owned by
+/// it, its removals dropped, other owners untouched.
+fn owners_after(root: &Path, manifest: &Manifest, steps: &[Step]) -> BTreeMap<String, String> {
+    let mut owners = plan::owners(root);
+    let source = manifest.source.display().to_string();
+    for s in steps {
+        if s.action == Action::Remove {
+            owners.remove(&s.name);
+        } else {
+            owners.insert(s.name.clone(), source.clone());
+        }
+    }
+    owners
+}
+
+fn write_owners(root: &Path, owners: &BTreeMap<String, String>) -> Result<(), Error> {
+    if &plan::owners(root) == owners {
+        return Ok(());
+    }
+    let path = root.join(OWNERS);
+    let tmp = path.with_extension("json.tmp");
+    let io = |e| crate::deploy::DeployError::Io {
+        path: path.clone(),
+        source: e,
+    };
+    let json = serde_json::to_string_pretty(owners).unwrap_or_default();
+    std::fs::write(&tmp, json).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(())
+}
+
+/// `after`/`requires` of the manifest that the units themselves do not
+/// declare (so systemd will not order them at boot): one line each.
+fn ordering_warnings(
+    root: &Path,
+    manifest: &Manifest,
+    rendered: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let text_of = |name: &str| -> Option<String> {
+        rendered.get(name).cloned().or_else(|| {
+            std::fs::read_to_string(deploy::in_root(
+                root,
+                &format!("{}/{name}.service", deploy::UNIT_DIR),
+            ))
+            .ok()
+        })
+    };
+    let deps_of = |name: &str| -> Option<(UnitName, Dependencies)> {
+        let unit = crate::systemd::ContainerName::parse(name)
+            .ok()?
+            .unit(UnitType::Service);
+        let d = Dependencies::parse(&text_of(name)?, &unit).ok()?;
+        Some((unit, d))
+    };
+    let mut out = Vec::new();
+    for l in &manifest.entries {
+        let e = &l.entry;
+        let Some((unit, deps)) = deps_of(&e.name) else {
+            continue;
+        };
+        for d in e.after.iter().chain(&e.requires) {
+            let Ok(dn) = crate::systemd::ContainerName::parse(d) else {
+                continue;
+            };
+            let dunit = dn.unit(UnitType::Service);
+            let declared = deps.after.contains(&dunit)
+                || deps_of(d).is_some_and(|(_, dd)| dd.before.contains(&unit));
+            if !declared {
+                out.push(format!(
+                    "{}: the manifest orders {} after {d}, but neither {unit} says After={dunit} \
+                     nor {dunit} says Before={unit}; systemd will not order them at boot \
+                     (set the image's ordering value, e.g. AFTER={dunit})",
+                    l.file.display(),
+                    e.name
+                ));
+            }
+        }
+    }
+    out
+}

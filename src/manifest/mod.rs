@@ -1,0 +1,423 @@
+//! Declarative provisioning: a host described as a list of system
+//! containers (`berth apply`, `berth diff`).
+//!
+//! - [`load`]: one TOML file or a directory of `*.toml` merged in name
+//!   order, parsed with unknown keys refused.
+//! - [`Manifest::validate`]: names, references, values, dependencies and cycles,
+//!   each error naming the file and entry; the order entries switch in.
+//! - [`plan`](mod@plan): install / update / reconfigure / remove / unchanged
+//!   per entry, against what is installed and who owns it.
+//! - [`apply`](mod@apply): stage (pull, render, validate) every entry, then
+//!   switch in dependency order; a failure puts every entry switched in this
+//!   run back.
+//!
+//! The format is documented in `docs/manifest.md`; its JSON Schema (from
+//! these types) is `docs/manifest.schema.json`.
+
+pub mod apply;
+pub mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::systemd::ContainerName;
+use crate::template::values::is_forced;
+use crate::template::SetValue;
+
+/// A manifest file: containers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// The system containers this file declares.
+    #[serde(default, rename = "container")]
+    pub containers: Vec<Entry>,
+}
+
+/// One system container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Container name (the unit is NAME.service).
+    pub name: String,
+    /// Image reference: a tag or digest, or `oci-archive:PATH[:TAG]` and the
+    /// other sources `berth pull` takes.
+    pub image: String,
+    /// Template values (`--set`).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Enable the units (their `[Install]` links). Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Start the units when applied on a running system. Default true.
+    #[serde(default = "yes")]
+    pub start: bool,
+    /// Entries (or installed containers) this one is ordered after.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Entries (or installed containers) this one needs.
+    #[serde(default)]
+    pub requires: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An entry and the file it came from.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The entry.
+    pub entry: Entry,
+    /// Its file.
+    pub file: PathBuf,
+}
+
+/// A loaded manifest: entries from every file, in file order.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// What was given (a file or directory); recorded as the owner.
+    pub source: PathBuf,
+    /// Entries, in file name order, then file order.
+    pub entries: Vec<Located>,
+}
+
+/// A manifest that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Unreadable file or directory.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for the format (unknown keys, wrong types).
+    #[error("{path}: {detail}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        detail: String,
+    },
+    /// A bad entry.
+    #[error("{path}: container {name:?}: {detail}")]
+    Entry {
+        /// The file.
+        path: PathBuf,
+        /// The entry's name.
+        name: String,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+    /// A dependency cycle.
+    #[error("dependency cycle: {cycle} (check `after` and `requires`)")]
+    Cycle {
+        /// `a -> b -> a`.
+        cycle: String,
+    },
+}
+
+/// Loads `path`: a TOML file, or a directory whose `*.toml` files are
+/// merged in name order.
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| ManifestError::Io { path: p, source }
+    };
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    let files = if meta.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(io(path))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut entries = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(io(&f))?;
+        let parsed: ManifestFile = toml::from_str(&text).map_err(|e| ManifestError::Syntax {
+            path: f.clone(),
+            detail: e.to_string().trim_end().to_string(),
+        })?;
+        entries.extend(parsed.containers.into_iter().map(|entry| Located {
+            entry,
+            file: f.clone(),
+        }));
+    }
+    Ok(Manifest {
+        source: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        entries,
+    })
+}
+
+impl Manifest {
+    /// Checks every entry; `installed` are the containers already on the
+    /// host (dependencies may name them). Returns the entry indices in
+    /// dependency order (an entry after everything it is `after` or
+    /// `requires`).
+    pub fn validate(&self, installed: &BTreeSet<String>) -> Result<Vec<usize>, ManifestError> {
+        let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+        for l in &self.entries {
+            let e = &l.entry;
+            let bad = |detail: String| ManifestError::Entry {
+                path: l.file.clone(),
+                name: e.name.clone(),
+                detail,
+            };
+            ContainerName::parse(&e.name).map_err(|x| bad(x.to_string()))?;
+            if let Some(other) = seen.insert(&e.name, &l.file) {
+                return Err(bad(format!(
+                    "declared twice (also in {}); names must be unique",
+                    other.display()
+                )));
+            }
+            crate::image::reference::parse(&e.image)
+                .map_err(|x| bad(format!("image {:?}: {x}", e.image)))?;
+            for (k, v) in &e.set {
+                if is_forced(k) {
+                    return Err(bad(format!(
+                        "set.{k}: {k} is computed by berth and cannot be set"
+                    )));
+                }
+                format!("{k}={v}")
+                    .parse::<SetValue>()
+                    .map_err(|x| bad(format!("set.{k}: {x}")))?;
+                if let Some(c) = v
+                    .chars()
+                    .find(|c| crate::template::values::is_forbidden_in_value(*c))
+                {
+                    return Err(bad(format!(
+                        "set.{k}: the value contains the control character {c:?}; values are data, one line each"
+                    )));
+                }
+            }
+            for d in e.after.iter().chain(&e.requires) {
+                if d == &e.name {
+                    return Err(bad(format!("depends on itself ({d})")));
+                }
+            }
+        }
+        for l in &self.entries {
+            let e = &l.entry;
+            for d in e.after.iter().chain(&e.requires) {
+                if !seen.contains_key(d.as_str()) && !installed.contains(d) {
+                    return Err(ManifestError::Entry {
+                        path: l.file.clone(),
+                        name: e.name.clone(),
+                        detail: format!(
+                            "depends on {d:?}, which is neither in the manifest nor installed"
+                        ),
+                    });
+                }
+            }
+        }
+        self.order()
+    }
+
+    /// Topological order (stable: file order among independent entries).
+    fn order(&self) -> Result<Vec<usize>, ManifestError> {
+        let index: BTreeMap<&str, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.entry.name.as_str(), i))
+            .collect();
+        // 0 = new, 1 = on the stack, 2 = done.
+        let mut state = vec![0u8; self.entries.len()];
+        let mut out = Vec::new();
+        fn visit(
+            m: &Manifest,
+            index: &BTreeMap<&str, usize>,
+            i: usize,
+            state: &mut Vec<u8>,
+            stack: &mut Vec<usize>,
+            out: &mut Vec<usize>,
+        ) -> Result<(), ManifestError> {
+            match state[i] {
+                2 => return Ok(()),
+                1 => {
+                    let from = stack.iter().position(|&s| s == i).unwrap_or(0);
+                    let mut names: Vec<&str> = stack[from..]
+                        .iter()
+                        .map(|&s| m.entries[s].entry.name.as_str())
+                        .collect();
+                    names.push(&m.entries[i].entry.name);
+                    return Err(ManifestError::Cycle {
+                        cycle: names.join(" -> "),
+                    });
+                }
+                _ => {}
+            }
+            state[i] = 1;
+            stack.push(i);
+            let e = &m.entries[i].entry;
+            for d in e.after.iter().chain(&e.requires) {
+                if let Some(&j) = index.get(d.as_str()) {
+                    visit(m, index, j, state, stack, out)?;
+                }
+            }
+            stack.pop();
+            state[i] = 2;
+            out.push(i);
+            Ok(())
+        }
+        for i in 0..self.entries.len() {
+            visit(self, &index, i, &mut state, &mut Vec::new(), &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// The JSON Schema of a manifest file, for editors.
+pub fn schema() -> String {
+    let s = schemars::schema_for!(ManifestFile);
+    serde_json::to_string_pretty(&s).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn manifest(text: &str) -> Result<Manifest, ManifestError> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(&f, text).unwrap();
+        load(&f)
+    }
+
+    fn names(m: &Manifest, order: &[usize]) -> Vec<String> {
+        order
+            .iter()
+            .map(|&i| m.entries[i].entry.name.clone())
+            .collect()
+    }
+
+    const CLUSTER: &str = r#"
+[[container]]
+name = "engine"
+image = "localhost:5000/engine:1"
+after = ["flannel"]
+requires = ["flannel"]
+
+[[container]]
+name = "flannel"
+image = "localhost:5000/flannel:1"
+after = ["etcd"]
+set = { AFTER = "etcd.service" }
+
+[[container]]
+name = "etcd"
+image = "localhost:5000/etcd@sha256:0123456789012345678901234567890123456789012345678901234567890123"
+start = false
+"#;
+
+    #[test]
+    fn parses_defaults_and_orders_by_dependency() {
+        let m = manifest(CLUSTER).unwrap();
+        assert_eq!(m.entries.len(), 3);
+        let etcd = &m.entries[2].entry;
+        assert!(etcd.enabled && !etcd.start);
+        assert_eq!(m.entries[1].entry.set["AFTER"], "etcd.service");
+        let order = m.validate(&BTreeSet::new()).unwrap();
+        assert_eq!(names(&m, &order), ["etcd", "flannel", "engine"]);
+    }
+
+    #[test]
+    fn independent_entries_keep_file_order() {
+        let m = manifest(
+            "[[container]]\nname = \"b\"\nimage = \"x/b\"\n[[container]]\nname = \"a\"\nimage = \"x/a\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            names(&m, &m.validate(&BTreeSet::new()).unwrap()),
+            ["b", "a"]
+        );
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let m = manifest(
+            "[[container]]\nname = \"a\"\nimage = \"x/a\"\nafter = [\"b\"]\n\
+             [[container]]\nname = \"b\"\nimage = \"x/b\"\nrequires = [\"c\"]\n\
+             [[container]]\nname = \"c\"\nimage = \"x/c\"\nafter = [\"a\"]\n",
+        )
+        .unwrap();
+        let e = m.validate(&BTreeSet::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dependency cycle: a -> b -> c -> a (check `after` and `requires`)"
+        );
+    }
+
+    #[test]
+    fn bad_entries_name_file_and_entry() {
+        let cases = [
+            ("[[container]]\nname = \"a\"\nimage = \"x/a\"\nport = 1\n", "unknown field `port`"),
+            ("[[container]]\nname = \"a\"\n", "missing field `image`"),
+            ("[container]\nname = \"a\"\n", "invalid type"),
+            ("[[container]]\nname = \"a/b\"\nimage = \"x\"\n", "invalid container name"),
+            ("[[container]]\nname = \"a\"\nimage = \"x/A:\"\n", "image \"x/A:\""),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nset = { NAME = \"y\" }\n", "computed by berth"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nset = { \"9X\" = \"y\" }\n", "set.9X"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nset = { X = \"1\\nExecStart=/evil\" }\n", "control character"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nafter = [\"nosuch\"]\n", "neither in the manifest nor installed"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nrequires = [\"a\"]\n", "depends on itself"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\n[[container]]\nname = \"a\"\nimage = \"y\"\n", "declared twice"),
+        ];
+        for (text, needle) in cases {
+            let msg = match manifest(text) {
+                Err(e) => e.to_string(),
+                Ok(m) => m.validate(&BTreeSet::new()).unwrap_err().to_string(),
+            };
+            assert!(msg.contains(needle), "{text}: {msg}");
+            assert!(msg.contains("m.toml"), "{text}: {msg}");
+        }
+        // A dependency on an installed container is fine.
+        let m =
+            manifest("[[container]]\nname = \"a\"\nimage = \"x\"\nafter = [\"etcd\"]\n").unwrap();
+        m.validate(&["etcd".to_string()].into()).unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_merged_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("20-b.toml"),
+            "[[container]]\nname = \"b\"\nimage = \"x/b\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("10-a.toml"),
+            "[[container]]\nname = \"a\"\nimage = \"x/a\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("README"), "not toml").unwrap();
+        let m = load(dir.path()).unwrap();
+        let n: Vec<_> = m.entries.iter().map(|l| l.entry.name.as_str()).collect();
+        assert_eq!(n, ["a", "b"]);
+        assert!(m.entries[1].file.ends_with("20-b.toml"));
+    }
+
+    #[test]
+    fn the_schema_in_docs_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/manifest.schema.json");
+        let want = schema();
+        if std::env::var_os("BERTH_UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/manifest.schema.json is outdated: run BERTH_UPDATE_SCHEMA=1 cargo test --lib the_schema"
+        );
+    }
+}
