@@ -188,6 +188,7 @@ pub fn run(sc: &Scenario) -> Vec<Row> {
     std::fs::write(share.join("lib.sh"), LIB).unwrap();
     write_exec(&share.join("scenario"), sc.script);
     std::fs::write(share.join("budget"), PHASE_BUDGET.to_string()).unwrap();
+    std::fs::write(share.join("scenario-id"), sc.id).unwrap();
     if sc.crun {
         hand_in_crun(&share);
     }

@@ -7,7 +7,7 @@
 //!
 //! | archive       | tags             | process                                              |
 //! |---------------|------------------|------------------------------------------------------|
-//! | `etcd.tar`    | `1`, `2`, `broken` | etcd 3.4 (etcd-server), Type=notify, read-only root, state dir from tmpfiles, bind-mounted |
+//! | `etcd.tar`    | `1`, `2`, `broken` | etcd 3.4 (etcd-server), Type=notify, read-only root, state dir from tmpfiles, bind-mounted; hostfs `/usr/local/bin/${NAME}ctl` (renameFiles, installedFilesTemplate) |
 //! | `flannel.tar` | `1`              | a busybox flanneld stand-in: waits for etcd, reads the network key, writes `/run/flannel/subnet.env` on the host, sends READY=1 |
 //! | `httpd.tar`   | `1`, `2`         | lighttpd, socket-activated (`server.systemd-socket-activation`) |
 //!
@@ -191,8 +191,19 @@ const ETCD_TMPFILES: &str = "d ${STATE_DIRECTORY}/${NAME} 0700 root root - -\n";
 
 const ETCD_MANIFEST: &str = r#"{
   "version": "1.0",
-  "defaultValues": {"ETCD_PORT": "2379", "PEER_PORT": "2380"}
+  "defaultValues": {"ETCD_PORT": "2379", "PEER_PORT": "2380"},
+  "renameFiles": {"/usr/local/bin/etcdctl": "/usr/local/bin/${NAME}ctl"},
+  "installedFilesTemplate": ["/usr/local/bin/etcdctl"]
 }
+"#;
+
+/// A host-side client, `/exports/hostfs/usr/local/bin/etcdctl`, installed as
+/// `/usr/local/bin/${NAME}ctl` and rendered (`$$` is a literal `$`).
+const ETCD_CTL: &str = r#"#!/bin/sh
+# Reads key $$1 from $NAME (etcd on 127.0.0.1:$ETCD_PORT); from the image's /exports/hostfs.
+key=$$(printf %s "$$1" | base64 -w0)
+curl -fsS -m 5 -X POST -d "{\"key\":\"$$key\"}" http://127.0.0.1:$ETCD_PORT/v3/kv/range |
+  sed -n 's/.*"value":"\([^"]*\)".*/\1/p' | base64 -d
 "#;
 
 fn etcd_config(broken: bool) -> String {
@@ -250,6 +261,11 @@ fn etcd() -> Vec<(&'static str, Image)> {
             .file("exports/config.json.template", etcd_config(broken), 0o644)
             .file("exports/tmpfiles.template", ETCD_TMPFILES, 0o644)
             .file("exports/manifest.json", ETCD_MANIFEST, 0o644)
+            .dir("exports/hostfs", 0o755)
+            .dir("exports/hostfs/usr", 0o755)
+            .dir("exports/hostfs/usr/local", 0o755)
+            .dir("exports/hostfs/usr/local/bin", 0o755)
+            .file("exports/hostfs/usr/local/bin/etcdctl", ETCD_CTL, 0o755)
             .build(Compression::Gzip)
     };
     let image = |version: &str, broken: bool| {

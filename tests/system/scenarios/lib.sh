@@ -123,6 +123,15 @@ uninstall_now() {
   systemctl daemon-reload
 }
 
+# shows PATTERN: prints stdin and succeeds when it matches PATTERN (a check's stdout and
+# stderr are one file: `tee /dev/stderr` would reopen and truncate it).
+shows() {
+  local in
+  in=$(cat)
+  printf '%s\n' "$in"
+  grep -q -- "$1" <<< "$in"
+}
+
 # prop UNIT PROPERTY
 prop() { systemctl show -p "$2" --value "$1"; }
 

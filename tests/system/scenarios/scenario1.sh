@@ -81,6 +81,13 @@ state_dir() {
   grep -q '^d /var/lib/etcd 0700' /etc/tmpfiles.d/etcd.conf
 }
 
+# /usr/local/bin/etcdctl from the image's hostfs, renamed and rendered.
+host_client() {
+  ls -l /usr/local/bin/etcdctl || return
+  head -3 /usr/local/bin/etcdctl
+  /usr/local/bin/etcdctl /coreos.com/network/config | shows 10.254.0.0/16
+}
+
 read_only_root() {
   local out
   out=$(berth exec etcd -- /bin/sh -c 'touch /berth-probe' 2>&1)
@@ -99,7 +106,7 @@ in_unit_cgroup() {
     echo "pid $pid ($pattern): $cg"
     case $cg in "/system.slice/$unit/"*) ;; *) rc=1 ;; esac
   done
-  systemd-cgls --no-pager -u "$unit" | tee /dev/stderr | grep -q -- "$pattern" || rc=1
+  systemd-cgls --no-pager -u "$unit" | shows "$pattern" || rc=1
   return $rc
 }
 
@@ -173,6 +180,7 @@ phase2() {
   check "etcd answers put/get; data survived the reboot" put_get
   check "etcd state dir from tmpfiles.template, bind-mounted" state_dir
   check "etcd's root is read-only" read_only_root
+  check "host file from /exports/hostfs (renameFiles, template): /usr/local/bin/etcdctl" host_client
   check "etcd's processes in etcd.service's cgroup" in_unit_cgroup etcd.service /usr/bin/etcd
   check "flannel's processes in flannel.service's cgroup" in_unit_cgroup flannel.service /usr/bin/flanneld
   check "etcd's stdout in journalctl -u etcd" in_journal etcd.service 'ready to serve client requests'

@@ -33,7 +33,7 @@ update_to_2() {
   after=$(prop etcd.service MainPID)
   echo "deployment $(deployment etcd), image $(image_version), MainPID $before -> $after"
   [ "$(image_version)" = "etcd 2" ] && [ "$before" != "$after" ] || return
-  [ "$(etcd_get /berth/lifecycle)" = kept ]
+  [ "$(etcd_get /berth/lifecycle)" = kept ] && [ "$(etcdctl /berth/lifecycle)" = kept ]
 }
 
 update_to_broken() {
@@ -77,7 +77,7 @@ rollback() {
 }
 
 status() {
-  berth status etcd | tee /dev/stderr | grep -q active
+  berth status etcd | shows active
 }
 
 uninstall_all() {
