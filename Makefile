@@ -4,7 +4,22 @@ export CARGO_BUILD_JOBS ?= 2
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build demo check check-system test lint bench clean deps
+.PHONY: all build demo check check-system test lint bench clean deps install deb check-packaging
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+# Where `make install` puts things (packages: PREFIX=/usr; see packaging/).
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR ?= $(DATADIR)/man/man1
+DOCDIR ?= $(DATADIR)/doc/berth
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+SYSCONFDIR ?= /etc
+INSTALL ?= install
 
 all: build
 
@@ -39,3 +54,38 @@ bench: deps build
 
 clean:
 	$(CARGO) clean
+
+## Installs the release build, berth's units, templates, man pages, completions
+## and docs under $(DESTDIR)$(PREFIX) (no apt: packages build with this rule).
+install: build
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) \
+	  $(DESTDIR)$(DATADIR)/berth/templates $(DESTDIR)$(MANDIR) $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/berth/manifest.d
+	$(INSTALL) -m 0755 $(TARGET_DIR)/release/berth $(TARGET_DIR)/release/berth-run $(DESTDIR)$(BINDIR)/
+	for u in units/*.service units/*.timer; do \
+	  sed 's|/usr/bin/berth|$(BINDIR)/berth|g' $$u > $(DESTDIR)$(UNITDIR)/$${u#units/} && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$${u#units/} || exit 1; \
+	done
+	$(INSTALL) -m 0644 units/berth.tmpfiles $(DESTDIR)$(TMPFILESDIR)/berth.conf
+	$(INSTALL) -m 0644 templates/* $(DESTDIR)$(DATADIR)/berth/templates/
+	$(TARGET_DIR)/release/berth generate man $(DESTDIR)$(MANDIR)
+	chmod 0644 $(DESTDIR)$(MANDIR)/berth*.1
+	$(TARGET_DIR)/release/berth generate completions bash > $(DESTDIR)$(BASHCOMPDIR)/berth
+	$(TARGET_DIR)/release/berth generate completions zsh > $(DESTDIR)$(ZSHCOMPDIR)/_berth
+	$(TARGET_DIR)/release/berth generate completions fish > $(DESTDIR)$(FISHCOMPDIR)/berth.fish
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/berth $(DESTDIR)$(ZSHCOMPDIR)/_berth $(DESTDIR)$(FISHCOMPDIR)/berth.fish
+	$(INSTALL) -m 0644 README.md ARCHITECTURE.md CHANGELOG.md docs/*.md $(DESTDIR)$(DOCDIR)/
+
+## Builds target/debian/berth_$(VERSION)_amd64.deb with dpkg-buildpackage (see packaging/).
+deb:
+	./packaging/build-deb.sh
+
+## Checks the packaging: the RPM spec parses, the .deb builds, lintian.
+check-packaging: deb
+	./packaging/verify-units.sh target/debian/build/berth-$(VERSION)/debian/berth
+	rpmspec -P packaging/berth.spec >/dev/null
+	@test "$$(rpmspec -q --srpm --qf '%{version}' packaging/berth.spec)" = "$(VERSION)" \
+	  || { echo "packaging/berth.spec: Version is not $(VERSION) (Cargo.toml)" >&2; exit 1; }
+	@if command -v lintian >/dev/null; then lintian --fail-on error target/debian/berth_$(VERSION)_*.deb; \
+	  else echo "lintian not installed: skipped"; fi

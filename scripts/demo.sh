@@ -69,4 +69,16 @@ echo "GET http://127.0.0.1:8080/ -> $(curl -fs http://127.0.0.1:8080/)"
 wait $RUN || echo "berth-run exited with status $? (128+9: the container was killed)"
 echo "== berth uninstall"
 "$BERTH" --root "$WORK/root" uninstall demo-httpd
+
+if [ -d /run/systemd/system ]; then
+  echo "== systemd runs here: berth install --now as a real system container"
+  "$BERTH" install --now --name demo-httpd "127.0.0.1:$PORT/demo/busybox:latest"
+  for _ in $(seq 50); do curl -fs http://127.0.0.1:8080/ >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "GET http://127.0.0.1:8080/ -> $(curl -fs http://127.0.0.1:8080/)"
+  systemctl status --no-pager demo-httpd.service | head -n 12
+  "$BERTH" status demo-httpd
+  "$BERTH" uninstall demo-httpd
+else
+  echo "== (PID 1 is not systemd here: the live install is shown by the system tests, tests/system/)"
+fi
 echo "== demo done (state in $WORK)"

@@ -9,6 +9,7 @@ PKGS=(
   busybox-static zstd ca-certificates curl hyperfine        # images, tools, benchmarks
   crun runc                                                 # runtime peers (tests, benchmarks)
   debootstrap systemd-container                             # system tests: guest rootfs, nspawn
+  debhelper dpkg-dev rpm lintian                            # packages: make deb, check-packaging
 )
 missing=()
 for p in "${PKGS[@]}"; do

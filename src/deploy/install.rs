@@ -159,7 +159,16 @@ pub fn settle(manager: &dyn Manager, unit: &UnitName, verb: &str) -> Result<(), 
             });
         }
         if std::time::Instant::now() >= deadline {
-            return Ok(());
+            // Still activating a second after the job: a process that keeps
+            // exiting and being restarted (Restart=on-failure) looks like this.
+            if matches!(state.as_str(), "active" | "reloading") {
+                return Ok(());
+            }
+            return Err(ManagerError::Job {
+                verb: verb.into(),
+                unit: unit.to_string(),
+                result: format!("done, but the unit is still {state} a second later"),
+            });
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -228,6 +237,22 @@ pub fn ensure_image(
         }
         .into()
     })
+}
+
+/// Whether `input` names an image already in the store below `root`.
+pub fn is_stored(root: &Path, input: &str) -> bool {
+    let Ok(conf) = regconf::load() else {
+        return false;
+    };
+    let Ok(candidates) = reference::resolve(input, &conf.unqualified_search) else {
+        return false;
+    };
+    let Ok(Some(store)) = Store::open(root, false) else {
+        return false;
+    };
+    candidates
+        .iter()
+        .any(|c| matches!(image::find(&store, &c.to_string()), Ok(Some(_))))
 }
 
 /// The host files of a plan.

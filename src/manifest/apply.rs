@@ -72,6 +72,21 @@ pub fn apply(
         return Ok(out);
     }
     // Stage: pull what is missing, render every change (nothing is written).
+    // At boot (berth-apply.service is not ordered after the network) the
+    // network is waited for only when something must be pulled.
+    let needs_pull = out.steps.iter().any(|s| {
+        matches!(s.action, Action::Install | Action::Update)
+            && s.entry
+                .as_ref()
+                .is_some_and(|e| !deploy::install::is_stored(root, &e.image))
+    });
+    if needs_pull && !opts.plan_only && manager.is_live() {
+        if let Ok(online) = UnitName::parse("network-online.target") {
+            if let Err(e) = manager.start(&online) {
+                tracing::warn!("waiting for network-online.target: {e}");
+            }
+        }
+    }
     let mut rendered: BTreeMap<String, String> = BTreeMap::new();
     for s in &out.steps {
         let Some(e) = &s.entry else { continue };
