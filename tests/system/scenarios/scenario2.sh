@@ -85,8 +85,8 @@ stops_clean() {
   done
   systemctl reset-failed httpd.service
   [ $bad = 0 ] && return 0
-  journalctl -b --no-pager -u httpd.service | grep -E 'berth\[|Control process' | tail -2
-  echo "$bad of 20 stops left httpd.service failed"
+  echo "$bad of 20 stops left httpd.service failed:"
+  journalctl -b --no-pager -u httpd.service | grep -E 'berth\[' | tail -1
   return 1
 }
 
