@@ -4,7 +4,7 @@ export CARGO_BUILD_JOBS ?= 2
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build demo check test lint bench clean deps install deb check-packaging
+.PHONY: all build demo check check-system test lint bench clean deps install deb check-packaging
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
@@ -38,7 +38,13 @@ check: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
-	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test --all-targets -- --test-threads=2 --skip system_scenario
+	$(MAKE) check-system
+
+## The system tests (tests/system/README.md): release binaries in a Debian 12 guest
+## booted with systemd-nspawn; the guest root filesystem is cached in /var/cache/berth-tests.
+check-system:
+	$(CARGO) test --release --test system -- --test-threads=2
 
 ## Benchmarks against the peers; writes BENCHMARKS.md sections.
 bench: deps build

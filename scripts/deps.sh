@@ -8,6 +8,7 @@ PKGS=(
   docker-registry skopeo umoci apache2-utils openssl        # registry tests and the demo
   busybox-static zstd ca-certificates curl hyperfine        # images, tools, benchmarks
   crun runc                                                 # runtime peers (tests, benchmarks)
+  debootstrap systemd-container                             # system tests: guest rootfs, nspawn
   debhelper dpkg-dev rpm lintian                            # packages: make deb, check-packaging
 )
 missing=()

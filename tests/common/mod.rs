@@ -11,6 +11,8 @@
 //!   independent reference extraction.
 //! - [`debs`]: root filesystems from Debian packages, cached under `target/test-cache/`.
 //! - [`berth`]: runs the berth binary against a private `--root` and environment.
+//! - [`guest`]: a cached Debian 12 root filesystem (debootstrap) booted with
+//!   `systemd-nspawn -b` on a per-machine overlay (the system tests).
 //!
 //! Tests that need root or a tool call [`require_root`] / [`require`] first: without the
 //! facility they print one line naming it and return, unless `BERTH_TEST_REQUIRE_ALL=1`,
@@ -21,6 +23,7 @@
 pub mod berth;
 pub mod debs;
 pub mod front;
+pub mod guest;
 pub mod oci;
 pub mod registry;
 pub mod tree;
