@@ -40,6 +40,7 @@ check: deps
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 	$(CARGO) test --all-targets -- --test-threads=2 --skip system_scenario
 	$(MAKE) check-system
+	$(MAKE) check-packaging
 
 ## The system tests (tests/system/README.md): release binaries in a Debian 12 guest
 ## booted with systemd-nspawn; the guest root filesystem is cached in /var/cache/berth-tests.
