@@ -39,8 +39,8 @@ check: deps
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 	$(CARGO) test --all-targets -- --test-threads=2 --skip system_scenario
-	$(MAKE) check-system
 	$(MAKE) check-packaging
+	$(MAKE) check-system
 
 ## The system tests (tests/system/README.md): release binaries in a Debian 12 guest
 ## booted with systemd-nspawn; the guest root filesystem is cached in /var/cache/berth-tests.

@@ -47,7 +47,10 @@ fn run(
     let m = manager::connect(&g.root).context("connecting to systemd")?;
     let opts = ApplyOptions {
         runtime: g.runtime.clone(),
-        berth: std::env::current_exe().context("finding the berth executable")?,
+        berth: crate::deploy::berth_for_root(
+            &g.root,
+            &std::env::current_exe().context("finding the berth executable")?,
+        ),
         plan_only,
     };
     let renderer = Arc::new(Renderer::new(g));

@@ -97,8 +97,9 @@ fn connect(g: &GlobalOpts) -> anyhow::Result<Box<dyn Manager>> {
     manager::connect(&g.root).context("connecting to systemd")
 }
 
-fn berth_exe() -> anyhow::Result<std::path::PathBuf> {
-    std::env::current_exe().context("finding the berth executable")
+fn berth_exe(g: &GlobalOpts) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("finding the berth executable")?;
+    Ok(deploy::berth_for_root(&g.root, &exe))
 }
 
 /// Runs `berth install`.
@@ -108,7 +109,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         image: a.image.clone(),
         set: a.set.clone(),
         runtime: g.runtime.clone(),
-        berth: berth_exe()?,
+        berth: berth_exe(g)?,
         display: a.display,
         now: a.now,
         enable: true,
@@ -278,7 +279,7 @@ fn update_one(
         image: a.image.clone(),
         set: a.set.clone(),
         runtime: g.runtime.clone(),
-        berth: berth_exe()?,
+        berth: berth_exe(g)?,
         display: a.display,
         refresh: true,
         reset_values: false,

@@ -174,6 +174,37 @@ pub fn recover_if_needed(root: &Path) -> Result<(), crate::Error> {
     Ok(())
 }
 
+/// The berth executable units below `root` should run: this one when the
+/// root is `/`; else the same path if the root has a berth there, else the
+/// first of `/usr/bin/berth` and `/usr/local/bin/berth` the root has (an
+/// image being built runs its own berth, not the builder's). With none,
+/// `/usr/bin/berth` (where the packages put it), with a warning.
+pub fn berth_for_root(root: &Path, current: &Path) -> PathBuf {
+    if root == Path::new("/") {
+        return current.to_path_buf();
+    }
+    let candidates = [
+        current.to_path_buf(),
+        PathBuf::from("/usr/bin/berth"),
+        PathBuf::from("/usr/local/bin/berth"),
+    ];
+    for c in &candidates {
+        if in_root(root, &c.display().to_string()).is_file() {
+            return c.clone();
+        }
+    }
+    tracing::warn!(
+        "{} has no berth executable (looked for {}); units will run /usr/bin/berth: install berth there",
+        root.display(),
+        candidates
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    PathBuf::from("/usr/bin/berth")
+}
+
 /// `path` (absolute, as seen inside the root) below `root`.
 pub fn in_root(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))

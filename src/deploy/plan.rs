@@ -97,7 +97,7 @@ pub fn plan(
     let name = req.name;
     let deployment = format!("/{CONTAINERS_DIR}/{}", req.slot);
     let exports = render::read_exports(store, &record.commit)?;
-    let values = values(record, &deployment, req, &exports)?;
+    let values = values(root, record, &deployment, req, &exports)?;
     let image = InfoImage {
         reference: record.reference.clone(),
         digest: record.digest.clone(),
@@ -323,6 +323,7 @@ fn check_conflicts(
 }
 
 fn values(
+    root: &Path,
     record: &ImageRecord,
     destdir: &str,
     req: &PlanRequest<'_>,
@@ -333,7 +334,7 @@ fn values(
     // Units exec berth-run (the same runtime without libostree linked) when
     // it is installed beside berth; see docs/runtime.md.
     let lean = req.berth.with_file_name("berth-run");
-    let exec_start = if lean.is_file() {
+    let exec_start = if in_root(root, &lean.display().to_string()).is_file() {
         format!("{} {name}", lean.display())
     } else {
         format!("{berth} run {name}")

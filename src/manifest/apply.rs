@@ -251,7 +251,7 @@ fn entry_error(s: &Step, err: Error) -> Error {
 /// it, its removals dropped, other owners untouched.
 fn owners_after(root: &Path, manifest: &Manifest, steps: &[Step]) -> BTreeMap<String, String> {
     let mut owners = plan::owners(root);
-    let source = manifest.source.display().to_string();
+    let source = super::owner_key(root, &manifest.source);
     for s in steps {
         if s.action == Action::Remove {
             owners.remove(&s.name);

@@ -121,6 +121,18 @@ pub enum ManifestError {
     },
 }
 
+/// How `source` (a manifest path on this machine) is recorded as owner:
+/// the path as seen inside `root`, so that the image built with
+/// `berth --root R apply R/etc/berth/manifest.d` and the host booted from it
+/// (`berth apply /etc/berth/manifest.d`) agree on who owns what.
+pub fn owner_key(root: &Path, source: &Path) -> String {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    match source.strip_prefix(&root) {
+        Ok(rest) if root != Path::new("/") => format!("/{}", rest.display()),
+        _ => source.display().to_string(),
+    }
+}
+
 /// Loads `path`: a TOML file, or a directory whose `*.toml` files are
 /// merged in name order.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
@@ -405,6 +417,21 @@ start = false
         let n: Vec<_> = m.entries.iter().map(|l| l.entry.name.as_str()).collect();
         assert_eq!(n, ["a", "b"]);
         assert!(m.entries[1].file.ends_with("20-b.toml"));
+    }
+
+    #[test]
+    fn owners_are_recorded_as_seen_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let r = std::fs::canonicalize(root.path()).unwrap();
+        assert_eq!(
+            owner_key(&r, &r.join("etc/berth/manifest.d")),
+            "/etc/berth/manifest.d"
+        );
+        assert_eq!(
+            owner_key(Path::new("/"), Path::new("/etc/berth/m.toml")),
+            "/etc/berth/m.toml"
+        );
+        assert_eq!(owner_key(&r, Path::new("/srv/m.toml")), "/srv/m.toml");
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub fn chosen_values(info: &Info) -> BTreeMap<String, String> {
 /// The plan for `manifest` (entries in `order`) against `installed`.
 pub fn plan(root: &Path, manifest: &Manifest, order: &[usize], installed: &[Listed]) -> Vec<Step> {
     let owners = owners(root);
-    let source = manifest.source.display().to_string();
+    let source = super::owner_key(root, &manifest.source);
     let installed_names: BTreeSet<&str> = installed.iter().map(|l| l.name.as_str()).collect();
     let mut steps = Vec::new();
     for &i in order {
