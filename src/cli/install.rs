@@ -246,15 +246,7 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
             let line = match (&r.plan, a.display, r.changed) {
                 (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
                 (Some(plan), true, _) => display(plan, "update"),
-                _ => format!(
-                    "Updated {} from {} ({}) to {} ({}){}",
-                    r.name,
-                    r.from,
-                    r.from_digest,
-                    r.to,
-                    r.to_digest,
-                    if r.restarted { "; restarted" } else { "" }
-                ),
+                _ => switched("Updated", r),
             };
             out.push_str(&line);
             out.push('\n');
@@ -306,16 +298,21 @@ pub fn rollback(g: &GlobalOpts, a: &RollbackArgs) -> anyhow::Result<()> {
     if g.json {
         return output::print_json(&r);
     }
-    output::println(&format!(
-        "Rolled back {} from {} ({}) to {} ({}){}",
+    output::println(&switched("Rolled back", &r))?;
+    Ok(())
+}
+
+/// `VERB NAME from SLOT (DIGEST) to SLOT (DIGEST)[; restarted]`.
+fn switched(verb: &str, r: &deploy::update::Updated) -> String {
+    format!(
+        "{verb} {} from {} ({}) to {} ({}){}",
         r.name,
         r.from,
         r.from_digest,
         r.to,
         r.to_digest,
         if r.restarted { "; restarted" } else { "" }
-    ))?;
-    Ok(())
+    )
 }
 
 /// Runs `berth status`.
