@@ -23,6 +23,11 @@
 # guest sees them (harness.rs mounts them there in the offline phase's own mount
 # namespace), and every manifest here says oci-archive:/mnt/images/NAME.tar:TAG.
 #
+# berth's own path. Units exec the berth that rendered them (ExecStart=<its directory>/
+# berth-run NAME), so the offline phase runs berth as /usr/bin/berth, where the guest and
+# the package have it (harness.rs overlays the host's /usr/bin); the probe check runs it
+# from cargo's target directory to show what a --root apply writes then.
+#
 # flannel needs its network config in etcd before it starts: a plain oneshot unit,
 # flannel-config.service (After=etcd, Before=flannel), seeds it on every boot, as a
 # cluster's bootstrap would.
