@@ -367,6 +367,53 @@ exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -q -D "$dir/merged" \
         }
     }
 
+    /// Runs `cmd` on the host, not booted, with the guest's root filesystem (the same
+    /// overlay a boot mounts: cached tree + this machine's writable layer) mounted at
+    /// `$R`, in a private mount namespace of its own (setpriv/unshare as for a boot, so
+    /// nothing is left mounted on the host): offline changes to the guest before or
+    /// between boots, such as `berth --root "$R" …`. At most `timeout`; stdout and
+    /// stderr go to `log`. Returns the exit status (`None`: killed at the timeout).
+    pub fn offline(
+        &self,
+        cmd: &[&std::ffi::OsStr],
+        env: &[(&str, &std::ffi::OsStr)],
+        timeout: Duration,
+        log: &Path,
+    ) -> Option<i32> {
+        let out = File::create(log).unwrap();
+        let script = r#"set -e
+dir=$0 lower=$1; shift
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged"
+export R="$dir/merged"
+exec "$@""#;
+        let mut c = Command::new("setpriv");
+        c.args(["--pdeathsig", "KILL", "--", "unshare"])
+            .args(["--mount", "--propagation", "private", "--pid", "--fork"])
+            .args(["--kill-child", "--", "/bin/sh", "-c", script])
+            .arg(self.dir.path())
+            .arg(&self.lower)
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return Some(st.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The guest's persistent journal (all boots), as text, into `dest`.
     pub fn export_journal(&self, dest: &Path) {
         let out = Command::new("journalctl")

@@ -14,6 +14,7 @@
 //! └── phaseN.rc, phaseN.log, results.tsv, metrics.tsv, journal-bootN.txt
 //! ```
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -134,69 +135,167 @@ pub fn table(rows: &[Row], metrics: &str) -> String {
     t
 }
 
-/// Runs `sc` and returns its rows; the caller asserts.
+/// Runs `sc` (one machine, `sc.phases` boots) and returns its rows; the caller asserts.
 pub fn run(sc: &Scenario) -> Vec<Row> {
-    let logs = logs_root().join(format!("scenario{}", sc.id));
-    let _ = std::fs::remove_dir_all(&logs);
-    std::fs::create_dir_all(&logs).unwrap();
-    let mut rows = vec![];
-    let row = |check: &str, ok: bool, secs: f64, detail: String| Row {
-        scenario: sc.id.into(),
-        check: check.into(),
-        status: if ok { "pass" } else { "fail" }.into(),
-        secs,
-        detail,
-    };
+    let mut r = Run::new(sc.id);
+    let mut g = r.machine("", sc.script, Binaries::Built, sc.crun);
+    for phase in 1..=sc.phases {
+        r.boot(&mut g, &phase.to_string());
+    }
+    r.collect(&g);
+    r.finish()
+}
 
-    let t0 = Instant::now();
-    let rootfs = guest::rootfs(&[]);
-    rows.push(row(
-        if rootfs.build_secs > 0.0 {
+/// How berth gets into a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binaries {
+    /// The binaries cargo built for this test (release ones under `make check-system`),
+    /// copied into the writable layer's `/usr/bin`.
+    Built,
+    /// None: the scenario installs a package (handed in through the share).
+    None,
+}
+
+/// One scenario's run: its log directory and rows, over one or more machines.
+pub struct Run {
+    /// `1`, `2`, …
+    pub id: &'static str,
+    /// `target/system-logs/scenarioN/`.
+    pub logs: PathBuf,
+    /// The table so far.
+    pub rows: Vec<Row>,
+    metrics: String,
+    rootfs: guest::Rootfs,
+    /// The image archives (bound at [`images::GUEST_DIR`]).
+    pub archives: &'static Path,
+}
+
+/// A machine of a [`Run`], its share set up.
+pub struct Guest {
+    /// The machine.
+    pub m: Machine,
+    /// Where its logs go: the run's log directory or a subdirectory of it.
+    pub logs: PathBuf,
+    /// The host directory it sees at `/mnt/host`.
+    pub share: PathBuf,
+    boots: usize,
+}
+
+/// The host side of [`Run::offline`]: the guest's view of the paths, set up in the
+/// private mount namespace the root filesystem is mounted in (`$R`): the share at
+/// /mnt/host, the images at /mnt/images, berth and berth-run at /usr/bin (a read-only
+/// overlay of the host's /usr/bin) — where the guest and the package have them.
+const OFFLINE: &str = r#"set -e
+mount -t tmpfs -o mode=0755 tmpfs /mnt
+mkdir /mnt/host /mnt/images /mnt/bin /mnt/tmp
+export TMPDIR=/mnt/tmp
+mount --bind "$SHARE" /mnt/host
+mount --bind "$ARCHIVES" /mnt/images
+mount -o remount,bind,ro /mnt/images
+cp "$BERTH_BUILT" /mnt/bin/berth
+cp "$(dirname "$BERTH_BUILT")/berth-run" /mnt/bin/berth-run
+mount -t overlay overlay -o lowerdir=/mnt/bin:/usr/bin /usr/bin
+cd /mnt/host
+set +e
+timeout --kill-after=10 "$BUDGET" bash /mnt/host/scenario "$PHASE" > "/mnt/host/phase$PHASE.log" 2>&1
+rc=$?
+[ $rc = 124 ] && echo "offline phase $PHASE timed out after ${BUDGET}s" >> "/mnt/host/phase$PHASE.log"
+exit $rc"#;
+
+impl Run {
+    /// A run of scenario `id`: an empty log directory, the guest root filesystem and the
+    /// images (one row each).
+    pub fn new(id: &'static str) -> Run {
+        let logs = logs_root().join(format!("scenario{id}"));
+        let _ = std::fs::remove_dir_all(&logs);
+        std::fs::create_dir_all(&logs).unwrap();
+        let t0 = Instant::now();
+        let rootfs = guest::rootfs(&[]);
+        let rootfs_secs = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let archives = images::archives();
+        let images_secs = t0.elapsed().as_secs_f64();
+        let mut r = Run {
+            id,
+            logs,
+            rows: vec![],
+            metrics: String::new(),
+            rootfs,
+            archives,
+        };
+        let what = if r.rootfs.build_secs > 0.0 {
             "guest rootfs built (debootstrap)"
         } else {
             "guest rootfs from cache"
-        },
-        true,
-        t0.elapsed().as_secs_f64(),
-        String::new(),
-    ));
-    let t0 = Instant::now();
-    let archives = images::archives();
-    rows.push(row(
-        "images built (oci-archive)",
-        true,
-        t0.elapsed().as_secs_f64(),
-        String::new(),
-    ));
-
-    let name = format!("berth-s{}-{}", sc.id, std::process::id());
-    let mut m = Machine::new(&name, &rootfs);
-    m.bind_ro(archives, images::GUEST_DIR);
-    // The binaries cargo built for this test: release ones under `make check-system`.
-    m.install(
-        Path::new(env!("CARGO_BIN_EXE_berth")),
-        "/usr/bin/berth",
-        0o755,
-    );
-    m.install(
-        Path::new(env!("CARGO_BIN_EXE_berth-run")),
-        "/usr/bin/berth-run",
-        0o755,
-    );
-    let share = m.share();
-    write_exec(&share.join("harness"), HARNESS);
-    std::fs::write(share.join("lib.sh"), LIB).unwrap();
-    write_exec(&share.join("scenario"), sc.script);
-    std::fs::write(share.join("budget"), PHASE_BUDGET.to_string()).unwrap();
-    std::fs::write(share.join("scenario-id"), sc.id).unwrap();
-    if sc.crun {
-        hand_in_crun(&share);
+        };
+        r.row(what, "pass", rootfs_secs, "");
+        r.row("images built (oci-archive)", "pass", images_secs, "");
+        r
     }
 
-    for phase in 1..=sc.phases {
-        std::fs::write(share.join("phase"), phase.to_string()).unwrap();
-        let boot = m.boot(Duration::from_secs(PHASE_BUDGET + 60), &logs);
-        let rc = std::fs::read_to_string(share.join(format!("phase{phase}.rc")));
+    /// Adds a row (status pass | fail | missing | skip).
+    pub fn row(&mut self, check: &str, status: &str, secs: f64, detail: &str) {
+        self.rows.push(Row {
+            scenario: self.id.into(),
+            check: check.into(),
+            status: status.into(),
+            secs,
+            detail: detail.into(),
+        });
+    }
+
+    /// A fresh machine running `script`; `tag` names it (and its log subdirectory, when
+    /// not empty).
+    pub fn machine(&self, tag: &str, script: &str, bins: Binaries, crun: bool) -> Guest {
+        let name = if tag.is_empty() {
+            format!("berth-s{}-{}", self.id, std::process::id())
+        } else {
+            format!("berth-s{}{tag}-{}", self.id, std::process::id())
+        };
+        let logs = if tag.is_empty() {
+            self.logs.clone()
+        } else {
+            self.logs.join(tag)
+        };
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut m = Machine::new(&name, &self.rootfs);
+        m.bind_ro(self.archives, images::GUEST_DIR);
+        if bins == Binaries::Built {
+            m.install(
+                Path::new(env!("CARGO_BIN_EXE_berth")),
+                "/usr/bin/berth",
+                0o755,
+            );
+            m.install(
+                Path::new(env!("CARGO_BIN_EXE_berth-run")),
+                "/usr/bin/berth-run",
+                0o755,
+            );
+        }
+        let share = m.share();
+        write_exec(&share.join("harness"), HARNESS);
+        std::fs::write(share.join("lib.sh"), LIB).unwrap();
+        write_exec(&share.join("scenario"), script);
+        std::fs::write(share.join("budget"), PHASE_BUDGET.to_string()).unwrap();
+        std::fs::write(share.join("scenario-id"), self.id).unwrap();
+        if crun {
+            hand_in_crun(&share);
+        }
+        Guest {
+            m,
+            logs,
+            share,
+            boots: 0,
+        }
+    }
+
+    /// Boots `g` once to run the script's `phase`; one row (the boot ended by the
+    /// harness powering off, with a result).
+    pub fn boot(&mut self, g: &mut Guest, phase: &str) {
+        g.boots += 1;
+        std::fs::write(g.share.join("phase"), phase).unwrap();
+        let boot = g.m.boot(Duration::from_secs(PHASE_BUDGET + 60), &g.logs);
+        let rc = std::fs::read_to_string(g.share.join(format!("phase{phase}.rc")));
         let (ok, detail) = match (&boot.ended, &rc) {
             (Ended::Exited(_), Ok(_)) => (true, String::new()),
             (Ended::TimedOut, _) => (false, "guest killed at the timeout".to_string()),
@@ -205,39 +304,80 @@ pub fn run(sc: &Scenario) -> Vec<Row> {
                 format!("nspawn exited {c} before the harness wrote a result"),
             ),
         };
-        let what = if phase == 1 {
-            "boot 1, phase 1, power off".to_string()
+        let what = if g.boots == 1 {
+            format!("boot 1, phase {phase}, power off")
         } else {
-            format!("reboot: boot {phase}, phase {phase}, power off")
+            format!("reboot: boot {}, phase {phase}, power off", g.boots)
         };
-        rows.push(row(&what, ok, boot.secs, detail));
+        self.row(&what, if ok { "pass" } else { "fail" }, boot.secs, &detail);
     }
 
-    m.export_journal(&logs.join("journal.txt"));
-    for e in std::fs::read_dir(&share).unwrap().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.ends_with(".log")
-            || n.ends_with(".tsv")
-            || n.ends_with(".rc")
-            || n.starts_with("journal-")
-        {
-            let _ = std::fs::copy(e.path(), logs.join(&n));
+    /// Runs the script's `phase` on the host, the guest not booted, with its root
+    /// filesystem at `$R` and the guest's paths (see [`OFFLINE`]); `env` is passed on.
+    /// One row: the phase ran to its end (its checks are rows of their own).
+    pub fn offline(&mut self, g: &Guest, phase: &str, what: &str, env: &[(&str, &OsStr)]) {
+        let t0 = Instant::now();
+        let mut all: Vec<(&str, &OsStr)> = vec![
+            ("SHARE", g.share.as_os_str()),
+            ("ARCHIVES", self.archives.as_os_str()),
+            ("BERTH_BUILT", OsStr::new(env!("CARGO_BIN_EXE_berth"))),
+            ("PHASE", OsStr::new(phase)),
+        ];
+        let budget = PHASE_BUDGET.to_string();
+        all.push(("BUDGET", OsStr::new(&budget)));
+        all.extend_from_slice(env);
+        let rc = g.m.offline(
+            &[OsStr::new("/bin/sh"), OsStr::new("-c"), OsStr::new(OFFLINE)],
+            &all,
+            Duration::from_secs(PHASE_BUDGET + 60),
+            &g.logs.join(format!("offline-{phase}.log")),
+        );
+        let _ = std::fs::write(
+            g.share.join(format!("phase{phase}.rc")),
+            rc.map_or("timeout\n".to_string(), |c| format!("{c}\n")),
+        );
+        let (status, detail) = match rc {
+            Some(0) | Some(1) if g.share.join(format!("phase{phase}.log")).exists() => {
+                ("pass", String::new())
+            }
+            Some(c) => ("fail", format!("exited {c}; see offline-{phase}.log")),
+            None => ("fail", "killed at the timeout".to_string()),
+        };
+        self.row(what, status, t0.elapsed().as_secs_f64(), &detail);
+    }
+
+    /// Takes `g`'s journal, logs, results and metrics.
+    pub fn collect(&mut self, g: &Guest) {
+        g.m.export_journal(&g.logs.join("journal.txt"));
+        for e in std::fs::read_dir(&g.share).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.ends_with(".log")
+                || n.ends_with(".tsv")
+                || n.ends_with(".rc")
+                || n.starts_with("journal-")
+            {
+                let _ = std::fs::copy(e.path(), g.logs.join(&n));
+            }
         }
+        let results = std::fs::read_to_string(g.share.join("results.tsv")).unwrap_or_default();
+        self.rows.append(&mut parse_rows(&results));
+        self.metrics
+            .push_str(&std::fs::read_to_string(g.share.join("metrics.tsv")).unwrap_or_default());
     }
-    let results = std::fs::read_to_string(share.join("results.tsv")).unwrap_or_default();
-    let metrics = std::fs::read_to_string(share.join("metrics.tsv")).unwrap_or_default();
-    rows.append(&mut parse_rows(&results));
 
-    let t = table(&rows, &metrics);
-    std::fs::write(logs.join("table.txt"), &t).unwrap();
-    // Straight to stderr (not captured by the test harness): the table shows on every run.
-    let _ = write!(
-        std::io::stderr(),
-        "\nsystem scenario {} (logs: {}):\n{t}",
-        sc.id,
-        logs.display()
-    );
-    rows
+    /// Writes and prints the table; returns the rows for [`assert_passed`].
+    pub fn finish(self) -> Vec<Row> {
+        let t = table(&self.rows, &self.metrics);
+        std::fs::write(self.logs.join("table.txt"), &t).unwrap();
+        // Straight to stderr (not captured by the test harness): the table shows on every run.
+        let _ = write!(
+            std::io::stderr(),
+            "\nsystem scenario {} (logs: {}):\n{t}",
+            self.id,
+            self.logs.display()
+        );
+        self.rows
+    }
 }
 
 /// Panics naming every failed row.

@@ -10,6 +10,7 @@
 //! | `etcd.tar`    | `1`, `2`, `broken` | etcd 3.4 (etcd-server), Type=notify, read-only root, state dir from tmpfiles, bind-mounted; hostfs `/usr/local/bin/${NAME}ctl` (renameFiles, installedFilesTemplate) |
 //! | `flannel.tar` | `1`              | a busybox flanneld stand-in: waits for etcd, reads the network key, writes `/run/flannel/subnet.env` on the host, sends READY=1 |
 //! | `httpd.tar`   | `1`, `2`         | lighttpd, socket-activated (`server.systemd-socket-activation`) |
+//! | `engine.tar`  | `1`              | a busybox container-engine stand-in: sources flannel's `/run/flannel/subnet.env`, writes what it saw to `/run/engine/seen` on the host, sends READY=1; `After=`/`Requires=` flannel from defaultValues |
 //!
 //! `etcd:2` differs from `etcd:1` only in `/etc/berth-test-image`; `etcd:broken` runs a
 //! process that exits at once. Tags share their base layer.
@@ -43,6 +44,7 @@ pub fn archives() -> &'static Path {
         write(&dir, "etcd", &etcd());
         write(&dir, "flannel", &[("1", flannel())]);
         write(&dir, "httpd", &httpd());
+        write(&dir, "engine", &[("1", engine())]);
         dir
     })
 }
@@ -389,6 +391,70 @@ fn flannel() -> Image {
         .file("exports/manifest.json", FLANNEL_MANIFEST, 0o644)
         .build(Compression::Gzip);
     Image::new(vec![layer]).cmd(&["/usr/bin/flanneld"])
+}
+
+// ---- container engine stand-in (scenario 4: a manifest entry that requires flannel) --
+
+const ENGINE_SERVICE: &str = "\
+[Unit]
+Description=container engine stand-in ($NAME, a berth system container)
+After=network.target
+After=$AFTER
+Requires=$REQUIRES
+
+[Service]
+Type=notify
+ExecStart=$EXEC_START
+ExecStop=$EXEC_STOP
+WorkingDirectory=$DESTDIR
+Delegate=yes
+KillMode=mixed
+TimeoutStartSec=60
+TimeoutStopSec=20
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const ENGINE_TMPFILES: &str = "d ${RUN_DIRECTORY}/engine 0755 root root - -\n";
+
+const ENGINE_MANIFEST: &str = r#"{
+  "version": "1.0",
+  "defaultValues": {"AFTER": "flannel.service", "REQUIRES": "flannel.service"}
+}
+"#;
+
+/// What scenario 1's plain engine unit does, as a container: uses flannel's subnet.env.
+const ENGINED: &str = r#"#!/bin/sh
+# container engine stand-in: sources /run/flannel/subnet.env (bind-mounted from the
+# host), records what it saw in /run/engine/seen (bind-mounted too), sends READY=1 and
+# waits for SIGTERM.
+trap 'echo "engine stand-in: stopping"; exit 0' TERM INT
+. /run/flannel/subnet.env || { echo "engine stand-in: no /run/flannel/subnet.env" >&2; exit 1; }
+echo "FLANNEL_NETWORK=$FLANNEL_NETWORK FLANNEL_SUBNET=$FLANNEL_SUBNET" > /run/engine/seen
+echo "engine stand-in: using subnet $FLANNEL_SUBNET"
+sd-notify READY=1 "STATUS=subnet $FLANNEL_SUBNET"
+while :; do sleep 3600 & wait $!; done
+"#;
+
+fn engine() -> Image {
+    let config = config(
+        &["/usr/bin/engined"],
+        &[],
+        &[
+            bind("${RUN_DIRECTORY}/flannel", "/run/flannel"),
+            bind("${RUN_DIRECTORY}/engine", "/run/engine"),
+        ],
+    );
+    let layer = base(&[])
+        .file("usr/bin/engined", ENGINED, 0o755)
+        .file("usr/bin/sd-notify", sd_notify(), 0o755)
+        .file("exports/service.template", ENGINE_SERVICE, 0o644)
+        .file("exports/config.json.template", config, 0o644)
+        .file("exports/tmpfiles.template", ENGINE_TMPFILES, 0o644)
+        .file("exports/manifest.json", ENGINE_MANIFEST, 0o644)
+        .build(Compression::Gzip);
+    Image::new(vec![layer]).cmd(&["/usr/bin/engined"])
 }
 
 // ---- httpd (lighttpd, socket-activated) ----------------------------------------------
