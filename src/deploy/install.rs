@@ -354,19 +354,7 @@ pub fn write_info(root: &Path, info: &Info) -> Result<(), DeployError> {
 }
 
 fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), DeployError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io_err(path))?;
-    f.write_all(content).map_err(io_err(path))?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(io_err(path))?;
-    f.sync_all().map_err(io_err(path))
+    super::txn::write_synced(path, content, mode, false)
 }
 
 /// fsyncs a directory, so renames in it are durable.

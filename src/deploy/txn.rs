@@ -119,26 +119,13 @@ impl Transaction {
 
     /// Writes a new file at `path` (which must not exist) with `mode`.
     pub fn write_new(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), DeployError> {
-        use std::os::unix::fs::OpenOptionsExt as _;
         if path.symlink_metadata().is_ok() {
             return Err(io_err(path)(std::io::Error::from(
                 std::io::ErrorKind::AlreadyExists,
             )));
         }
         self.created(path)?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)
-            .map_err(io_err(path))?;
-        f.write_all(content).map_err(io_err(path))?;
-        // The umask must not narrow what the image or template asked for.
-        use std::os::unix::fs::PermissionsExt as _;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))?;
-        Ok(())
+        write_synced(path, content, mode, true)
     }
 
     /// Renames `from` (created by this transaction) to `to`, which must not exist.
@@ -340,6 +327,30 @@ pub fn remove_any(path: &Path) -> Result<(), DeployError> {
         std::fs::remove_file(path)
     };
     r.map_err(io_err(path))
+}
+
+/// Writes `content` to `path` with exactly `mode` (the umask must not narrow what the
+/// image or template asked for) and fsyncs it; `new`: the file must not exist yet,
+/// else it is truncated.
+pub(crate) fn write_synced(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    new: bool,
+) -> Result<(), DeployError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).mode(mode);
+    if new {
+        o.create_new(true);
+    } else {
+        o.create(true).truncate(true);
+    }
+    let mut f = o.open(path).map_err(io_err(path))?;
+    f.write_all(content).map_err(io_err(path))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
 }
 
 #[cfg(test)]
