@@ -18,6 +18,7 @@ use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::debs::extracted;
@@ -138,7 +139,8 @@ pub fn table(rows: &[Row], metrics: &str) -> String {
 /// Runs `sc` (one machine, `sc.phases` boots) and returns its rows; the caller asserts.
 pub fn run(sc: &Scenario) -> Vec<Row> {
     let mut r = Run::new(sc.id);
-    let mut g = r.machine("", sc.script, Binaries::Built, sc.crun);
+    let bins = r.berth();
+    let mut g = r.machine("", sc.script, bins, sc.crun);
     for phase in 1..=sc.phases {
         r.boot(&mut g, &phase.to_string());
     }
@@ -147,12 +149,15 @@ pub fn run(sc: &Scenario) -> Vec<Row> {
 }
 
 /// How berth gets into a guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binaries {
-    /// The binaries cargo built for this test (release ones under `make check-system`),
-    /// copied into the writable layer's `/usr/bin`.
+    /// berth's .deb, installed with `dpkg -i` before the first phase (by harness.sh in a
+    /// booted guest, or by [`Run::offline`] into the root before it first boots).
+    Deb(PathBuf),
+    /// The binaries cargo built for this test, copied into the writable layer's
+    /// `/usr/bin`: only when there is no package (a developer's run without `make deb`).
     Built,
-    /// None: the scenario installs a package (handed in through the share).
+    /// None: the scenario installs a package itself (handed in through the share).
     None,
 }
 
@@ -187,13 +192,24 @@ pub struct Guest {
 /// overlay of the host's /usr/bin) — where the guest and the package have them.
 const OFFLINE: &str = r#"set -e
 mount -t tmpfs -o mode=0755 tmpfs /mnt
-mkdir /mnt/host /mnt/images /mnt/bin /mnt/tmp
+mkdir /mnt/host /mnt/images /mnt/bin /mnt/tmp /mnt/pkg
 export TMPDIR=/mnt/tmp
 mount --bind "$SHARE" /mnt/host
 mount --bind "$ARCHIVES" /mnt/images
 mount -o remount,bind,ro /mnt/images
-cp "$BERTH_BUILT" /mnt/bin/berth
-cp "$(dirname "$BERTH_BUILT")/berth-run" /mnt/bin/berth-run
+if [ -n "$BERTH_DEB" ]; then
+  # The image builder's way: the package into the root being built (its maintainer
+  # scripts run chrooted; nothing starts), and the builder runs the package's berth.
+  t0=$(date +%s.%N)
+  if dpkg --root="$R" -i "$BERTH_DEB" > /mnt/host/dpkg-install.log 2>&1; then st=pass d=; else st=fail d="see dpkg-install.log"; fi
+  printf '%s\tdpkg --root: berth.deb into the guest root\t%s\t%s\t%s\n' "$(cat /mnt/host/scenario-id)" "$st" \
+    "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')" "$d" >> /mnt/host/results.tsv
+  dpkg-deb -x "$BERTH_DEB" /mnt/pkg
+  cp /mnt/pkg/usr/bin/berth /mnt/pkg/usr/bin/berth-run /mnt/bin/
+else
+  cp "$BERTH_BUILT" /mnt/bin/berth
+  cp "$(dirname "$BERTH_BUILT")/berth-run" /mnt/bin/berth-run
+fi
 mount -t overlay overlay -o lowerdir=/mnt/bin:/usr/bin /usr/bin
 cd /mnt/host
 set +e
@@ -244,6 +260,32 @@ impl Run {
         });
     }
 
+    /// How berth gets into this run's guests: the package (one row saying where it came
+    /// from), or cargo's binaries when there is none and that is allowed (see [`package`]).
+    pub fn berth(&mut self) -> Binaries {
+        let t0 = Instant::now();
+        match package() {
+            Ok((deb, how)) => {
+                self.row(
+                    &format!("package: {how}"),
+                    "pass",
+                    t0.elapsed().as_secs_f64(),
+                    &deb.display().to_string(),
+                );
+                Binaries::Deb(deb)
+            }
+            Err((status, why)) => {
+                self.row(
+                    "package (else cargo's binaries)",
+                    status,
+                    t0.elapsed().as_secs_f64(),
+                    &why,
+                );
+                Binaries::Built
+            }
+        }
+    }
+
     /// A fresh machine running `script`; `tag` names it (and its log subdirectory, when
     /// not empty).
     pub fn machine(&self, tag: &str, script: &str, bins: Binaries, crun: bool) -> Guest {
@@ -260,6 +302,11 @@ impl Run {
         std::fs::create_dir_all(&logs).unwrap();
         let mut m = Machine::new(&name, &self.rootfs);
         m.bind_ro(self.archives, images::GUEST_DIR);
+        let share = m.share();
+        if let Binaries::Deb(deb) = &bins {
+            std::fs::copy(deb, share.join("berth.deb")).unwrap();
+            std::fs::write(share.join("install-deb"), "").unwrap();
+        }
         if bins == Binaries::Built {
             m.install(
                 Path::new(env!("CARGO_BIN_EXE_berth")),
@@ -272,7 +319,6 @@ impl Run {
                 0o755,
             );
         }
-        let share = m.share();
         write_exec(&share.join("harness"), HARNESS);
         std::fs::write(share.join("lib.sh"), LIB).unwrap();
         write_exec(&share.join("scenario"), script);
@@ -323,6 +369,10 @@ impl Run {
             ("BERTH_BUILT", OsStr::new(env!("CARGO_BIN_EXE_berth"))),
             ("PHASE", OsStr::new(phase)),
         ];
+        let deb = g.share.join("berth.deb");
+        if g.share.join("install-deb").exists() {
+            all.push(("BERTH_DEB", deb.as_os_str()));
+        }
         let budget = PHASE_BUDGET.to_string();
         all.push(("BUDGET", OsStr::new(&budget)));
         all.extend_from_slice(env);
@@ -394,4 +444,103 @@ pub fn assert_passed(rows: &[Row]) {
         logs_root().display(),
         failed.join("\n")
     );
+}
+
+/// [`package`]'s answer.
+pub type Package = Result<(PathBuf, String), (&'static str, String)>;
+
+/// The .deb to install and how it was found: `$BERTH_TEST_DEB` as it is, or what
+/// `make deb` writes (target/debian/berth_VERSION_ARCH.deb in the source tree) when it is
+/// newer than the sources. A missing or older one is built with `make deb` under
+/// `BERTH_TEST_REQUIRE_ALL=1` (CI: `make check` runs the system tests before the
+/// packaging) or `BERTH_TEST_BUILD_DEB=1`; otherwise the package part is skipped.
+/// `Err((status, why))`: skip, or fail (the build failed, or skipping is not allowed).
+pub fn package() -> Package {
+    // Scenarios run in parallel: one lookup (and at most one `make deb`) for all.
+    static ONCE: std::sync::OnceLock<Package> = std::sync::OnceLock::new();
+    ONCE.get_or_init(find_package).clone()
+}
+
+fn find_package() -> Package {
+    if let Some(p) = std::env::var_os("BERTH_TEST_DEB") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok((p, "the .deb from BERTH_TEST_DEB".into()))
+        } else {
+            Err((
+                "fail",
+                format!("BERTH_TEST_DEB={}: no such file", p.display()),
+            ))
+        };
+    }
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let arch = Command::new("dpkg")
+        .arg("--print-architecture")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "amd64".into());
+    let deb = top.join(format!(
+        "target/debian/berth_{}_{arch}.deb",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let built = std::fs::metadata(&deb).and_then(|m| m.modified()).ok();
+    let sources = [
+        "src",
+        "units",
+        "packaging",
+        "templates",
+        "Cargo.toml",
+        "Cargo.lock",
+        "Makefile",
+    ]
+    .iter()
+    .filter_map(|p| newest(&top.join(p)))
+    .max();
+    let why = match (built, sources) {
+        (Some(b), Some(s)) if b >= s => return Ok((deb, "make deb's .deb".into())),
+        (Some(_), _) => format!("{} is older than the sources", deb.display()),
+        (None, _) => format!("no {}", deb.display()),
+    };
+    let build = ["BERTH_TEST_REQUIRE_ALL", "BERTH_TEST_BUILD_DEB"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
+    if !build {
+        return Err((
+            "skip",
+            format!("{why}: run `make deb` (or set BERTH_TEST_BUILD_DEB=1 or BERTH_TEST_DEB)"),
+        ));
+    }
+    let log = logs_root().join("make-deb.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let status = Command::new("make")
+        .arg("deb")
+        .current_dir(top)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status();
+    match status {
+        Ok(s) if s.success() && deb.is_file() => Ok((deb, format!("built by make deb ({why})"))),
+        Ok(s) => Err((
+            "fail",
+            format!("{why}; make deb: {s}; see {}", log.display()),
+        )),
+        Err(e) => Err(("fail", format!("{why}; make deb: {e}"))),
+    }
+}
+
+/// The newest modification time of `path` or anything below it.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let mut t = meta.modified().ok()?;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path).ok()?.flatten() {
+            if let Some(u) = newest(&e.path()) {
+                t = t.max(u);
+            }
+        }
+    }
+    Some(t)
 }

@@ -382,15 +382,26 @@ fn flannel() -> Image {
         &["ETCD_ENDPOINT=$ETCD_ENDPOINT", "FLANNEL_KEY=$FLANNEL_KEY"],
         &[bind("${RUN_DIRECTORY}/flannel", "/run/flannel")],
     );
+    script_image(
+        ("usr/bin/flanneld", FLANNELD),
+        [FLANNEL_SERVICE, &config, FLANNEL_TMPFILES, FLANNEL_MANIFEST],
+    )
+}
+
+/// A busybox image whose process is the shell script `bin` (with sd-notify beside it),
+/// and `/exports` = [service.template, config.json.template, tmpfiles.template,
+/// manifest.json].
+fn script_image(bin: (&str, &str), exports: [&str; 4]) -> Image {
+    let [service, config, tmpfiles, manifest] = exports;
     let layer = base(&[])
-        .file("usr/bin/flanneld", FLANNELD, 0o755)
+        .file(bin.0, bin.1, 0o755)
         .file("usr/bin/sd-notify", sd_notify(), 0o755)
-        .file("exports/service.template", FLANNEL_SERVICE, 0o644)
+        .file("exports/service.template", service, 0o644)
         .file("exports/config.json.template", config, 0o644)
-        .file("exports/tmpfiles.template", FLANNEL_TMPFILES, 0o644)
-        .file("exports/manifest.json", FLANNEL_MANIFEST, 0o644)
+        .file("exports/tmpfiles.template", tmpfiles, 0o644)
+        .file("exports/manifest.json", manifest, 0o644)
         .build(Compression::Gzip);
-    Image::new(vec![layer]).cmd(&["/usr/bin/flanneld"])
+    Image::new(vec![layer]).cmd(&[&format!("/{}", bin.0)])
 }
 
 // ---- container engine stand-in (scenario 4: a manifest entry that requires flannel) --
@@ -446,15 +457,10 @@ fn engine() -> Image {
             bind("${RUN_DIRECTORY}/engine", "/run/engine"),
         ],
     );
-    let layer = base(&[])
-        .file("usr/bin/engined", ENGINED, 0o755)
-        .file("usr/bin/sd-notify", sd_notify(), 0o755)
-        .file("exports/service.template", ENGINE_SERVICE, 0o644)
-        .file("exports/config.json.template", config, 0o644)
-        .file("exports/tmpfiles.template", ENGINE_TMPFILES, 0o644)
-        .file("exports/manifest.json", ENGINE_MANIFEST, 0o644)
-        .build(Compression::Gzip);
-    Image::new(vec![layer]).cmd(&["/usr/bin/engined"])
+    script_image(
+        ("usr/bin/engined", ENGINED),
+        [ENGINE_SERVICE, &config, ENGINE_TMPFILES, ENGINE_MANIFEST],
+    )
 }
 
 // ---- httpd (lighttpd, socket-activated) ----------------------------------------------

@@ -135,6 +135,26 @@ shows() {
 # prop UNIT PROPERTY
 prop() { systemctl show -p "$2" --value "$1"; }
 
+
+# all_active UNIT...: each is active (their states printed).
+all_active() {
+  local u rc=0
+  for u in "$@"; do
+    echo "$u: $(systemctl is-active "$u")"
+    [ "$(systemctl is-active "$u")" = active ] || rc=1
+  done
+  return $rc
+}
+
+# cluster_order: etcd < flannel < engine by ActiveEnterTimestampMonotonic.
+cluster_order() {
+  local e f g
+  e=$(prop etcd.service ActiveEnterTimestampMonotonic)
+  f=$(prop flannel.service ActiveEnterTimestampMonotonic)
+  g=$(prop engine.service ActiveEnterTimestampMonotonic)
+  echo "ActiveEnterTimestampMonotonic etcd=$e flannel=$f engine=$g"
+  [ "$e" -gt 0 ] && [ "$e" -lt "$f" ] && [ "$f" -lt "$g" ]
+}
 # wait_active UNIT [SECONDS]
 wait_active() {
   local i

@@ -46,23 +46,7 @@ phase1() {
   check "engine saw flannel's subnet (first boot)" grep FLANNEL_SUBNET=10.254.42.1/24 /run/engine/seen
 }
 
-all_active() {
-  local u rc=0
-  for u in etcd flannel engine; do
-    echo "$u: $(systemctl is-active $u.service)"
-    [ "$(systemctl is-active $u.service)" = active ] || rc=1
-  done
-  return $rc
-}
 
-order() {
-  local e f g
-  e=$(prop etcd.service ActiveEnterTimestampMonotonic)
-  f=$(prop flannel.service ActiveEnterTimestampMonotonic)
-  g=$(prop engine.service ActiveEnterTimestampMonotonic)
-  echo "ActiveEnterTimestampMonotonic etcd=$e flannel=$f engine=$g"
-  [ "$e" -gt 0 ] && [ "$e" -lt "$f" ] && [ "$f" -lt "$g" ]
-}
 
 engine_saw_subnet() {
   cat /run/engine/seen /run/flannel/subnet.env || return
@@ -173,9 +157,9 @@ bench_crun() {
 }
 
 phase2() {
-  check "all three units active after boot" all_active
+  check "all three units active after boot" all_active etcd.service flannel.service engine.service
   boot_metrics
-  check "activation order etcd < flannel < engine" order
+  check "activation order etcd < flannel < engine" cluster_order
   check "engine saw the subnet flannel wrote" engine_saw_subnet
   check "etcd answers put/get; data survived the reboot" put_get
   check "etcd state dir from tmpfiles.template, bind-mounted" state_dir
@@ -197,7 +181,7 @@ phase2() {
       metric etcd_ready_berth_over_crun "$(awk -v a="$(median < /tmp/berth.ms)" -v b="$(median < /tmp/crun.ms)" 'BEGIN { printf "%.2f", a / b }')" x
     fi
   fi
-  check "cluster healthy after the measurements" all_active
+  check "cluster healthy after the measurements" all_active etcd.service flannel.service engine.service
 }
 
 case $1 in

@@ -270,24 +270,7 @@ phase_offline() {
 
 # ---- machine A, first boot: up by itself; edit the manifest -----------------------------
 
-# all_active UNIT...
-all_active() {
-  local u rc=0
-  for u in "$@"; do
-    echo "$u: $(systemctl is-active "$u")"
-    [ "$(systemctl is-active "$u")" = active ] || rc=1
-  done
-  return $rc
-}
 
-order() {
-  local e f g
-  e=$(prop etcd.service ActiveEnterTimestampMonotonic)
-  f=$(prop flannel.service ActiveEnterTimestampMonotonic)
-  g=$(prop engine.service ActiveEnterTimestampMonotonic)
-  echo "ActiveEnterTimestampMonotonic etcd=$e flannel=$f engine=$g"
-  [ "$e" -gt 0 ] && [ "$e" -lt "$f" ] && [ "$f" -lt "$g" ]
-}
 
 engine_saw_subnet() {
   cat /run/engine/seen || return
@@ -419,7 +402,7 @@ phase1() {
   check "first boot: etcd, flannel, engine, flannel-config active; httpd.socket listening" \
     all_active etcd.service flannel.service engine.service flannel-config.service httpd.socket
   boot_metrics 1
-  check "activation order etcd < flannel < engine" order
+  check "activation order etcd < flannel < engine" cluster_order
   check "engine saw the subnet flannel wrote" engine_saw_subnet
   check "httpd (start = false, socket enabled) serves on 8181" poll_page 8181 1
   check "systemctl --failed is empty" no_failed_units
@@ -557,7 +540,7 @@ phase4() {
   check "provisioned at boot: etcd, flannel, engine, flannel-config active" \
     all_active etcd.service flannel.service engine.service flannel-config.service
   boot_metrics 2
-  check "activation order etcd < flannel < engine" order
+  check "activation order etcd < flannel < engine" cluster_order
   check "engine saw the subnet flannel wrote" engine_saw_subnet
   check "httpd (start = false): installed and enabled, neither socket nor service started" httpd_not_started
   check "units exec the package's /usr/bin/berth-run" grep -q '^ExecStart=/usr/bin/berth-run etcd$' /etc/systemd/system/etcd.service
