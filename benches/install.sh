@@ -2,6 +2,7 @@
 # Install benchmark (issue 6): the ~7,000-file image of benches/pull.sh,
 # installed offline into a temporary root (checkout + render + enable), then
 # update (a new deployment in the other slot), rollback, uninstall and list,
+# a no-op `berth apply` of a 10-entry manifest,
 # with `ostree checkout -H` of the same commit timed in the same run as the
 # floor. Writes benches/results/install.md. Needs root (bare repo), hyperfine,
 # and the image layout benches/pull.sh builds (target/bench-pull/oci).
@@ -31,7 +32,7 @@ hyperfine -N -w 2 -r "$RUNS" --export-json "$W/install.json" \
   -n "berth install (offline)" "$B install --name bench oci:$LAYOUT:bench"
 $B install --name bench "oci:$LAYOUT:bench" >/dev/null 2>&1 || true
 hyperfine -N -w 2 -r "$RUNS" --export-json "$W/cycle.json" \
-  -n "berth update (new deployment)" "$B update bench --image oci:$LAYOUT:bench" \
+  -n "berth update (same image: new deployment, checkout reused)" "$B update bench --image oci:$LAYOUT:bench" \
   -n "berth rollback" "$B rollback bench" \
   -n "berth list" "$B list" \
   -n "berth --version (process start floor)" "$B --version"
@@ -39,15 +40,27 @@ hyperfine -N -w 1 -r "$RUNS" --export-json "$W/uninstall.json" \
   --prepare "sh -c '$B install --name bench oci:$LAYOUT:bench >/dev/null 2>&1 || true'" \
   -n "berth uninstall" "$B uninstall bench"
 
+# Issue 8: applying an unchanged 10-entry manifest (the same image under ten names)
+# must touch no file and take <= 100 ms.
+M="$W/manifest.d"
+mkdir -p "$M"
+for i in 0 1 2 3 4 5 6 7 8 9; do
+  printf '[[container]]\nname = "bench%s"\nimage = "oci:%s:bench"\nstart = false\n\n' "$i" "$LAYOUT"
+done > "$M/10-bench.toml"
+$B apply "$M" >/dev/null
+hyperfine -N -w 2 -r "$RUNS" --export-json "$W/apply.json" \
+  -n "berth apply (10 entries, unchanged)" "$B apply $M"
+
 python3 - "$W" "$OUT" "$files" <<'PY'
 import json, sys, datetime
 w, out, files = sys.argv[1], sys.argv[2], int(sys.argv[3])
 res = {}
-for f in ("install", "cycle", "uninstall"):
+for f in ("install", "cycle", "uninstall", "apply"):
     for r in json.load(open(f"{w}/{f}.json"))["results"]:
         res[r["command"]] = r
 floor = res["ostree checkout -H (floor)"]["median"]
-targets = {"berth install (offline)": 0.150, "berth update (new deployment)": 0.150, "berth list": 0.010}
+targets = {"berth install (offline)": 0.150, "berth update (same image: new deployment, checkout reused)": 0.150, "berth list": 0.010,
+           "berth apply (10 entries, unchanged)": 0.100}
 rows = []
 for name, r in res.items():
     med = r["median"]
