@@ -1,5 +1,6 @@
 //! Progress events: the library reports what it is doing, the CLI decides how
-//! to show it (bars on a terminal, JSON lines with `--json`, nothing otherwise).
+//! to show it (bars on a terminal, JSON lines with `--json`, a line per milestone
+//! otherwise, e.g. in the journal of berth-apply.service).
 
 use serde::Serialize;
 
@@ -52,6 +53,15 @@ pub enum Event {
     Committed {
         /// OSTree commit checksum.
         commit: String,
+    },
+    /// `berth apply` finished a step of one manifest entry.
+    Entry {
+        /// The container.
+        name: String,
+        /// install | update | reconfigure | remove.
+        action: String,
+        /// staged (pulled and rendered) | switched | put back.
+        step: String,
     },
 }
 

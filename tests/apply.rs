@@ -204,9 +204,17 @@ fn apply_plans_switches_in_order_and_is_idempotent() {
         "{}",
         diff.stdout
     );
-    // extra's unit lacks After=etcd.service: apply warns.
+    // extra's unit lacks After=etcd.service: apply warns. Off a terminal (a log, the
+    // journal), each entry's steps are lines as they happen.
     let r = b.run(&["apply", mp]);
-    r.ok().stderr_has(&["orders extra after etcd"]);
+    r.ok().stderr_has(&[
+        "orders extra after etcd",
+        "reconfigure  etcd                 staged",
+        "install      extra                staged",
+        "reconfigure  etcd                 switched",
+        "install      extra                switched",
+        "remove       web                  switched",
+    ]);
     let names: Vec<String> = b
         .json(&["list"])
         .as_array()

@@ -28,6 +28,8 @@ pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
 enum Mode {
     Quiet,
     JsonLines,
+    /// Not a terminal (a log, the journal): one line per milestone, no bars.
+    Lines,
     Bars {
         multi: MultiProgress,
         bars: Mutex<HashMap<String, ProgressBar>>,
@@ -45,8 +47,10 @@ impl Renderer {
     pub fn new(g: &GlobalOpts) -> Renderer {
         let mode = if g.json {
             Mode::JsonLines
-        } else if g.quiet || !std::io::stderr().is_terminal() {
+        } else if g.quiet {
             Mode::Quiet
+        } else if !std::io::stderr().is_terminal() {
+            Mode::Lines
         } else {
             Mode::Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
@@ -65,6 +69,31 @@ impl Renderer {
     }
 }
 
+/// The line a milestone gets where there are no bars; `None` for byte counts and the
+/// like.
+fn milestone(event: &Event) -> Option<String> {
+    match event {
+        Event::Resolved {
+            reference,
+            layers,
+            to_fetch,
+            ..
+        } if *to_fetch > 0 => Some(format!(
+            "pulling {reference}: {layers} layers, {to_fetch} bytes to fetch"
+        )),
+        Event::Retry {
+            what,
+            attempt,
+            reason,
+        } => Some(format!(
+            "retrying {} (attempt {attempt}): {reason}",
+            short(what)
+        )),
+        Event::Entry { name, action, step } => Some(format!("{action:<12} {name:<20} {step}")),
+        _ => None,
+    }
+}
+
 fn short(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     hex.get(..12).unwrap_or(hex)
@@ -74,6 +103,11 @@ impl Progress for Renderer {
     fn event(&self, event: Event) {
         match &self.mode {
             Mode::Quiet => {}
+            Mode::Lines => {
+                if let Some(line) = milestone(&event) {
+                    eprintln!("{line}");
+                }
+            }
             Mode::JsonLines => {
                 if matches!(event, Event::LayerBytes { .. }) {
                     return;
@@ -121,15 +155,10 @@ impl Progress for Renderer {
                             let _ = multi.println(format!("{:>12} stored", short(&digest)));
                         }
                     }
-                    Event::Retry {
-                        what,
-                        attempt,
-                        reason,
-                    } => {
-                        let _ = multi.println(format!(
-                            "retrying {} (attempt {attempt}): {reason}",
-                            short(&what)
-                        ));
+                    e @ (Event::Retry { .. } | Event::Entry { .. }) => {
+                        if let Some(line) = milestone(&e) {
+                            let _ = multi.println(line);
+                        }
                     }
                     _ => {}
                 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::plan::{self, Action, Step, OWNERS};
 use super::Manifest;
 use crate::deploy::{self, InstallRequest, UpdateRequest};
-use crate::progress::Progress;
+use crate::progress::{Event, Progress};
 use crate::systemd::manager::Manager;
 use crate::systemd::{Dependencies, UnitName, UnitType};
 use crate::Error;
@@ -144,6 +144,9 @@ pub fn apply(
         if let Some(t) = unit {
             rendered.insert(s.name.clone(), t);
         }
+        if !opts.plan_only {
+            entry_event(progress.as_ref(), &s.name, s.action, "staged");
+        }
     }
     out.warnings = ordering_warnings(root, manifest, &rendered);
     for w in &out.warnings {
@@ -174,7 +177,12 @@ pub fn apply(
             _ => Ok(()),
         };
         match r {
-            Ok(()) => undo.push((s.name.clone(), s.action)),
+            Ok(()) => {
+                if s.action != Action::Unchanged {
+                    entry_event(progress.as_ref(), &s.name, s.action, "switched");
+                }
+                undo.push((s.name.clone(), s.action));
+            }
             Err(err) => {
                 result = Err(entry_error(s, err));
                 break;
@@ -192,7 +200,10 @@ pub fn apply(
                 _ => Ok(()),
             };
             match r {
-                Ok(()) => put_back.push(name),
+                Ok(()) => {
+                    entry_event(progress.as_ref(), &name, action, "put back");
+                    put_back.push(name);
+                }
                 Err(e) => tracing::error!("putting {name} back failed: {e}"),
             }
         }
@@ -203,6 +214,14 @@ pub fn apply(
     }
     write_owners(root, &owners_after(root, manifest, &out.steps))?;
     Ok(out)
+}
+
+fn entry_event(progress: &dyn Progress, name: &str, action: Action, step: &str) {
+    progress.event(Event::Entry {
+        name: name.to_string(),
+        action: format!("{action:?}").to_lowercase(),
+        step: step.to_string(),
+    });
 }
 
 fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallRequest {

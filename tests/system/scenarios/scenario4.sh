@@ -507,9 +507,19 @@ apply_succeeded() {
     [ "$(prop berth-apply.service ExecMainStatus)" = 0 ]
 }
 
+# The four entries staged, then switched one by one (lines as they happen), then the
+# summary: four installs and "Applied.".
 apply_in_journal() {
-  journalctl -b --no-pager -u berth-apply.service -o cat | shows Applied. || return
-  journalctl -b --no-pager -u berth-apply.service -o cat | grep -E '^install +(etcd|flannel|engine|httpd) ' | wc -l | shows '^4$'
+  local j
+  j=$(journalctl -b --no-pager -u berth-apply.service -o cat)
+  echo "$j"
+  grep -qx 'Applied.' <<<"$j" || return
+  [ "$(grep -cE '^install +(etcd|flannel|engine|httpd) +not installed' <<<"$j")" = 4 ] || return
+  [ "$(grep -cE '^install +(etcd|flannel|engine|httpd) +staged$' <<<"$j")" = 4 ] || return
+  [ "$(grep -cE '^install +(etcd|flannel|engine|httpd) +switched$' <<<"$j")" = 4 ] || return
+  # etcd switched before flannel, flannel before engine.
+  grep -E '^install +(etcd|flannel|engine) +switched$' <<<"$j" | awk '{print $2}' | tr '\n' ' ' |
+    shows '^etcd flannel engine $'
 }
 
 apply_metrics() {
@@ -536,7 +546,7 @@ owned_by_manifest() {
 phase4() {
   check "berth-apply.service ran at boot and succeeded" apply_succeeded
   apply_metrics
-  check "journalctl -u berth-apply shows the apply: 4 installs, Applied." apply_in_journal
+  check "journalctl -u berth-apply: 4 entries staged, switched in order, Applied." apply_in_journal
   check "provisioned at boot: etcd, flannel, engine, flannel-config active" \
     all_active etcd.service flannel.service engine.service flannel-config.service
   boot_metrics 2
