@@ -146,6 +146,18 @@ all_active() {
   return $rc
 }
 
+# cluster_metric NAME: seconds from systemd's userspace start to the last of etcd,
+# flannel and engine active, as metric NAME.
+cluster_metric() {
+  local t0 last=0 u t
+  t0=$(systemctl show -p UserspaceTimestampMonotonic --value)
+  for u in etcd flannel engine; do
+    t=$(prop $u.service ActiveEnterTimestampMonotonic)
+    [ "$t" -gt "$last" ] && last=$t
+  done
+  metric "$1" "$(awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.3f", (b - a) / 1e6 }')" s
+}
+
 # cluster_order: etcd < flannel < engine by ActiveEnterTimestampMonotonic.
 cluster_order() {
   local e f g

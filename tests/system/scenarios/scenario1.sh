@@ -98,15 +98,7 @@ in_journal() {
   journalctl -b --no-pager -u "$1" | grep -m1 -- "$2"
 }
 
-boot_metrics() {
-  local t0 last=0 u t
-  t0=$(systemctl show -p UserspaceTimestampMonotonic --value)
-  for u in etcd flannel engine; do
-    t=$(prop $u.service ActiveEnterTimestampMonotonic)
-    [ "$t" -gt "$last" ] && last=$t
-  done
-  metric boot_to_cluster_active "$(awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.3f", (b - a) / 1e6 }')" s
-}
+boot_metrics() { cluster_metric boot_to_cluster_active; }
 
 # start_to_ready UNIT: ms from the unit leaving inactive to active (READY=1).
 start_to_ready() {

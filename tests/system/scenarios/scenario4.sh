@@ -277,15 +277,7 @@ engine_saw_subnet() {
   grep -q 'FLANNEL_SUBNET=10.254.42.1/24' /run/engine/seen
 }
 
-boot_metrics() {
-  local t0 last=0 u t
-  t0=$(systemctl show -p UserspaceTimestampMonotonic --value)
-  for u in etcd flannel engine; do
-    t=$(prop $u.service ActiveEnterTimestampMonotonic)
-    [ "$t" -gt "$last" ] && last=$t
-  done
-  metric "boot${1}_to_cluster_active" "$(awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.3f", (b - a) / 1e6 }')" s
-}
+boot_metrics() { cluster_metric "boot${1}_to_cluster_active"; }
 
 get_page() { curl -fsS -m 5 "http://127.0.0.1:$1/" | shows "berth httpd $2"; }
 
