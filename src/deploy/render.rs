@@ -315,7 +315,13 @@ pub fn default_tmpfiles(root: &std::path::Path, config: &str) -> Option<String> 
             && !source
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
-        if !is_bind || !plain || super::in_root(root, source).symlink_metadata().is_ok() {
+        if !is_bind
+            || !plain
+            || root
+                .join(source.trim_start_matches('/'))
+                .symlink_metadata()
+                .is_ok()
+        {
             continue;
         }
         out.push_str(&format!(
