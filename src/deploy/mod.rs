@@ -24,6 +24,7 @@ pub mod mount;
 pub mod plan;
 pub mod recover;
 pub mod render;
+pub mod rootless;
 pub mod status;
 pub mod switch;
 pub mod txn;

@@ -116,7 +116,10 @@ pub fn plan(
     let config = if exports.no_container_service {
         None
     } else {
-        Some(render::config_json(store, record, &exports, &values)?)
+        let rootless = layout.user_dirs().map(|d| (d.uid, d.gid));
+        Some(render::config_json(
+            store, record, &exports, &values, rootless,
+        )?)
     };
     // hostfs first, then data (tmpfiles), the units last: in the order the
     // files are switched, PID 1 never sees a unit before what it needs.
@@ -128,7 +131,7 @@ pub fn plan(
             &values,
             FileKind::Tmpfiles,
         )?),
-        (None, Some(c)) => render::default_tmpfiles(layout.root(), c),
+        (None, Some(c)) => render::default_tmpfiles(layout.root(), c, layout.is_user()),
         (None, None) => None,
     };
     if let Some(content) = tmpfiles {
@@ -143,6 +146,11 @@ pub fn plan(
     if !exports.no_container_service {
         unit_templates.push(match &exports.service {
             Some(t) => (UnitType::Service, "/exports/service.template", t.as_str()),
+            None if layout.is_user() => (
+                UnitType::Service,
+                "templates/user-service.template",
+                render::DEFAULT_USER_SERVICE,
+            ),
             None => (
                 UnitType::Service,
                 "templates/service.template",
