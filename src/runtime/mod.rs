@@ -138,6 +138,17 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// A rootless container whose cgroup berth may not create.
+    #[error(
+        "a rootless container's cgroup goes below {}, which you may not write to; \
+         run it from a user unit with Delegate=yes on a cgroup v2 host (systemd \
+         delegates no cgroup to users on hybrid or v1 hosts)",
+        path.display()
+    )]
+    CgroupNotDelegated {
+        /// The cgroup directory.
+        path: PathBuf,
+    },
     /// `--user` without the directories it needs.
     #[error(transparent)]
     Layout(#[from] crate::layout::LayoutError),
