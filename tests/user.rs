@@ -5,9 +5,10 @@
 //! needed) with `setpriv`, with `HOME` and `XDG_RUNTIME_DIR` in a temporary
 //! directory. Running the container needs unprivileged user namespaces and a
 //! cgroup the user may write to: what systemd gives a user unit with
-//! `Delegate=yes`. The test delegates one itself (a `berth-user-test-PID`
-//! directory in every cgroup hierarchy, owned by the uid) and starts the
-//! unit's `ExecStart=` inside it. Without user namespaces the run part is
+//! `Delegate=yes`. The test checks that berth names that need without one,
+//! then delegates one itself (a `berth-user-test-PID` directory in every
+//! cgroup hierarchy, owned by the uid) and starts the unit's `ExecStart=`
+//! inside it. Without user namespaces the run part is
 //! skipped with one line (a failure under `BERTH_TEST_REQUIRE_ALL=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -383,6 +384,15 @@ fn run_container(env: &UserEnv, exec_start: &str) {
         return;
     }
     let argv: Vec<&str> = exec_start.split_whitespace().collect();
+    // Outside a cgroup of its own the container cannot start; berth says why.
+    let child = env.command(None, argv[0], &argv[1..]).spawn().unwrap();
+    let run = finish(
+        child,
+        argv.iter().map(|s| s.to_string()).collect(),
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("Delegate=yes"), "{}", run.stderr);
     let delegated = Delegated::new();
     let child = env
         .command(Some(&delegated.join_script()), argv[0], &argv[1..])
