@@ -82,6 +82,9 @@ pub enum Error {
     /// `berth install`/`uninstall`/`list`: names, values, templates, files.
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    /// `--user` refused or its directories unknown.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
     /// `berth apply`/`diff`: the manifest.
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
@@ -109,7 +112,7 @@ impl Error {
             Error::Store(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Deploy(e) => e.kind(),
-            Error::Manifest(_) => ErrorKind::Usage,
+            Error::Manifest(_) | Error::Layout(_) => ErrorKind::Usage,
             Error::InEntry { source, .. } => source.kind(),
         }
     }

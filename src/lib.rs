@@ -4,6 +4,7 @@
 //! - [`error`]: the crate error, its kinds and the stable exit codes.
 //! - [`image`]: references, registry client, archives and the layer tar filter.
 //! - [`store`]: the OSTree repository: layer commits, merged image commits, checkout, prune.
+//! - [`layout`]: where berth keeps things for `--system` (below `--root`) and `--user`.
 //! - [`logging`]: the lean logging set-up of the runtime verbs.
 //! - [`progress`]: events the library reports while it works; `cli` renders them.
 //! - [`pull`]: the pull pipeline from reference to image commit.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod deploy;
 pub mod error;
 pub mod image;
+pub mod layout;
 pub mod logging;
 pub mod manifest;
 pub mod progress;

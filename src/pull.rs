@@ -15,6 +15,7 @@ use crate::image::manifest::{self, Fetched, LayerInfo, Platform};
 use crate::image::reference::{self, ImageRef};
 use crate::image::regconf::{self, RegistriesConf};
 use crate::image::registry::{RegistryError, Remote, RemoteOptions};
+use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
 use crate::{Error, ErrorKind};
@@ -73,7 +74,7 @@ enum Source {
 
 /// Pulls an image into the store below `root`.
 pub fn pull(
-    root: &Path,
+    layout: &Layout,
     req: &PullRequest,
     progress: Arc<dyn Progress>,
 ) -> Result<PullOutcome, Error> {
@@ -81,7 +82,7 @@ pub fn pull(
     let candidates = reference::resolve(&req.input, &conf.unqualified_search)?;
     let platform = req.platform.clone().unwrap_or_else(Platform::host);
     let store =
-        Store::open(root, true)?.ok_or_else(|| StoreError::Damaged("store missing".into()))?;
+        Store::open(layout, true)?.ok_or_else(|| StoreError::Damaged("store missing".into()))?;
     let _lock = store.lock()?;
     clean_stale_tmp(&store);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -378,10 +379,10 @@ fn download_and_import(
     let rx = std::sync::Mutex::new(rx);
     let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let workers = IMPORTERS.min(missing.len()).max(1);
-    let root = store.root();
+    let layout = store.layout();
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| import_worker(root, &rx, &failed, progress));
+            scope.spawn(|| import_worker(layout, &rx, &failed, progress));
         }
     });
     let err = failed.lock().ok().and_then(|mut f| f.take());
@@ -398,7 +399,7 @@ const IMPORTERS: usize = 2;
 type Download = (LayerInfo, PathBuf, Result<(), RegistryError>);
 
 fn import_worker(
-    root: &Path,
+    layout: &Layout,
     rx: &std::sync::Mutex<mpsc::Receiver<Download>>,
     failed: &std::sync::Mutex<Option<Error>>,
     progress: &Arc<dyn Progress>,
@@ -408,7 +409,7 @@ fn import_worker(
             f.get_or_insert(e);
         }
     };
-    let own = match Store::open(root, false) {
+    let own = match Store::open(layout, false) {
         Ok(Some(s)) => s,
         Ok(None) => return record(StoreError::Damaged("the store vanished".into()).into()),
         Err(e) => return record(e.into()),

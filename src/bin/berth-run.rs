@@ -1,7 +1,7 @@
 //! `berth-run`: the lean entry point a unit's `ExecStart=` uses.
 //!
-//! Same behaviour and arguments as `berth run` (`[--root DIR] [--runtime R]
-//! [--bundle DIR] NAME`), but this binary reaches only `berth::runtime`, so
+//! Same behaviour and arguments as `berth run` (`[--root DIR | --user]
+//! [--runtime R] [--bundle DIR] NAME`), but this binary reaches only `berth::runtime`, so
 //! the linker (`--gc-sections`, `--as-needed`) leaves libostree and its ~60
 //! shared libraries out: loading them is most of `berth`'s start-up time and
 //! memory (see docs/runtime.md, "Start-up cost"). It is a separate binary
@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use berth::layout::Layout;
 use berth::runtime::foreground::{self, RunOptions};
 use berth::runtime::{RuntimeChoice, RuntimeError};
 use clap::Parser;
@@ -20,6 +21,9 @@ struct Opt {
     /// Operate inside this root (the bundle is ROOT/var/lib/berth/containers/NAME).
     #[arg(long, default_value = "/", value_name = "DIR")]
     root: PathBuf,
+    /// A user container (the bundle is ~/.local/share/berth/containers/NAME).
+    #[arg(long)]
+    user: bool,
     /// OCI runtime: bundled (libcontainer inside berth), crun, runc or a PATH.
     #[arg(long, default_value = "bundled", value_name = "RUNTIME")]
     runtime: String,
@@ -49,15 +53,19 @@ fn fail(e: RuntimeError, context: &str) -> i32 {
 fn main() {
     let o = Opt::parse();
     init_logging(&o);
+    let layout = match Layout::from_flags(o.user, &o.root) {
+        Ok(l) => l,
+        Err(e) => std::process::exit(fail(e.into(), "--user")),
+    };
     let bundle = match &o.bundle {
         Some(b) => b.clone(),
-        None => match foreground::installed_bundle(&o.root, &o.name) {
+        None => match foreground::installed_bundle(&layout, &o.name) {
             Ok(b) => b,
             Err(e) => std::process::exit(fail(e, &format!("running {}", o.name))),
         },
     };
     let run = RunOptions {
-        root: o.root.clone(),
+        layout,
         id: o.name.clone(),
         bundle,
         runtime: RuntimeChoice::parse(&o.runtime),

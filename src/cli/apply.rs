@@ -44,17 +44,18 @@ fn run(
     plan_only: bool,
 ) -> anyhow::Result<crate::manifest::apply::Applied> {
     let manifest = crate::manifest::load(path).map_err(crate::Error::from)?;
-    let m = manager::connect(&g.root).context("connecting to systemd")?;
+    let layout = g.layout()?;
+    let m = manager::connect(&layout).context("connecting to systemd")?;
     let opts = ApplyOptions {
         runtime: g.runtime.clone(),
         berth: crate::deploy::berth_for_root(
-            &g.root,
+            &layout,
             &std::env::current_exe().context("finding the berth executable")?,
         ),
         plan_only,
     };
     let renderer = Arc::new(Renderer::new(g));
-    let r = apply_manifest(&g.root, &manifest, &opts, m.as_ref(), renderer.clone())
+    let r = apply_manifest(&layout, &manifest, &opts, m.as_ref(), renderer.clone())
         .with_context(|| format!("applying {}", path.display()))?;
     renderer.finish();
     for w in &r.warnings {
@@ -90,6 +91,7 @@ pub fn apply(g: &GlobalOpts, a: &ApplyArgs) -> anyhow::Result<()> {
 
 /// Runs `berth diff`.
 pub fn diff(g: &GlobalOpts, a: &DiffArgs) -> anyhow::Result<()> {
+    let layout = g.layout()?;
     let r = run(g, &a.path, true)?;
     let mut out = String::new();
     let mut diffs = serde_json::Map::new();
@@ -98,7 +100,7 @@ pub fn diff(g: &GlobalOpts, a: &DiffArgs) -> anyhow::Result<()> {
         match (s.action, r.plans.get(&s.name)) {
             (Action::Unchanged, _) => continue,
             (Action::Remove, _) => {
-                if let Ok(info) = Info::read(&g.root, &s.name) {
+                if let Ok(info) = Info::read(&layout, &s.name) {
                     files = info
                         .files
                         .iter()
@@ -112,7 +114,7 @@ pub fn diff(g: &GlobalOpts, a: &DiffArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|f| (f.path.clone(), f.content.clone()))
                     .collect();
-                if let Ok(info) = Info::read(&g.root, &s.name) {
+                if let Ok(info) = Info::read(&layout, &s.name) {
                     for f in info.files {
                         if !files.iter().any(|(p, _)| p == &f.path) {
                             files.push((f.path, Vec::new()));
@@ -130,7 +132,7 @@ pub fn diff(g: &GlobalOpts, a: &DiffArgs) -> anyhow::Result<()> {
         }
         let mut text = String::new();
         for (path, new) in files {
-            let old = std::fs::read(in_root(&g.root, &path)).unwrap_or_default();
+            let old = std::fs::read(in_root(&layout, &path)).unwrap_or_default();
             if old == new {
                 continue;
             }

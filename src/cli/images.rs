@@ -71,7 +71,7 @@ struct Row<'a> {
 }
 
 fn open(g: &GlobalOpts) -> anyhow::Result<Option<Store>> {
-    Ok(Store::open(&g.root, false).map_err(crate::Error::from)?)
+    Ok(Store::open(&g.layout()?, false).map_err(crate::Error::from)?)
 }
 
 fn rfc3339(secs: u64) -> String {
@@ -194,6 +194,7 @@ fn split_name(reference: &str) -> (String, Option<String>) {
 }
 
 fn list(g: &GlobalOpts) -> anyhow::Result<()> {
+    let layout = g.layout()?;
     let records = match open(g)? {
         Some(store) => image::list(&store)?,
         None => Vec::new(),
@@ -211,7 +212,7 @@ fn list(g: &GlobalOpts) -> anyhow::Result<()> {
                 size: r.size(),
                 created: r.config_json()["created"].as_str().map(str::to_string),
                 pulled: rfc3339(r.pulled),
-                in_use: !gc::users(&g.root, r).is_empty(),
+                in_use: !gc::users(&layout, r).is_empty(),
             }
         })
         .collect();
@@ -274,7 +275,7 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
         "size": r.size(),
         "source": r.source,
         "pulled": rfc3339(r.pulled),
-        "in_use_by": gc::users(&g.root, &r),
+        "in_use_by": gc::users(store.layout(), &r),
     });
     if g.json {
         return output::print_json(&doc);

@@ -8,6 +8,7 @@ use clap::Args;
 use super::output::{self, Renderer};
 use super::GlobalOpts;
 use crate::deploy::{self, InstallRequest, Plan, UpdateRequest};
+use crate::layout::Layout;
 use crate::systemd::manager::{self, Manager};
 
 /// Install an image as a systemd service.
@@ -34,9 +35,6 @@ pub struct InstallArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
-    /// A system container (the default; user containers are not supported yet).
-    #[arg(long)]
-    pub system: bool,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -93,44 +91,51 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {}
 
-fn connect(g: &GlobalOpts) -> anyhow::Result<Box<dyn Manager>> {
-    manager::connect(&g.root).context("connecting to systemd")
+fn connect(layout: &Layout) -> anyhow::Result<Box<dyn Manager>> {
+    manager::connect(layout).context("connecting to systemd")
 }
 
-fn berth_exe(g: &GlobalOpts) -> anyhow::Result<std::path::PathBuf> {
+fn berth_exe(layout: &Layout) -> anyhow::Result<std::path::PathBuf> {
     let exe = std::env::current_exe().context("finding the berth executable")?;
-    Ok(deploy::berth_for_root(&g.root, &exe))
+    Ok(deploy::berth_for_root(layout, &exe))
 }
 
 /// Runs `berth install`.
 pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
+    let layout = g.layout()?;
     let req = InstallRequest {
         name: a.name.clone(),
         image: a.image.clone(),
         set: a.set.clone(),
         runtime: g.runtime.clone(),
-        berth: berth_exe(g)?,
+        berth: berth_exe(&layout)?,
         display: a.display,
         now: a.now,
         enable: true,
     };
     let renderer = Arc::new(Renderer::new(g));
-    let m = connect(g)?;
+    let m = connect(&layout)?;
     if a.now && !a.display && !m.is_live() {
+        if layout.is_user() {
+            anyhow::bail!(
+                "--now needs your systemd user manager (on the session bus), and none \
+                 answers; install without --now (the units start at your next login)"
+            );
+        }
         anyhow::bail!(
             "--now needs a running systemd, and {} has none; install without --now \
              (the units start at the next boot)",
             g.root.display()
         );
     }
-    let plan = deploy::install(&g.root, &req, m.as_ref(), renderer.clone())
+    let plan = deploy::install(&layout, &req, m.as_ref(), renderer.clone())
         .with_context(|| format!("installing {}", a.image))?;
     renderer.finish();
     if g.json {
         return output::print_json(&plan);
     }
     let out = if a.display {
-        display(&plan, "install")
+        display(&layout, &plan, "install")
     } else {
         let mut out = format!(
             "Checked out {} into {}/rootfs",
@@ -158,7 +163,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn display(plan: &Plan, verb: &str) -> String {
+fn display(layout: &Layout, plan: &Plan, verb: &str) -> String {
     let mut out = format!(
         "Would {verb} {} from {} ({})\n",
         plan.name, plan.image.reference, plan.image.digest
@@ -186,16 +191,19 @@ fn display(plan: &Plan, verb: &str) -> String {
         out.push_str(&format!("symlink {} -> {}\n", l.path, l.target));
     }
     out.push_str(&format!(
-        "symlink /var/lib/berth/containers/{} -> {}",
-        plan.name, plan.slot
+        "symlink {}/{} -> {}",
+        layout.containers_inside(),
+        plan.name,
+        plan.slot
     ));
     out
 }
 
 /// Runs `berth uninstall`.
 pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
-    let m = connect(g)?;
-    let r = deploy::uninstall(&g.root, &a.name, m.as_ref())
+    let layout = g.layout()?;
+    let m = connect(&layout)?;
+    let r = deploy::uninstall(&layout, &a.name, m.as_ref())
         .with_context(|| format!("uninstalling {}", a.name))?;
     for k in &r.kept {
         eprintln!("warning: kept {k}");
@@ -212,12 +220,13 @@ pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
 
 /// Runs `berth update`.
 pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
+    let layout = g.layout()?;
     let names: Vec<String> = match &a.name {
         Some(n) => vec![n.clone()],
         None => {
-            deploy::recover_if_needed(&g.root)?;
-            let m = connect(g)?;
-            deploy::list(&g.root, m.as_ref())
+            deploy::recover_if_needed(&layout)?;
+            let m = connect(&layout)?;
+            deploy::list(&layout, m.as_ref())
                 .into_iter()
                 .map(|l| l.name)
                 .collect()
@@ -226,7 +235,7 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     let mut failed: Option<anyhow::Error> = None;
     for name in names {
-        match update_one(g, a, &name) {
+        match update_one(g, &layout, a, &name) {
             Ok(r) => results.push(r),
             Err(e) if a.all => {
                 eprintln!("error: {e:#}");
@@ -245,7 +254,7 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
         for r in &results {
             let line = match (&r.plan, a.display, r.changed) {
                 (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
-                (Some(plan), true, _) => display(plan, "update"),
+                (Some(plan), true, _) => display(&layout, plan, "update"),
                 _ => switched("Updated", r),
             };
             out.push_str(&line);
@@ -263,6 +272,7 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
 
 fn update_one(
     g: &GlobalOpts,
+    layout: &Layout,
     a: &UpdateArgs,
     name: &str,
 ) -> anyhow::Result<deploy::update::Updated> {
@@ -271,14 +281,14 @@ fn update_one(
         image: a.image.clone(),
         set: a.set.clone(),
         runtime: g.runtime.clone(),
-        berth: berth_exe(g)?,
+        berth: berth_exe(layout)?,
         display: a.display,
         refresh: true,
         reset_values: false,
     };
     let renderer = Arc::new(Renderer::new(g));
-    let m = connect(g)?;
-    let r = deploy::update(&g.root, &req, m.as_ref(), renderer.clone())
+    let m = connect(layout)?;
+    let r = deploy::update(layout, &req, m.as_ref(), renderer.clone())
         .with_context(|| format!("updating {name}"))?;
     renderer.finish();
     for k in &r.kept {
@@ -289,8 +299,9 @@ fn update_one(
 
 /// Runs `berth rollback`.
 pub fn rollback(g: &GlobalOpts, a: &RollbackArgs) -> anyhow::Result<()> {
-    let m = connect(g)?;
-    let r = deploy::rollback(&g.root, &a.name, m.as_ref())
+    let layout = g.layout()?;
+    let m = connect(&layout)?;
+    let r = deploy::rollback(&layout, &a.name, m.as_ref())
         .with_context(|| format!("rolling back {}", a.name))?;
     for k in &r.kept {
         eprintln!("warning: kept {k}");
@@ -317,9 +328,10 @@ fn switched(verb: &str, r: &deploy::update::Updated) -> String {
 
 /// Runs `berth status`.
 pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
-    deploy::recover_if_needed(&g.root)?;
-    let m = connect(g)?;
-    let s = deploy::status::status(&g.root, &a.name, m.as_ref())
+    let layout = g.layout()?;
+    deploy::recover_if_needed(&layout)?;
+    let m = connect(&layout)?;
+    let s = deploy::status::status(&layout, &a.name, m.as_ref())
         .with_context(|| format!("status of {}", a.name))?;
     if g.json {
         return output::print_json(&s);
@@ -360,9 +372,10 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
 
 /// Runs `berth list`.
 pub fn list(g: &GlobalOpts, _a: &ListArgs) -> anyhow::Result<()> {
-    deploy::recover_if_needed(&g.root)?;
-    let m = connect(g)?;
-    let rows = deploy::list(&g.root, m.as_ref());
+    let layout = g.layout()?;
+    deploy::recover_if_needed(&layout)?;
+    let m = connect(&layout)?;
+    let rows = deploy::list(&layout, m.as_ref());
     if g.json {
         return output::print_json(&rows);
     }
@@ -399,7 +412,7 @@ pub struct UmountArgs {
 
 /// Runs `berth mount`.
 pub fn mount(g: &GlobalOpts, a: &MountArgs) -> anyhow::Result<()> {
-    let m = deploy::mount::mount_at(&g.root, &a.what, &a.dir)
+    let m = deploy::mount::mount_at(&g.layout()?, &a.what, &a.dir)
         .with_context(|| format!("mounting {} on {}", a.what, a.dir.display()))?;
     if g.json {
         return output::print_json(&m);
@@ -414,7 +427,7 @@ pub fn mount(g: &GlobalOpts, a: &MountArgs) -> anyhow::Result<()> {
 
 /// Runs `berth umount`.
 pub fn umount(g: &GlobalOpts, a: &UmountArgs) -> anyhow::Result<()> {
-    deploy::mount::umount_at(&g.root, &a.dir)
+    deploy::mount::umount_at(&g.layout()?, &a.dir)
         .with_context(|| format!("unmounting {}", a.dir.display()))?;
     Ok(())
 }

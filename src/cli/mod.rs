@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::EXIT_CODES_HELP;
+use crate::layout::Layout;
 
 /// Run OCI images as first-class systemd services.
 ///
@@ -37,6 +38,13 @@ pub struct GlobalOpts {
     /// Operate inside this root (the store is ROOT/var/lib/berth/repo).
     #[arg(long, global = true, default_value = "/", value_name = "DIR")]
     pub root: PathBuf,
+    /// System containers: the system's systemd, ROOT/var/lib/berth (the default).
+    #[arg(long, global = true)]
+    pub system: bool,
+    /// User containers (rootless): units in ~/.config/systemd/user, store and
+    /// deployments in ~/.local/share/berth, the user's systemd on the session bus.
+    #[arg(long, global = true, conflicts_with = "system")]
+    pub user: bool,
     /// Print results as JSON on stdout (progress as JSON lines on stderr).
     #[arg(long, global = true)]
     pub json: bool,
@@ -49,6 +57,14 @@ pub struct GlobalOpts {
     /// OCI runtime for run/exec/kill: bundled (libcontainer inside berth), crun, runc or a PATH.
     #[arg(long, global = true, default_value = "bundled", value_name = "RUNTIME")]
     pub runtime: String,
+}
+
+impl GlobalOpts {
+    /// The scope's paths these flags select (`--user` is refused as root
+    /// and with a `--root` other than `/`: exit 2).
+    pub fn layout(&self) -> anyhow::Result<Layout> {
+        Ok(Layout::from_flags(self.user, &self.root).map_err(crate::Error::from)?)
+    }
 }
 
 /// berth's verbs.

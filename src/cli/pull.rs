@@ -74,7 +74,7 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
         jobs: a.jobs as usize,
     };
     let renderer = Arc::new(Renderer::new(g));
-    let outcome = pull::pull(&g.root, &req, renderer.clone())
+    let outcome = pull::pull(&g.layout()?, &req, renderer.clone())
         .with_context(|| format!("pulling {}", a.reference))?;
     renderer.finish();
     if g.json {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::GlobalOpts;
+use crate::layout::Layout;
 use crate::runtime::foreground::{self, RunOptions};
 use crate::runtime::{parse_signal, RuntimeChoice};
 
@@ -67,6 +68,11 @@ fn init_logging(g: &GlobalOpts) {
     crate::logging::init_lean(crate::logging::level(g.quiet, 0));
 }
 
+/// The layout of the global flags, or the exit code of their error.
+fn layout(g: &GlobalOpts) -> Result<Layout, i32> {
+    Layout::from_flags(g.user, &g.root).map_err(|e| fail(e.into(), "--user".into()))
+}
+
 fn fail(e: crate::runtime::RuntimeError, context: String) -> i32 {
     let e = anyhow::Error::from(crate::Error::from(e)).context(context);
     eprintln!("error: {e:#}");
@@ -76,15 +82,19 @@ fn fail(e: crate::runtime::RuntimeError, context: String) -> i32 {
 /// Runs `berth run`; returns the exit code.
 pub fn run(g: &GlobalOpts, a: &RunArgs) -> i32 {
     init_logging(g);
+    let layout = match layout(g) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let bundle = match &a.bundle {
         Some(b) => b.clone(),
-        None => match foreground::installed_bundle(&g.root, &a.name) {
+        None => match foreground::installed_bundle(&layout, &a.name) {
             Ok(b) => b,
             Err(e) => return fail(e, format!("running {}", a.name)),
         },
     };
     let o = RunOptions {
-        root: g.root.clone(),
+        layout,
         id: a.name.clone(),
         bundle,
         runtime: RuntimeChoice::parse(&g.runtime),
@@ -98,8 +108,12 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> i32 {
 /// Runs `berth exec`; returns the exit code.
 pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> i32 {
     init_logging(g);
+    let layout = match layout(g) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let rt = RuntimeChoice::parse(&g.runtime);
-    match foreground::exec(&g.root, &rt, &a.name, &a.command) {
+    match foreground::exec(&layout, &rt, &a.name, &a.command) {
         Ok(exit) => exit.code(),
         Err(e) => fail(e, format!("exec in {}", a.name)),
     }
@@ -108,8 +122,12 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> i32 {
 /// Runs `berth kill`; returns the exit code.
 pub fn kill(g: &GlobalOpts, a: &KillArgs) -> i32 {
     init_logging(g);
+    let layout = match layout(g) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let rt = RuntimeChoice::parse(&g.runtime);
-    let r = parse_signal(&a.signal).and_then(|s| foreground::kill(&g.root, &rt, &a.name, s));
+    let r = parse_signal(&a.signal).and_then(|s| foreground::kill(&layout, &rt, &a.name, s));
     match r {
         Ok(()) => 0,
         Err(crate::runtime::RuntimeError::NotRunning { .. }) if a.if_running => 0,

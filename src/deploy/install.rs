@@ -12,6 +12,7 @@ use super::txn::{recover_journal, Transaction};
 use super::{containers_dir, failpoint, in_root, io_err, DeployError, Info};
 use crate::image::registry::{RegistryError, RemoteOptions};
 use crate::image::{reference, regconf};
+use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::pull::{self, PullRequest};
 use crate::store::image::{self, ImageRecord};
@@ -52,7 +53,7 @@ pub fn parse_set(set: &[String]) -> Result<Vec<SetValue>, DeployError> {
 
 /// Installs (or with `display`, only plans) `req` below `root`.
 pub fn install(
-    root: &Path,
+    layout: &Layout,
     req: &InstallRequest,
     manager: &dyn Manager,
     progress: Arc<dyn Progress>,
@@ -64,15 +65,15 @@ pub fn install(
     .map_err(DeployError::from)?;
     let set = parse_set(&req.set)?;
     // Before the lock: pull takes it itself.
-    let record = ensure_image(root, &req.image, req.display, false, progress)?;
-    let _lock = lock_root(root)?;
-    let store = Store::open(root, false)?
+    let record = ensure_image(layout, &req.image, req.display, false, progress)?;
+    let _lock = lock_root(layout)?;
+    let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
     if !req.display {
-        recover_journal(root)?;
-        recover(root, &name)?;
+        recover_journal(layout)?;
+        recover(layout, &name)?;
     }
-    check_free(root, &name)?;
+    check_free(layout, &name)?;
     let preq = PlanRequest {
         name: &name,
         image_name: &req.image,
@@ -84,27 +85,27 @@ pub fn install(
         reset_values: false,
         enable: req.enable,
     };
-    let plan = plan(root, &store, &record, &preq, manager)?;
+    let plan = plan(layout, &store, &record, &preq, manager)?;
     if req.display {
         return Ok(plan);
     }
-    let mut txn = Transaction::journaled(root)?;
-    txn.create_dir_all(&containers_dir(root))?;
-    let mut info = stage(root, &mut txn, &store, &plan, None)?;
+    let mut txn = Transaction::journaled(layout)?;
+    txn.create_dir_all(&containers_dir(layout))?;
+    let mut info = stage(layout, &mut txn, &store, &plan, None)?;
     failpoint("stage")?;
-    let switched = switch(root, &mut txn, None, &host_files(&plan), &plan.links)?;
+    let switched = switch(layout, &mut txn, None, &host_files(&plan), &plan.links)?;
     info.dirs = switched.dirs;
-    write_info(root, &info)?;
+    write_info(layout, &info)?;
     failpoint("files")?;
-    let active = containers_dir(root).join(name.as_str());
-    let tmp = containers_dir(root).join(format!(".{name}.tmp"));
+    let active = containers_dir(layout).join(name.as_str());
+    let tmp = containers_dir(layout).join(format!(".{name}.tmp"));
     super::txn::remove_any(&tmp)?;
     txn.created(&tmp)?;
     std::os::unix::fs::symlink(&plan.slot, &tmp).map_err(io_err(&tmp))?;
     txn.rename_new(&tmp, &active)?;
-    sync_dir(&containers_dir(root))?;
+    sync_dir(&containers_dir(layout))?;
     failpoint("commit")?;
-    apply_tmpfiles(root, manager, &info)?;
+    apply_tmpfiles(layout, manager, &info)?;
     manager.reload().map_err(DeployError::from)?;
     failpoint("reload")?;
     if req.now {
@@ -199,7 +200,7 @@ pub fn default_name(image: &str) -> String {
 /// The stored image for `input`; pulled when not stored (or always, with
 /// `refresh`, as update does: a tag may have moved).
 pub fn ensure_image(
-    root: &Path,
+    layout: &Layout,
     input: &str,
     display: bool,
     refresh: bool,
@@ -208,7 +209,7 @@ pub fn ensure_image(
     let conf = regconf::load().map_err(RegistryError::from)?;
     let candidates = reference::resolve(input, &conf.unqualified_search)?;
     if !refresh || display {
-        if let Some(store) = Store::open(root, false)? {
+        if let Some(store) = Store::open(layout, false)? {
             for c in &candidates {
                 if let Some(r) = image::find(&store, &c.to_string())? {
                     return Ok(r);
@@ -228,8 +229,8 @@ pub fn ensure_image(
         remote: RemoteOptions::default(),
         jobs: 3,
     };
-    let outcome = pull::pull(root, &req, progress)?;
-    let store = Store::open(root, false)?
+    let outcome = pull::pull(layout, &req, progress)?;
+    let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
     image::find(&store, &outcome.reference)?.ok_or_else(|| {
         StoreError::ImageNotFound {
@@ -240,14 +241,14 @@ pub fn ensure_image(
 }
 
 /// Whether `input` names an image already in the store below `root`.
-pub fn is_stored(root: &Path, input: &str) -> bool {
+pub fn is_stored(layout: &Layout, input: &str) -> bool {
     let Ok(conf) = regconf::load() else {
         return false;
     };
     let Ok(candidates) = reference::resolve(input, &conf.unqualified_search) else {
         return false;
     };
-    let Ok(Some(store)) = Store::open(root, false) else {
+    let Ok(Some(store)) = Store::open(layout, false) else {
         return false;
     };
     candidates
@@ -273,13 +274,13 @@ pub fn host_files(plan: &Plan) -> Vec<HostFile> {
 /// files under `host/` (rollback restores them from there). Returns its
 /// info, written by [`write_info`] once the switch has recorded its dirs.
 pub fn stage(
-    root: &Path,
+    layout: &Layout,
     txn: &mut Transaction,
     store: &Store,
     plan: &Plan,
     reuse: Option<&Path>,
 ) -> Result<Info, Error> {
-    let dep = in_root(root, &plan.deployment);
+    let dep = in_root(layout, &plan.deployment);
     txn.created(&dep)?;
     std::fs::create_dir(&dep).map_err(io_err(&dep))?;
     failpoint("checkout")?;
@@ -317,8 +318,8 @@ pub fn stage(
 }
 
 /// The host files of a staged deployment, from its `host/` copies.
-pub fn staged_files(root: &Path, info: &Info) -> Result<Vec<HostFile>, DeployError> {
-    let dep = in_root(root, &info.dir());
+pub fn staged_files(layout: &Layout, info: &Info) -> Result<Vec<HostFile>, DeployError> {
+    let dep = in_root(layout, &info.dir(layout));
     info.files
         .iter()
         .map(|f| {
@@ -342,8 +343,8 @@ pub fn staged_files(root: &Path, info: &Info) -> Result<Vec<HostFile>, DeployErr
 }
 
 /// Writes `info.json` into its deployment directory.
-pub fn write_info(root: &Path, info: &Info) -> Result<(), DeployError> {
-    let path = in_root(root, &info.dir()).join("info.json");
+pub fn write_info(layout: &Layout, info: &Info) -> Result<(), DeployError> {
+    let path = in_root(layout, &info.dir(layout)).join("info.json");
     let json = serde_json::to_string_pretty(info).map_err(|e| DeployError::Invalid {
         file: "info.json".into(),
         detail: e.to_string(),
@@ -365,21 +366,30 @@ pub fn sync_dir(dir: &Path) -> Result<(), DeployError> {
 }
 
 /// Applies the container's tmpfiles.d entry at once where systemd runs
-/// (`systemd-tmpfiles --create FILE`); offline, systemd-tmpfiles-setup
-/// applies it at the next boot (users named in it may only exist there).
-pub fn apply_tmpfiles(root: &Path, manager: &dyn Manager, info: &Info) -> Result<(), DeployError> {
+/// (`systemd-tmpfiles [--user] --create FILE`); offline,
+/// systemd-tmpfiles-setup applies it at the next boot (users named in it
+/// may only exist there), for `--user` at the next login.
+pub fn apply_tmpfiles(
+    layout: &Layout,
+    manager: &dyn Manager,
+    info: &Info,
+) -> Result<(), DeployError> {
     if !manager.is_live() {
         return Ok(());
     }
     let Some(f) = info
         .files
         .iter()
-        .find(|f| f.path.starts_with(super::TMPFILES_DIR))
+        .find(|f| f.path.starts_with(layout.tmpfiles_dir()))
     else {
         return Ok(());
     };
-    let path = in_root(root, &f.path);
-    let out = std::process::Command::new("systemd-tmpfiles")
+    let path = in_root(layout, &f.path);
+    let mut cmd = std::process::Command::new("systemd-tmpfiles");
+    if layout.is_user() {
+        cmd.arg("--user");
+    }
+    let out = cmd
         .arg("--create")
         .arg(&path)
         .output()

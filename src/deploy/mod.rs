@@ -24,6 +24,7 @@ pub mod mount;
 pub mod plan;
 pub mod recover;
 pub mod render;
+pub mod rootless;
 pub mod status;
 pub mod switch;
 pub mod txn;
@@ -34,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::gc::CONTAINERS_DIR;
+use crate::layout::Layout;
 use crate::systemd::{NameError, UnitError};
 use crate::template::{RenderError, Values, ValuesError};
 use crate::ErrorKind;
@@ -43,11 +44,6 @@ pub use install::{install, InstallRequest};
 pub use plan::{Plan, PlannedFile};
 pub use uninstall::uninstall;
 pub use update::{rollback, update, UpdateRequest};
-
-/// The unit directory of a system install, as seen inside the root.
-pub const UNIT_DIR: &str = "/etc/systemd/system";
-/// The tmpfiles.d directory, as seen inside the root.
-pub const TMPFILES_DIR: &str = "/etc/tmpfiles.d";
 
 /// Install, uninstall and list failures.
 #[derive(Debug, thiserror::Error)]
@@ -166,21 +162,21 @@ pub(crate) fn failpoint(step: &str) -> Result<(), DeployError> {
 
 /// Undoes or finishes an operation a killed berth left journaled, if any
 /// (for the read-only verbs, which take the lock only then).
-pub fn recover_if_needed(root: &Path) -> Result<(), crate::Error> {
-    if root.join(txn::JOURNAL).symlink_metadata().is_ok() {
-        let _lock = crate::store::lock_root(root)?;
-        txn::recover_journal(root)?;
+pub fn recover_if_needed(layout: &Layout) -> Result<(), crate::Error> {
+    if layout.journal().symlink_metadata().is_ok() {
+        let _lock = crate::store::lock_root(layout)?;
+        txn::recover_journal(layout)?;
     }
     Ok(())
 }
 
 /// The berth executable units below `root` should run: this one when the
-/// root is `/`; else the same path if the root has a berth there, else the
+/// root is `/` (always for `--user`); else the same path if the root has a berth there, else the
 /// first of `/usr/bin/berth` and `/usr/local/bin/berth` the root has (an
 /// image being built runs its own berth, not the builder's). With none,
 /// `/usr/bin/berth` (where the packages put it), with a warning.
-pub fn berth_for_root(root: &Path, current: &Path) -> PathBuf {
-    if root == Path::new("/") {
+pub fn berth_for_root(layout: &Layout, current: &Path) -> PathBuf {
+    if layout.root() == Path::new("/") {
         return current.to_path_buf();
     }
     let candidates = [
@@ -189,13 +185,13 @@ pub fn berth_for_root(root: &Path, current: &Path) -> PathBuf {
         PathBuf::from("/usr/local/bin/berth"),
     ];
     for c in &candidates {
-        if in_root(root, &c.display().to_string()).is_file() {
+        if layout.host(&c.display().to_string()).is_file() {
             return c.clone();
         }
     }
     tracing::warn!(
         "{} has no berth executable (looked for {}); units will run /usr/bin/berth: install berth there",
-        root.display(),
+        layout.root().display(),
         candidates
             .iter()
             .map(|c| c.display().to_string())
@@ -205,14 +201,14 @@ pub fn berth_for_root(root: &Path, current: &Path) -> PathBuf {
     PathBuf::from("/usr/bin/berth")
 }
 
-/// `path` (absolute, as seen inside the root) below `root`.
-pub fn in_root(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
+/// `path` (absolute, as seen inside the root) on the host.
+pub fn in_root(layout: &Layout, path: &str) -> PathBuf {
+    layout.host(path)
 }
 
-/// The deployments directory below `root`.
-pub fn containers_dir(root: &Path) -> PathBuf {
-    root.join(CONTAINERS_DIR)
+/// The deployments directory on the host.
+pub fn containers_dir(layout: &Layout) -> PathBuf {
+    layout.containers()
 }
 
 /// The image a deployment was made from (`gc::users` reads `reference` and `commit`).
@@ -289,13 +285,13 @@ pub struct Info {
 
 impl Info {
     /// Reads `info.json` of the active deployment of `name`.
-    pub fn read(root: &Path, name: &str) -> Result<Info, DeployError> {
-        Self::read_slot(root, name)
+    pub fn read(layout: &Layout, name: &str) -> Result<Info, DeployError> {
+        Self::read_slot(layout, name)
     }
 
     /// Reads `info.json` of the deployment directory `slot` (`NAME`, `NAME.0`).
-    pub fn read_slot(root: &Path, slot: &str) -> Result<Info, DeployError> {
-        let path = containers_dir(root).join(slot).join("info.json");
+    pub fn read_slot(layout: &Layout, slot: &str) -> Result<Info, DeployError> {
+        let path = containers_dir(layout).join(slot).join("info.json");
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
         serde_json::from_str(&text).map_err(|e| DeployError::Invalid {
             file: path.display().to_string(),
@@ -304,8 +300,8 @@ impl Info {
     }
 
     /// The deployment directory, as seen inside the root.
-    pub fn dir(&self) -> String {
-        format!("/{CONTAINERS_DIR}/{}", self.deployment)
+    pub fn dir(&self, layout: &Layout) -> String {
+        format!("{}/{}", layout.containers_inside(), self.deployment)
     }
 
     /// The units to start for `--now` (sockets and timers activate the
@@ -349,9 +345,9 @@ pub struct Listed {
 }
 
 /// The installed containers below `root`, sorted by name.
-pub fn list(root: &Path, manager: &dyn crate::systemd::manager::Manager) -> Vec<Listed> {
+pub fn list(layout: &Layout, manager: &dyn crate::systemd::manager::Manager) -> Vec<Listed> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(containers_dir(root)) else {
+    let Ok(entries) = std::fs::read_dir(containers_dir(layout)) else {
         return out;
     };
     for entry in entries.flatten() {
@@ -360,7 +356,7 @@ pub fn list(root: &Path, manager: &dyn crate::systemd::manager::Manager) -> Vec<
         if !is_link || crate::systemd::ContainerName::parse(&name).is_err() {
             continue;
         }
-        match Info::read(root, &name) {
+        match Info::read(layout, &name) {
             Ok(info) => {
                 let state = crate::systemd::UnitName::parse(&format!("{name}.service"))
                     .map(|u| manager.unit_state(&u))

@@ -13,13 +13,11 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::Serialize;
 
 use super::{containers_dir, io_err, DeployError};
+use crate::layout::Layout;
 use crate::store::image;
 use crate::store::{lock_root, Store, StoreError};
 use crate::systemd::ContainerName;
 use crate::Error;
-
-/// Where image checkouts for mounts live, relative to the root.
-pub const MOUNTS_DIR: &str = "var/lib/berth/mounts";
 
 /// What `mount` did.
 #[derive(Debug, Serialize)]
@@ -64,7 +62,7 @@ fn bind_read_only(source: &Path, dir: &Path) -> Result<(), DeployError> {
 
 /// Mounts the container `what` (or, if no container has that name, the
 /// stored image `what`) read-only on `dir`.
-pub fn mount_at(root: &Path, what: &str, dir: &Path) -> Result<Mounted, Error> {
+pub fn mount_at(layout: &Layout, what: &str, dir: &Path) -> Result<Mounted, Error> {
     let dir = std::fs::canonicalize(dir).map_err(io_err(dir))?;
     if !dir.is_dir() {
         return Err(DeployError::Invalid {
@@ -74,7 +72,7 @@ pub fn mount_at(root: &Path, what: &str, dir: &Path) -> Result<Mounted, Error> {
         .into());
     }
     if let Ok(name) = ContainerName::parse(what) {
-        let active = containers_dir(root).join(name.as_str());
+        let active = containers_dir(layout).join(name.as_str());
         if active.symlink_metadata().is_ok() {
             let source = std::fs::canonicalize(active.join("rootfs")).map_err(io_err(&active))?;
             bind_read_only(&source, &dir)?;
@@ -85,15 +83,15 @@ pub fn mount_at(root: &Path, what: &str, dir: &Path) -> Result<Mounted, Error> {
             });
         }
     }
-    let _lock = lock_root(root)?;
-    let store = Store::open(root, false)?.ok_or_else(|| StoreError::ImageNotFound {
+    let _lock = lock_root(layout)?;
+    let store = Store::open(layout, false)?.ok_or_else(|| StoreError::ImageNotFound {
         name: what.to_string(),
     })?;
     let record = image::find(&store, what)?.ok_or_else(|| StoreError::ImageNotFound {
         name: format!("{what} (neither an installed container nor a stored image)"),
     })?;
     let id = format!("{}-{}", &record.commit[..12], std::process::id());
-    let base = root.join(MOUNTS_DIR).join(&id);
+    let base = layout.mounts().join(&id);
     std::fs::create_dir_all(&base).map_err(io_err(&base))?;
     let source = base.join("rootfs");
     let result = image::checkout(&store, &record.commit, &source)
@@ -114,10 +112,10 @@ pub fn mount_at(root: &Path, what: &str, dir: &Path) -> Result<Mounted, Error> {
 }
 
 /// Unmounts `dir`, and removes the image checkout behind it, if any.
-pub fn umount_at(root: &Path, dir: &Path) -> Result<(), Error> {
+pub fn umount_at(layout: &Layout, dir: &Path) -> Result<(), Error> {
     let dir = std::fs::canonicalize(dir).map_err(io_err(dir))?;
     umount2(&dir, MntFlags::empty()).map_err(mount_err(&dir))?;
-    let mounts = root.join(MOUNTS_DIR);
+    let mounts = layout.mounts();
     for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
         let target = std::fs::read(e.path().join("target")).unwrap_or_default();
         if target == dir.as_os_str().as_encoded_bytes() {

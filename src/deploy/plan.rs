@@ -9,8 +9,7 @@ use serde::Serialize;
 
 use super::render::{self, Exports};
 use super::{in_root, io_err, DeployError, Info, InfoImage, Link};
-use super::{TMPFILES_DIR, UNIT_DIR};
-use crate::store::gc::CONTAINERS_DIR;
+use crate::layout::Layout;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
 use crate::systemd::manager::Manager;
@@ -88,16 +87,17 @@ pub struct PlanRequest<'a> {
 
 /// Plans deploying `record` per `req` below `root`.
 pub fn plan(
-    root: &Path,
+    layout: &Layout,
     store: &Store,
     record: &ImageRecord,
     req: &PlanRequest<'_>,
     manager: &dyn Manager,
 ) -> Result<Plan, DeployError> {
     let name = req.name;
-    let deployment = format!("/{CONTAINERS_DIR}/{}", req.slot);
+    let deployment = format!("{}/{}", layout.containers_inside(), req.slot);
+    let unit_dir = layout.unit_dir();
     let exports = render::read_exports(store, &record.commit)?;
-    let values = values(root, record, &deployment, req, &exports)?;
+    let values = values(layout, record, &deployment, req, &exports)?;
     let image = InfoImage {
         reference: record.reference.clone(),
         digest: record.digest.clone(),
@@ -106,7 +106,7 @@ pub fn plan(
     };
     let marker = Marker::new(name, &record.reference, &record.digest).map_err(|source| {
         DeployError::Unit {
-            file: format!("{UNIT_DIR}/{name}.service"),
+            file: format!("{unit_dir}/{name}.service"),
             source,
         }
     })?;
@@ -116,11 +116,14 @@ pub fn plan(
     let config = if exports.no_container_service {
         None
     } else {
-        Some(render::config_json(store, record, &exports, &values)?)
+        let rootless = layout.user_dirs().map(|d| (d.uid, d.gid));
+        Some(render::config_json(
+            store, record, &exports, &values, rootless,
+        )?)
     };
     // hostfs first, then data (tmpfiles), the units last: in the order the
     // files are switched, PID 1 never sees a unit before what it needs.
-    hostfs(&exports, &values, &mut files)?;
+    hostfs(layout, &exports, &values, &mut files)?;
     let tmpfiles = match (&exports.tmpfiles, &config) {
         (Some(t), _) => Some(render::render(
             "/exports/tmpfiles.template",
@@ -128,12 +131,12 @@ pub fn plan(
             &values,
             FileKind::Tmpfiles,
         )?),
-        (None, Some(c)) => render::default_tmpfiles(root, c),
+        (None, Some(c)) => render::default_tmpfiles(layout.root(), c, layout.is_user()),
         (None, None) => None,
     };
     if let Some(content) = tmpfiles {
         files.push(PlannedFile {
-            path: format!("{TMPFILES_DIR}/{name}.conf"),
+            path: format!("{}/{name}.conf", layout.tmpfiles_dir()),
             content: marker.prepend_to(&content).into_bytes(),
             mode: 0o644,
             owned: true,
@@ -143,6 +146,11 @@ pub fn plan(
     if !exports.no_container_service {
         unit_templates.push(match &exports.service {
             Some(t) => (UnitType::Service, "/exports/service.template", t.as_str()),
+            None if layout.is_user() => (
+                UnitType::Service,
+                "templates/user-service.template",
+                render::DEFAULT_USER_SERVICE,
+            ),
             None => (
                 UnitType::Service,
                 "templates/service.template",
@@ -158,7 +166,7 @@ pub fn plan(
     }
     for (kind, file, tmpl) in unit_templates {
         let unit_name = name.unit(kind);
-        let unit_path = format!("{UNIT_DIR}/{unit_name}");
+        let unit_path = format!("{unit_dir}/{unit_name}");
         let body = render::render(file, tmpl, &values, FileKind::Unit)?;
         let text = marker.prepend_to(&body);
         let unit_err = |source| DeployError::Unit {
@@ -167,7 +175,7 @@ pub fn plan(
         };
         crate::systemd::unit::assignments(&text).map_err(unit_err)?;
         let symlinks = manager
-            .enable_plan(&unit_name, &text, UNIT_DIR)
+            .enable_plan(&unit_name, &text, unit_dir)
             .map_err(unit_err)?;
         for s in symlinks.into_iter().filter(|_| req.enable) {
             links.push(Link {
@@ -183,7 +191,7 @@ pub fn plan(
         });
         units.push(unit_name.to_string());
     }
-    check_conflicts(root, name, req.previous, &files, &links)?;
+    check_conflicts(layout, name, req.previous, &files, &links)?;
     Ok(Plan {
         name: name.to_string(),
         image,
@@ -200,6 +208,7 @@ pub fn plan(
 /// `/exports/hostfs/**` as host files: `renameFiles` applied by prefix,
 /// `installedFilesTemplate` entries rendered.
 fn hostfs(
+    layout: &Layout,
     exports: &Exports,
     values: &Values,
     files: &mut Vec<PlannedFile>,
@@ -208,7 +217,7 @@ fn hostfs(
     for (from, to) in &exports.rename_files {
         let file = format!("/exports/manifest.json renameFiles[{from:?}]");
         let to = render::render(&file, to, values, FileKind::Plain)?;
-        check_host_path(&file, &to)?;
+        check_host_path(layout, &file, &to)?;
         renames.push((from.trim_end_matches('/').to_string(), to));
     }
     // The longest matching prefix wins.
@@ -225,7 +234,7 @@ fn hostfs(
             })
             .unwrap_or_else(|| original.clone());
         let source = format!("/exports/hostfs{original}");
-        check_host_path(&source, &path)?;
+        check_host_path(layout, &source, &path)?;
         if let Some(other) = seen.insert(path.clone(), source.clone()) {
             return Err(DeployError::Invalid {
                 file: source,
@@ -256,8 +265,9 @@ fn hostfs(
 }
 
 /// A host path berth may write: absolute, normalised, outside berth's own
-/// state and the unit and tmpfiles directories (those are berth's to name).
-fn check_host_path(file: &str, path: &str) -> Result<(), DeployError> {
+/// state and the unit and tmpfiles directories (those are berth's to name);
+/// for `--user`, inside the user's home.
+fn check_host_path(layout: &Layout, file: &str, path: &str) -> Result<(), DeployError> {
     let bad = |why: &str| DeployError::Invalid {
         file: file.to_string(),
         detail: format!("host path {path:?} {why}"),
@@ -275,9 +285,21 @@ fn check_host_path(file: &str, path: &str) -> Result<(), DeployError> {
     if path.chars().any(|c| c.is_control()) {
         return Err(bad("contains a control character"));
     }
-    for reserved in ["/var/lib/berth", UNIT_DIR, TMPFILES_DIR] {
+    for reserved in [
+        layout.data_inside(),
+        layout.unit_dir(),
+        layout.tmpfiles_dir(),
+    ] {
         if path == reserved || path.starts_with(&format!("{reserved}/")) {
             return Err(bad(&format!("is below {reserved}, which berth manages")));
+        }
+    }
+    if let Some(home) = layout.user_dirs().map(|d| d.home.trim_end_matches('/')) {
+        if !path.starts_with(&format!("{home}/")) {
+            return Err(bad(&format!(
+                "is outside {home}; a --user install writes only below the home directory \
+                 (map it there with renameFiles)"
+            )));
         }
     }
     Ok(())
@@ -285,7 +307,7 @@ fn check_host_path(file: &str, path: &str) -> Result<(), DeployError> {
 
 /// Refuses files and links that exist and are not this container's.
 fn check_conflicts(
-    root: &Path,
+    layout: &Layout,
     name: &ContainerName,
     previous: Option<&Info>,
     files: &[PlannedFile],
@@ -297,7 +319,7 @@ fn check_conflicts(
         })
     };
     for f in files {
-        let p = in_root(root, &f.path);
+        let p = in_root(layout, &f.path);
         if p.symlink_metadata().is_ok() && !ours(&f.path) {
             return Err(DeployError::Exists {
                 name: name.to_string(),
@@ -306,7 +328,7 @@ fn check_conflicts(
         }
     }
     for l in links {
-        let p = in_root(root, &l.path);
+        let p = in_root(layout, &l.path);
         match std::fs::read_link(&p) {
             Ok(t) if t == Path::new(&l.target) => {}
             Ok(_) | Err(_) if p.symlink_metadata().is_err() => {}
@@ -323,19 +345,20 @@ fn check_conflicts(
 }
 
 fn values(
-    root: &Path,
+    layout: &Layout,
     record: &ImageRecord,
     destdir: &str,
     req: &PlanRequest<'_>,
     exports: &Exports,
 ) -> Result<Values, DeployError> {
     let name = req.name;
-    let berth = req.berth.display().to_string();
+    // `--user` units pass `--user` on, so berth finds the user's store.
+    let berth = format!("{}{}", req.berth.display(), layout.scope_args());
     // Units exec berth-run (the same runtime without libostree linked) when
     // it is installed beside berth; see docs/runtime.md.
     let lean = req.berth.with_file_name("berth-run");
-    let exec_start = if in_root(root, &lean.display().to_string()).is_file() {
-        format!("{} {name}", lean.display())
+    let exec_start = if in_root(layout, &lean.display().to_string()).is_file() {
+        format!("{}{} {name}", lean.display(), layout.scope_args())
     } else {
         format!("{berth} run {name}")
     };
@@ -355,7 +378,17 @@ fn values(
         .map(|s| s.iter().map(|c| c.to_string()).collect())
         .unwrap_or_default();
     caps.sort();
-    let host = HostDefaults::system(capabilities_value(&caps), req.runtime.to_string());
+    let host = match layout.user_dirs() {
+        None => HostDefaults::system(capabilities_value(&caps), req.runtime.to_string()),
+        Some(dirs) => {
+            // RUN_DIRECTORY and the runtime's state need $XDG_RUNTIME_DIR.
+            layout.runtime_dir().map_err(|e| DeployError::Invalid {
+                file: "RUN_DIRECTORY".into(),
+                detail: e.to_string(),
+            })?;
+            HostDefaults::user(dirs, capabilities_value(&caps), req.runtime.to_string())
+        }
+    };
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
         .map_err(io_err(Path::new("/proc/sys/kernel/random/uuid")))?;
     let mut previous = req
@@ -394,8 +427,9 @@ mod tests {
 
     #[test]
     fn host_paths_must_be_plain_absolute_and_outside_berths_dirs() {
+        let system = Layout::system(Path::new("/"));
         for ok in ["/usr/bin/etcdctl", "/etc/etcd/etcd.conf", "/opt/x"] {
-            check_host_path("f", ok).unwrap();
+            check_host_path(&system, "f", ok).unwrap();
         }
         for bad in [
             "usr/bin/x",
@@ -409,7 +443,29 @@ mod tests {
             "/etc/tmpfiles.d/x.conf",
             "/usr/bin/a\nb",
         ] {
-            assert!(check_host_path("f", bad).is_err(), "{bad:?}");
+            assert!(check_host_path(&system, "f", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn user_host_paths_must_be_in_home_outside_berths_dirs() {
+        let dirs = crate::template::UserDirs {
+            home: "/home/u".into(),
+            uid: 1000,
+            gid: 1000,
+            xdg_runtime_dir: Some("/run/user/1000".into()),
+            ..Default::default()
+        };
+        let user = Layout::user(&dirs).unwrap();
+        check_host_path(&user, "f", "/home/u/bin/etcdctl").unwrap();
+        for bad in [
+            "/usr/bin/etcdctl",
+            "/home/uv/x",
+            "/home/u/.local/share/berth/containers/x",
+            "/home/u/.config/systemd/user/x.service",
+            "/home/u/.config/user-tmpfiles.d/x.conf",
+        ] {
+            assert!(check_host_path(&user, "f", bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -5,21 +5,21 @@ use std::path::{Path, PathBuf};
 
 use super::txn::remove_any;
 use super::{containers_dir, in_root, DeployError};
-use super::{TMPFILES_DIR, UNIT_DIR};
+use crate::layout::Layout;
 use crate::systemd::{is_owned_by, ContainerName};
 
 /// Clears what an install of `name` killed before its commit point left.
 /// Without the `NAME` symlink nothing of `name` is installed, so its slot,
 /// `*.tmp` files, unit and tmpfiles files carrying the marker for `name`,
 /// and links to that unit are leftovers.
-pub fn recover(root: &Path, name: &ContainerName) -> Result<(), DeployError> {
-    let cdir = containers_dir(root);
+pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError> {
+    let cdir = containers_dir(layout);
     if cdir.join(name.as_str()).symlink_metadata().is_ok() {
         return Ok(());
     }
-    let unit_inside = format!("{UNIT_DIR}/{name}.service");
-    let unit = in_root(root, &unit_inside);
-    let tmpfiles = in_root(root, &format!("{TMPFILES_DIR}/{name}.conf"));
+    let unit_inside = format!("{}/{name}.service", layout.unit_dir());
+    let unit = in_root(layout, &unit_inside);
+    let tmpfiles = in_root(layout, &format!("{}/{name}.conf", layout.tmpfiles_dir()));
     let mut stale = vec![
         cdir.join(format!("{name}.0")),
         cdir.join(format!(".{name}.tmp")),
@@ -33,7 +33,7 @@ pub fn recover(root: &Path, name: &ContainerName) -> Result<(), DeployError> {
         }
     }
     if stale.contains(&unit) {
-        stale.extend(links_to(&in_root(root, UNIT_DIR), &unit_inside));
+        stale.extend(links_to(&in_root(layout, layout.unit_dir()), &unit_inside));
     }
     for p in stale.iter().filter(|p| p.symlink_metadata().is_ok()) {
         tracing::warn!(
@@ -73,9 +73,9 @@ fn links_to(dir: &Path, target: &str) -> Vec<PathBuf> {
 }
 
 /// Refuses when anything of `name` is installed (exit 4).
-pub fn check_free(root: &Path, name: &ContainerName) -> Result<(), DeployError> {
-    let c = containers_dir(root);
-    let unit = in_root(root, &format!("{UNIT_DIR}/{name}.service"));
+pub fn check_free(layout: &Layout, name: &ContainerName) -> Result<(), DeployError> {
+    let c = containers_dir(layout);
+    let unit = in_root(layout, &format!("{}/{name}.service", layout.unit_dir()));
     for p in [c.join(name.as_str()), c.join(format!("{name}.0")), unit] {
         if p.symlink_metadata().is_ok() {
             return Err(DeployError::Exists {

@@ -17,6 +17,9 @@ use crate::template::{self, FileKind, Values};
 
 /// berth's default unit template.
 pub const DEFAULT_SERVICE: &str = include_str!("../../templates/service.template");
+/// berth's unit template for `--user` images without one: no
+/// `network.target` (the user manager has none), `WantedBy=default.target`.
+pub const DEFAULT_USER_SERVICE: &str = include_str!("../../templates/user-service.template");
 /// berth's default runtime config skeleton.
 pub const DEFAULT_CONFIG: &str = include_str!("../../templates/config.json");
 
@@ -275,11 +278,16 @@ pub fn render(
 
 /// The deployment's `config.json`: rendered template, copied file or default;
 /// checked to parse as an OCI runtime spec with a read-only `rootfs` root.
+///
+/// With `rootless` (`--user`: the user's uid and gid) the spec is made
+/// runnable without privileges ([`super::rootless`]); changes to an image's
+/// own config are logged as warnings.
 pub fn config_json(
     store: &Store,
     image: &ImageRecord,
     exports: &Exports,
     values: &Values,
+    rootless: Option<(u32, u32)>,
 ) -> Result<String, DeployError> {
     let (file, text) = if let Some(t) = &exports.config_template {
         let file = "/exports/config.json.template";
@@ -292,13 +300,31 @@ pub fn config_json(
             default_config(store, image, values)?,
         )
     };
+    let text = match rootless {
+        None => text,
+        Some((uid, gid)) => {
+            let (text, changes) = super::rootless::rootless(&text, uid, gid).map_err(|detail| {
+                DeployError::Invalid {
+                    file: file.to_string(),
+                    detail,
+                }
+            })?;
+            if file != "berth's default config.json" {
+                for c in changes {
+                    tracing::warn!("{file}: for a rootless --user container, {c}");
+                }
+            }
+            text
+        }
+    };
     validate_config(file, &text)?;
     Ok(text)
 }
 
 /// berth's tmpfiles.d lines when the image has no template: one `d` line per
-/// writable bind-mount source of `config` that does not exist below `root` yet.
-pub fn default_tmpfiles(root: &std::path::Path, config: &str) -> Option<String> {
+/// writable bind-mount source of `config` that does not exist below `root` yet,
+/// owned by root (`user`: `-`, the user `systemd-tmpfiles --user` runs as).
+pub fn default_tmpfiles(root: &std::path::Path, config: &str, user: bool) -> Option<String> {
     let spec: serde_json::Value = serde_json::from_str(config).ok()?;
     let mut out = String::new();
     for m in spec["mounts"].as_array()? {
@@ -315,11 +341,18 @@ pub fn default_tmpfiles(root: &std::path::Path, config: &str) -> Option<String> 
             && !source
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
-        if !is_bind || !plain || super::in_root(root, source).symlink_metadata().is_ok() {
+        if !is_bind
+            || !plain
+            || root
+                .join(source.trim_start_matches('/'))
+                .symlink_metadata()
+                .is_ok()
+        {
             continue;
         }
+        let owner = if user { "- -" } else { "root root" };
         out.push_str(&format!(
-            "d {} 0755 root root - -\n",
+            "d {} 0755 {owner} - -\n",
             source.replace('%', "%%")
         ));
     }
@@ -486,10 +519,13 @@ mod tests {
             {"destination": "/proc", "type": "proc", "source": "proc"}
         ]}"#;
         assert_eq!(
-            default_tmpfiles(root.path(), config).unwrap(),
+            default_tmpfiles(root.path(), config, false).unwrap(),
             "d /var/lib/x%%y 0755 root root - -\nd /srv/c 0755 root root - -\n"
         );
-        assert_eq!(default_tmpfiles(root.path(), r#"{"mounts": []}"#), None);
+        assert_eq!(
+            default_tmpfiles(root.path(), r#"{"mounts": []}"#, false),
+            None
+        );
     }
 
     #[test]

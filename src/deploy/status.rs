@@ -2,12 +2,11 @@
 //! the files it wrote (and whether they were edited since), unit states, the
 //! rollback target and the last journal lines.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use super::update::other_slot;
 use super::{in_root, sha256, DeployError, Info};
+use crate::layout::Layout;
 use crate::systemd::manager::Manager;
 use crate::systemd::{ContainerName, UnitName};
 use crate::template::Values;
@@ -67,9 +66,9 @@ pub struct Status {
 }
 
 /// The status of `name` below `root`.
-pub fn status(root: &Path, name: &str, manager: &dyn Manager) -> Result<Status, DeployError> {
+pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Status, DeployError> {
     let name = ContainerName::parse(name)?;
-    if !super::containers_dir(root)
+    if !super::containers_dir(layout)
         .join(name.as_str())
         .symlink_metadata()
         .is_ok_and(|m| m.is_symlink())
@@ -78,13 +77,13 @@ pub fn status(root: &Path, name: &str, manager: &dyn Manager) -> Result<Status, 
             name: name.to_string(),
         });
     }
-    let info = Info::read(root, name.as_str())?;
+    let info = Info::read(layout, name.as_str())?;
     let files = info
         .files
         .iter()
         .map(|f| FileState {
             path: f.path.clone(),
-            state: match std::fs::read(in_root(root, &f.path)) {
+            state: match std::fs::read(in_root(layout, &f.path)) {
                 Ok(b) if sha256(&b) == f.sha256 => "ok",
                 Ok(_) => "modified",
                 Err(_) => "missing",
@@ -100,7 +99,7 @@ pub fn status(root: &Path, name: &str, manager: &dyn Manager) -> Result<Status, 
             unit: u.to_string(),
         })
         .collect();
-    let previous = Info::read_slot(root, &other_slot(&name, &info.deployment))
+    let previous = Info::read_slot(layout, &other_slot(&name, &info.deployment))
         .ok()
         .map(|p| Previous {
             deployment: p.deployment,

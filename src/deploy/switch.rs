@@ -17,6 +17,7 @@ use std::path::Path;
 
 use super::txn::Transaction;
 use super::{in_root, io_err, sha256, DeployError, Info, Link, WrittenFile};
+use crate::layout::Layout;
 
 /// A host file of the deployment being switched to.
 #[derive(Debug, Clone)]
@@ -52,8 +53,8 @@ pub struct Switched {
     pub dirs: Vec<String>,
 }
 
-fn unmodified(root: &Path, f: &WrittenFile) -> bool {
-    std::fs::read(in_root(root, &f.path)).is_ok_and(|b| sha256(&b) == f.sha256)
+fn unmodified(layout: &Layout, f: &WrittenFile) -> bool {
+    std::fs::read(in_root(layout, &f.path)).is_ok_and(|b| sha256(&b) == f.sha256)
 }
 
 fn mode_of(path: &Path) -> Option<u32> {
@@ -66,7 +67,7 @@ fn mode_of(path: &Path) -> Option<u32> {
 /// Switches the host below `root` from `from` (the active deployment, if
 /// any) to `files` and `links`.
 pub fn switch(
-    root: &Path,
+    layout: &Layout,
     txn: &mut Transaction,
     from: Option<&Info>,
     files: &[HostFile],
@@ -86,7 +87,7 @@ pub fn switch(
         if links.contains(l) {
             continue;
         }
-        let p = in_root(root, &l.path);
+        let p = in_root(layout, &l.path);
         match std::fs::read_link(&p) {
             Ok(t) if t == Path::new(&l.target) => txn.remove(&p)?,
             Ok(_) => out
@@ -99,11 +100,11 @@ pub fn switch(
         if new_paths.contains(path) {
             continue;
         }
-        let p = in_root(root, path);
+        let p = in_root(layout, path);
         if p.symlink_metadata().is_err() {
             continue;
         }
-        if unmodified(root, old) {
+        if unmodified(layout, old) {
             txn.remove(&p)?;
         } else {
             out.kept.push(format!(
@@ -112,7 +113,7 @@ pub fn switch(
         }
     }
     for f in files {
-        let p = in_root(root, &f.path);
+        let p = in_root(layout, &f.path);
         if p.symlink_metadata().is_ok() {
             let same =
                 std::fs::read(&p).is_ok_and(|b| b == f.content) && mode_of(&p) == Some(f.mode);
@@ -121,7 +122,7 @@ pub fn switch(
             }
             let edited = old_files
                 .get(f.path.as_str())
-                .is_some_and(|old| !unmodified(root, old));
+                .is_some_and(|old| !unmodified(layout, old));
             if edited && !f.owned {
                 out.kept.push(format!(
                     "{}: modified since berth wrote it; left in place (the new version is not installed)",
@@ -136,19 +137,19 @@ pub fn switch(
                 );
             }
         } else if let Some(parent) = p.parent() {
-            record_dirs(root, &mut dirs, txn.create_dir_all(parent)?);
+            record_dirs(layout, &mut dirs, txn.create_dir_all(parent)?);
         }
         txn.put_file(&p, &f.content, f.mode)?;
     }
     for l in links {
-        let p = in_root(root, &l.path);
+        let p = in_root(layout, &l.path);
         if std::fs::read_link(&p).is_ok_and(|t| t == Path::new(&l.target)) {
             continue;
         }
         if p.symlink_metadata().is_ok() {
             txn.remove(&p)?;
         } else if let Some(parent) = p.parent() {
-            record_dirs(root, &mut dirs, txn.create_dir_all(parent)?);
+            record_dirs(layout, &mut dirs, txn.create_dir_all(parent)?);
         }
         txn.created(&p)?;
         std::os::unix::fs::symlink(&l.target, &p).map_err(io_err(&p))?;
@@ -156,7 +157,7 @@ pub fn switch(
     // Directories of ours left empty go, deepest first.
     let mut kept_dirs = Vec::new();
     for d in dirs.iter().rev() {
-        let p = in_root(root, d);
+        let p = in_root(layout, d);
         // Entries staged for removal by this transaction don't count.
         let Ok(entries) = std::fs::read_dir(&p) else {
             continue;
@@ -177,9 +178,9 @@ pub fn switch(
     Ok(out)
 }
 
-fn record_dirs(root: &Path, dirs: &mut Vec<String>, created: Vec<std::path::PathBuf>) {
+fn record_dirs(layout: &Layout, dirs: &mut Vec<String>, created: Vec<std::path::PathBuf>) {
     for d in created {
-        if let Ok(rel) = d.strip_prefix(root) {
+        if let Ok(rel) = d.strip_prefix(layout.root()) {
             let inside = format!("/{}", rel.display());
             if !dirs.contains(&inside) {
                 dirs.push(inside);

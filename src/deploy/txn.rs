@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{io_err, DeployError};
+use crate::layout::Layout;
 
 /// Suffix of paths staged for removal.
 pub const REMOVED_SUFFIX: &str = ".~berth-removed~";
 
 /// The journal of the open transaction, relative to the root.
-pub const JOURNAL: &str = "var/lib/berth/journal";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -56,8 +56,8 @@ impl Transaction {
 
     /// An empty transaction journaled below `root` (the caller holds the
     /// root's lock and has run [`recover_journal`]).
-    pub fn journaled(root: &Path) -> Result<Self, DeployError> {
-        let path = root.join(JOURNAL);
+    pub fn journaled(layout: &Layout) -> Result<Self, DeployError> {
+        let path = layout.journal();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
@@ -288,8 +288,8 @@ pub enum Recovered {
 
 /// Undoes (or, past its commit point, finishes) a transaction a killed
 /// berth left journaled below `root`. The caller holds the root's lock.
-pub fn recover_journal(root: &Path) -> Result<Recovered, DeployError> {
-    let path = root.join(JOURNAL);
+pub fn recover_journal(layout: &Layout) -> Result<Recovered, DeployError> {
+    let path = layout.journal();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Recovered::Nothing),
@@ -428,19 +428,28 @@ mod tests {
         setup(&dir);
         let before = listing(&dir);
         // Killed mid-way: the process dies without running Drop.
-        let mut t = Transaction::journaled(root.path()).unwrap();
+        let mut t = Transaction::journaled(&Layout::system(root.path())).unwrap();
         scenario(&mut t, &dir);
         std::mem::forget(t);
         assert_ne!(listing(&dir), before);
-        assert_eq!(recover_journal(root.path()).unwrap(), Recovered::Undone);
+        assert_eq!(
+            recover_journal(&Layout::system(root.path())).unwrap(),
+            Recovered::Undone
+        );
         assert_eq!(listing(&dir), before);
-        assert_eq!(recover_journal(root.path()).unwrap(), Recovered::Nothing);
+        assert_eq!(
+            recover_journal(&Layout::system(root.path())).unwrap(),
+            Recovered::Nothing
+        );
         // Killed after the commit line: finished, not undone.
-        let mut t = Transaction::journaled(root.path()).unwrap();
+        let mut t = Transaction::journaled(&Layout::system(root.path())).unwrap();
         scenario(&mut t, &dir);
         t.log(Step::Commit).unwrap();
         std::mem::forget(t);
-        assert_eq!(recover_journal(root.path()).unwrap(), Recovered::Finished);
+        assert_eq!(
+            recover_journal(&Layout::system(root.path())).unwrap(),
+            Recovered::Finished
+        );
         let after = listing(&dir);
         assert!(after.contains(&("old".into(), "new".into())));
         assert!(!after.iter().any(|(p, _)| p.ends_with(REMOVED_SUFFIX)));
@@ -453,7 +462,7 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         setup(&dir);
         let before = listing(&dir);
-        let mut t = Transaction::journaled(root.path()).unwrap();
+        let mut t = Transaction::journaled(&Layout::system(root.path())).unwrap();
         t.put_file(&dir.join("old"), b"new", 0o644).unwrap();
         // Journaled, then killed before the rename.
         t.log(Step::Removed {
@@ -462,7 +471,7 @@ mod tests {
         })
         .unwrap();
         std::mem::forget(t);
-        recover_journal(root.path()).unwrap();
+        recover_journal(&Layout::system(root.path())).unwrap();
         assert_eq!(listing(&dir), before);
     }
 }

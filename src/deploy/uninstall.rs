@@ -3,13 +3,12 @@
 //! berth's empty directories removed) and both deployments removed, in one
 //! journaled [`Transaction`]; the image stays in the store.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use super::switch::switch;
 use super::txn::{recover_journal, Transaction};
-use super::{containers_dir, failpoint, in_root, DeployError, Info, UNIT_DIR};
+use super::{containers_dir, failpoint, in_root, DeployError, Info};
+use crate::layout::Layout;
 use crate::store::lock_root;
 use crate::systemd::manager::Manager;
 use crate::systemd::{ContainerName, UnitName};
@@ -27,11 +26,11 @@ pub struct Removed {
 }
 
 /// Removes the container `name` below `root`.
-pub fn uninstall(root: &Path, name: &str, manager: &dyn Manager) -> Result<Removed, Error> {
+pub fn uninstall(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Removed, Error> {
     let name = ContainerName::parse(name).map_err(DeployError::from)?;
-    let _lock = lock_root(root)?;
-    recover_journal(root)?;
-    let cdir = containers_dir(root);
+    let _lock = lock_root(layout)?;
+    recover_journal(layout)?;
+    let cdir = containers_dir(layout);
     let active = cdir.join(name.as_str());
     if !active.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
         return Err(DeployError::NotInstalled {
@@ -39,9 +38,9 @@ pub fn uninstall(root: &Path, name: &str, manager: &dyn Manager) -> Result<Remov
         }
         .into());
     }
-    let info = Info::read(root, name.as_str())?;
+    let info = Info::read(layout, name.as_str())?;
     let mut out = Removed {
-        needed_by: needed_by(root, &info),
+        needed_by: needed_by(layout, &info),
         ..Removed::default()
     };
     for n in &out.needed_by {
@@ -55,11 +54,11 @@ pub fn uninstall(root: &Path, name: &str, manager: &dyn Manager) -> Result<Remov
             manager.stop(&unit).map_err(DeployError::from)?;
         }
     }
-    let mut txn = Transaction::journaled(root)?;
-    let switched = switch(root, &mut txn, Some(&info), &[], &[])?;
+    let mut txn = Transaction::journaled(layout)?;
+    let switched = switch(layout, &mut txn, Some(&info), &[], &[])?;
     out.kept = switched.kept;
     for f in &info.files {
-        if in_root(root, &f.path).symlink_metadata().is_ok()
+        if in_root(layout, &f.path).symlink_metadata().is_ok()
             && !out
                 .kept
                 .iter()
@@ -77,7 +76,7 @@ pub fn uninstall(root: &Path, name: &str, manager: &dyn Manager) -> Result<Remov
         if p.symlink_metadata().is_ok() {
             txn.remove(&p)?;
             out.removed
-                .push(format!("/{}/{slot}", crate::store::gc::CONTAINERS_DIR));
+                .push(format!("{}/{slot}", layout.containers_inside()));
         }
     }
     failpoint("uninstall-staged")?;
@@ -89,10 +88,11 @@ pub fn uninstall(root: &Path, name: &str, manager: &dyn Manager) -> Result<Remov
 
 /// Units not of this container whose `.requires/` or `.wants/` directory
 /// links to one of its units, or whose file names one in `Requires=`.
-fn needed_by(root: &Path, info: &Info) -> Vec<String> {
+fn needed_by(layout: &Layout, info: &Info) -> Vec<String> {
     let ours: Vec<&str> = info.units.iter().map(String::as_str).collect();
     let own_links: Vec<&str> = info.links.iter().map(|l| l.path.as_str()).collect();
-    let dir = in_root(root, UNIT_DIR);
+    let unit_dir = layout.unit_dir();
+    let dir = in_root(layout, unit_dir);
     let mut out = Vec::new();
     for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
@@ -120,7 +120,7 @@ fn needed_by(root: &Path, info: &Info) -> Vec<String> {
         }
         for l in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
             let lname = l.file_name().to_string_lossy().into_owned();
-            let inside = format!("{UNIT_DIR}/{file}/{lname}");
+            let inside = format!("{unit_dir}/{file}/{lname}");
             if ours.contains(&lname.as_str()) && !own_links.contains(&inside.as_str()) {
                 out.push(format!("{unit} {how} {lname}"));
             }

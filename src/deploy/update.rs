@@ -18,6 +18,7 @@ use super::plan::{plan, Plan, PlanRequest};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
 use super::{containers_dir, failpoint, DeployError, Info};
+use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::store::{lock_root, Store, StoreError};
 use crate::systemd::manager::Manager;
@@ -78,19 +79,19 @@ pub fn other_slot(name: &ContainerName, active: &str) -> String {
     }
 }
 
-fn active_info(root: &Path, name: &ContainerName) -> Result<Info, DeployError> {
-    let link = containers_dir(root).join(name.as_str());
+fn active_info(layout: &Layout, name: &ContainerName) -> Result<Info, DeployError> {
+    let link = containers_dir(layout).join(name.as_str());
     if !link.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
         return Err(DeployError::NotInstalled {
             name: name.to_string(),
         });
     }
-    Info::read(root, name.as_str())
+    Info::read(layout, name.as_str())
 }
 
 /// Updates the container per `req`.
 pub fn update(
-    root: &Path,
+    layout: &Layout,
     req: &UpdateRequest,
     manager: &dyn Manager,
     progress: Arc<dyn Progress>,
@@ -98,21 +99,21 @@ pub fn update(
     let name = ContainerName::parse(&req.name).map_err(DeployError::from)?;
     let set = parse_set(&req.set)?;
     let current = {
-        let _lock = lock_root(root)?;
+        let _lock = lock_root(layout)?;
         if !req.display {
-            recover_journal(root)?;
+            recover_journal(layout)?;
         }
-        active_info(root, &name)?
+        active_info(layout, &name)?
     };
     let image_name = req
         .image
         .clone()
         .unwrap_or_else(|| current.image.reference.clone());
     // Re-pulled: the tag may have moved. Pull takes the lock itself.
-    let record = ensure_image(root, &image_name, req.display, req.refresh, progress)?;
-    let _lock = lock_root(root)?;
-    let current = active_info(root, &name)?;
-    let store = Store::open(root, false)?
+    let record = ensure_image(layout, &image_name, req.display, req.refresh, progress)?;
+    let _lock = lock_root(layout)?;
+    let current = active_info(layout, &name)?;
+    let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
     let slot = other_slot(&name, &current.deployment);
     let mut out = Updated {
@@ -146,18 +147,18 @@ pub fn update(
         reset_values: req.reset_values,
         enable: !current.links.is_empty(),
     };
-    let plan = plan(root, &store, &record, &preq, manager)?;
+    let plan = plan(layout, &store, &record, &preq, manager)?;
     if req.display {
         out.plan = Some(plan);
         return Ok(out);
     }
-    let mut txn = Transaction::journaled(root)?;
-    let other = containers_dir(root).join(&slot);
+    let mut txn = Transaction::journaled(layout)?;
+    let other = containers_dir(layout).join(&slot);
     let mut reuse = None;
     if other.symlink_metadata().is_ok() {
         // The rollback target of the previous update is replaced; its
         // checkout is reused when it is of the same commit.
-        let same = Info::read_slot(root, &slot).is_ok_and(|i| i.image.commit == record.commit);
+        let same = Info::read_slot(layout, &slot).is_ok_and(|i| i.image.commit == record.commit);
         txn.remove(&other)?;
         let mut staged = other.clone().into_os_string();
         staged.push(super::txn::REMOVED_SUFFIX);
@@ -166,27 +167,27 @@ pub fn update(
             reuse = Some(rootfs);
         }
     }
-    let mut info = stage(root, &mut txn, &store, &plan, reuse.as_deref())?;
+    let mut info = stage(layout, &mut txn, &store, &plan, reuse.as_deref())?;
     failpoint("update-stage")?;
     let files = host_files(&plan);
-    let switched = switch(root, &mut txn, Some(&current), &files, &plan.links)?;
+    let switched = switch(layout, &mut txn, Some(&current), &files, &plan.links)?;
     info.dirs = switched.dirs;
     out.kept = switched.kept;
-    write_info(root, &info)?;
+    write_info(layout, &info)?;
     failpoint("update-files")?;
-    out.restarted = activate(root, txn, manager, &name, &current, &info)?;
+    out.restarted = activate(layout, txn, manager, &name, &current, &info)?;
     out.plan = Some(plan);
     Ok(out)
 }
 
 /// Switches back to the other deployment.
-pub fn rollback(root: &Path, name: &str, manager: &dyn Manager) -> Result<Updated, Error> {
+pub fn rollback(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Updated, Error> {
     let name = ContainerName::parse(name).map_err(DeployError::from)?;
-    let _lock = lock_root(root)?;
-    recover_journal(root)?;
-    let current = active_info(root, &name)?;
+    let _lock = lock_root(layout)?;
+    recover_journal(layout)?;
+    let current = active_info(layout, &name)?;
     let slot = other_slot(&name, &current.deployment);
-    let target = match Info::read_slot(root, &slot) {
+    let target = match Info::read_slot(layout, &slot) {
         Ok(i) => i,
         Err(DeployError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(DeployError::NoPrevious {
@@ -196,14 +197,14 @@ pub fn rollback(root: &Path, name: &str, manager: &dyn Manager) -> Result<Update
         }
         Err(e) => return Err(e.into()),
     };
-    let files: Vec<HostFile> = staged_files(root, &target)?;
-    let mut txn = Transaction::journaled(root)?;
-    let switched = switch(root, &mut txn, Some(&current), &files, &target.links)?;
+    let files: Vec<HostFile> = staged_files(layout, &target)?;
+    let mut txn = Transaction::journaled(layout)?;
+    let switched = switch(layout, &mut txn, Some(&current), &files, &target.links)?;
     let mut info = target.clone();
     info.dirs = switched.dirs;
-    write_info(root, &info)?;
+    write_info(layout, &info)?;
     failpoint("rollback-files")?;
-    let restarted = activate(root, txn, manager, &name, &current, &info)?;
+    let restarted = activate(layout, txn, manager, &name, &current, &info)?;
     Ok(Updated {
         name: name.to_string(),
         from: current.deployment.clone(),
@@ -221,7 +222,7 @@ pub fn rollback(root: &Path, name: &str, manager: &dyn Manager) -> Result<Update
 /// deployment; then tmpfiles, reload, and a restart when the service was
 /// running. A failed restart undoes everything and restarts the old one.
 fn activate(
-    root: &Path,
+    layout: &Layout,
     mut txn: Transaction,
     manager: &dyn Manager,
     name: &ContainerName,
@@ -230,10 +231,10 @@ fn activate(
 ) -> Result<bool, Error> {
     let service = current.service().and_then(|u| UnitName::parse(u).ok());
     let was_running = service.as_ref().is_some_and(|u| manager.is_running(u));
-    let link = containers_dir(root).join(name.as_str());
+    let link = containers_dir(layout).join(name.as_str());
     txn.replace_symlink(&link, Path::new(&info.deployment))?;
     failpoint("switch")?;
-    apply_tmpfiles(root, manager, info)?;
+    apply_tmpfiles(layout, manager, info)?;
     manager.reload().map_err(DeployError::from)?;
     let new_service = info.service().and_then(|u| UnitName::parse(u).ok());
     if let (true, Some(unit)) = (was_running, &new_service) {

@@ -4,14 +4,15 @@
 //! every entry already switched in this run back to where it was.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::plan::{self, Action, Step, OWNERS};
+use super::plan::{self, Action, Step};
 use super::Manifest;
 use crate::deploy::{self, InstallRequest, UpdateRequest};
+use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::systemd::manager::Manager;
 use crate::systemd::{Dependencies, UnitName, UnitType};
@@ -42,25 +43,25 @@ pub struct ApplyOptions {
     pub plan_only: bool,
 }
 
-fn installed(root: &Path, manager: &dyn Manager) -> Vec<crate::deploy::Listed> {
-    deploy::list(root, manager)
+fn installed(layout: &Layout, manager: &dyn Manager) -> Vec<crate::deploy::Listed> {
+    deploy::list(layout, manager)
 }
 
 /// Applies `manifest` below `root`.
 pub fn apply(
-    root: &Path,
+    layout: &Layout,
     manifest: &Manifest,
     opts: &ApplyOptions,
     manager: &dyn Manager,
     progress: Arc<dyn Progress>,
 ) -> Result<Applied, Error> {
-    deploy::recover_if_needed(root)?;
-    let listed = installed(root, manager);
+    deploy::recover_if_needed(layout)?;
+    let listed = installed(layout, manager);
     let names: BTreeSet<String> = listed.iter().map(|l| l.name.clone()).collect();
     let order = manifest.validate(&names).map_err(Error::from)?;
-    let steps = plan::plan(root, manifest, &order, &listed);
+    let steps = plan::plan(layout, manifest, &order, &listed);
     let changed = steps.iter().any(|s| s.action != Action::Unchanged)
-        || owners_after(root, manifest, &steps) != plan::owners(root);
+        || owners_after(layout, manifest, &steps) != plan::owners(layout);
     let mut out = Applied {
         plans: BTreeMap::new(),
         warnings: Vec::new(),
@@ -68,7 +69,7 @@ pub fn apply(
         steps,
     };
     if !out.changed {
-        out.warnings = ordering_warnings(root, manifest, &BTreeMap::new());
+        out.warnings = ordering_warnings(layout, manifest, &BTreeMap::new());
         return Ok(out);
     }
     // Stage: pull what is missing, render every change (nothing is written).
@@ -78,7 +79,7 @@ pub fn apply(
         matches!(s.action, Action::Install | Action::Update)
             && s.entry
                 .as_ref()
-                .is_some_and(|e| !deploy::install::is_stored(root, &e.image))
+                .is_some_and(|e| !deploy::install::is_stored(layout, &e.image))
     });
     if needs_pull && !opts.plan_only && manager.is_live() {
         if let Ok(online) = UnitName::parse("network-online.target") {
@@ -94,7 +95,7 @@ pub fn apply(
         match s.action {
             Action::Install | Action::Update => {
                 if !opts.plan_only {
-                    deploy::install::ensure_image(root, &e.image, false, false, progress.clone())
+                    deploy::install::ensure_image(layout, &e.image, false, false, progress.clone())
                         .map_err(at)?;
                 }
             }
@@ -103,8 +104,12 @@ pub fn apply(
         }
         let unit = match s.action {
             Action::Install => {
-                let plan =
-                    deploy::install(root, &install_req(e, opts, true), manager, progress.clone());
+                let plan = deploy::install(
+                    layout,
+                    &install_req(e, opts, true),
+                    manager,
+                    progress.clone(),
+                );
                 match plan {
                     Ok(p) => {
                         let t = unit_text(&p);
@@ -120,7 +125,7 @@ pub fn apply(
             }
             _ => {
                 let r = deploy::update(
-                    root,
+                    layout,
                     &update_req(s, e, opts, true),
                     manager,
                     progress.clone(),
@@ -148,7 +153,7 @@ pub fn apply(
             entry_event(progress.as_ref(), &s.name, s.action, "staged");
         }
     }
-    out.warnings = ordering_warnings(root, manifest, &rendered);
+    out.warnings = ordering_warnings(layout, manifest, &rendered);
     for w in &out.warnings {
         tracing::warn!("{w}");
     }
@@ -164,16 +169,16 @@ pub fn apply(
             (Action::Install, Some(e)) => {
                 let mut req = install_req(e, opts, false);
                 req.now = live && e.start;
-                deploy::install(root, &req, manager, progress.clone()).map(|_| ())
+                deploy::install(layout, &req, manager, progress.clone()).map(|_| ())
             }
             (Action::Update | Action::Reconfigure, Some(e)) => deploy::update(
-                root,
+                layout,
                 &update_req(s, e, opts, false),
                 manager,
                 progress.clone(),
             )
             .map(|_| ()),
-            (Action::Remove, _) => deploy::uninstall(root, &s.name, manager).map(|_| ()),
+            (Action::Remove, _) => deploy::uninstall(layout, &s.name, manager).map(|_| ()),
             _ => Ok(()),
         };
         match r {
@@ -193,9 +198,9 @@ pub fn apply(
         let mut put_back = Vec::new();
         for (name, action) in undo.into_iter().rev() {
             let r = match action {
-                Action::Install => deploy::uninstall(root, &name, manager).map(|_| ()),
+                Action::Install => deploy::uninstall(layout, &name, manager).map(|_| ()),
                 Action::Update | Action::Reconfigure => {
-                    deploy::rollback(root, &name, manager).map(|_| ())
+                    deploy::rollback(layout, &name, manager).map(|_| ())
                 }
                 _ => Ok(()),
             };
@@ -212,7 +217,7 @@ pub fn apply(
         }
         return Err(err);
     }
-    write_owners(root, &owners_after(root, manifest, &out.steps))?;
+    write_owners(layout, &owners_after(layout, manifest, &out.steps))?;
     Ok(out)
 }
 
@@ -268,9 +273,9 @@ fn entry_error(s: &Step, err: Error) -> Error {
 
 /// The owners record after the steps: entries of this manifest owned by
 /// it, its removals dropped, other owners untouched.
-fn owners_after(root: &Path, manifest: &Manifest, steps: &[Step]) -> BTreeMap<String, String> {
-    let mut owners = plan::owners(root);
-    let source = super::owner_key(root, &manifest.source);
+fn owners_after(layout: &Layout, manifest: &Manifest, steps: &[Step]) -> BTreeMap<String, String> {
+    let mut owners = plan::owners(layout);
+    let source = super::owner_key(layout.root(), &manifest.source);
     for s in steps {
         if s.action == Action::Remove {
             owners.remove(&s.name);
@@ -281,11 +286,11 @@ fn owners_after(root: &Path, manifest: &Manifest, steps: &[Step]) -> BTreeMap<St
     owners
 }
 
-fn write_owners(root: &Path, owners: &BTreeMap<String, String>) -> Result<(), Error> {
-    if &plan::owners(root) == owners {
+fn write_owners(layout: &Layout, owners: &BTreeMap<String, String>) -> Result<(), Error> {
+    if &plan::owners(layout) == owners {
         return Ok(());
     }
-    let path = root.join(OWNERS);
+    let path = layout.owners();
     let tmp = path.with_extension("json.tmp");
     let io = |e| crate::deploy::DeployError::Io {
         path: path.clone(),
@@ -300,15 +305,15 @@ fn write_owners(root: &Path, owners: &BTreeMap<String, String>) -> Result<(), Er
 /// `after`/`requires` of the manifest that the units themselves do not
 /// declare (so systemd will not order them at boot): one line each.
 fn ordering_warnings(
-    root: &Path,
+    layout: &Layout,
     manifest: &Manifest,
     rendered: &BTreeMap<String, String>,
 ) -> Vec<String> {
     let text_of = |name: &str| -> Option<String> {
         rendered.get(name).cloned().or_else(|| {
             std::fs::read_to_string(deploy::in_root(
-                root,
-                &format!("{}/{name}.service", deploy::UNIT_DIR),
+                layout,
+                &format!("{}/{name}.service", layout.unit_dir()),
             ))
             .ok()
         })

@@ -7,17 +7,13 @@
 //! same manifest twice reads a few small files and changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Entry, Manifest};
 use crate::deploy::{Info, Listed};
+use crate::layout::Layout;
 use crate::template::Provenance;
-
-/// Who installed what: `ROOT/var/lib/berth/owners.json`, container name →
-/// the manifest path that owns it. Containers installed by hand are absent.
-pub const OWNERS: &str = "var/lib/berth/owners.json";
 
 /// The action for one container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,9 +48,11 @@ pub struct Step {
     pub file: Option<String>,
 }
 
-/// Reads the owners record.
-pub fn owners(root: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(root.join(OWNERS))
+/// Reads the owners record: who installed what (the layout's
+/// `owners.json`, `ROOT/var/lib/berth/owners.json`), container name → the
+/// manifest path that owns it. Containers installed by hand are absent.
+pub fn owners(layout: &Layout) -> BTreeMap<String, String> {
+    std::fs::read_to_string(layout.owners())
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
@@ -76,9 +74,14 @@ pub fn chosen_values(info: &Info) -> BTreeMap<String, String> {
 }
 
 /// The plan for `manifest` (entries in `order`) against `installed`.
-pub fn plan(root: &Path, manifest: &Manifest, order: &[usize], installed: &[Listed]) -> Vec<Step> {
-    let owners = owners(root);
-    let source = super::owner_key(root, &manifest.source);
+pub fn plan(
+    layout: &Layout,
+    manifest: &Manifest,
+    order: &[usize],
+    installed: &[Listed],
+) -> Vec<Step> {
+    let owners = owners(layout);
+    let source = super::owner_key(layout.root(), &manifest.source);
     let installed_names: BTreeSet<&str> = installed.iter().map(|l| l.name.as_str()).collect();
     let mut steps = Vec::new();
     for &i in order {
@@ -99,7 +102,7 @@ pub fn plan(root: &Path, manifest: &Manifest, order: &[usize], installed: &[List
             ));
             continue;
         }
-        let Ok(info) = Info::read(root, &e.name) else {
+        let Ok(info) = Info::read(layout, &e.name) else {
             steps.push(step(Action::Install, "its deployment is unreadable".into()));
             continue;
         };

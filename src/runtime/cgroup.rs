@@ -84,9 +84,80 @@ impl OwnCgroups {
     }
 }
 
+/// The v1 controllers libcontainer's cgroup manager uses.
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "hugetlb",
+    "memory",
+    "pids",
+    "perf_event",
+    "blkio",
+    "net_prio",
+    "net_cls",
+    "freezer",
+];
+
+/// The directories the container's cgroup is created in (`MOUNT/BASE`),
+/// given the text of `/proc/self/mountinfo`: one per v1 hierarchy of a
+/// controller libcontainer uses, or the cgroup2 mount when there is none
+/// (on hybrid hosts libcontainer leaves cgroup2 alone).
+pub fn parent_dirs(mountinfo: &str, base: &Path) -> Vec<PathBuf> {
+    let mut v1 = Vec::new();
+    let mut v2 = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split_whitespace();
+        let (Some(fstype), Some(_source), Some(opts)) = (r.next(), r.next(), r.next()) else {
+            continue;
+        };
+        let Some(mount) = left.split_whitespace().nth(4) else {
+            continue;
+        };
+        let dir = Path::new(mount).join(base.strip_prefix("/").unwrap_or(base));
+        match fstype {
+            "cgroup" if opts.split(',').any(|o| V1_CONTROLLERS.contains(&o)) => v1.push(dir),
+            "cgroup2" => v2.push(dir),
+            _ => {}
+        }
+    }
+    if v1.is_empty() {
+        v2
+    } else {
+        v1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_dirs_are_the_v1_hierarchies_or_the_unified_one() {
+        let hybrid = "\
+30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+31 25 0:27 / /sys/fs/cgroup/systemd rw,nosuid - cgroup cgroup rw,xattr,name=systemd
+34 25 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct
+35 25 0:31 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+22 1 0:20 / /proc rw - proc proc rw
+";
+        assert_eq!(
+            parent_dirs(hybrid, Path::new("/user.slice/u.service")),
+            [
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/user.slice/u.service"),
+                PathBuf::from("/sys/fs/cgroup/memory/user.slice/u.service"),
+            ]
+        );
+        let unified = "30 25 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            parent_dirs(unified, Path::new("/a")),
+            [PathBuf::from("/sys/fs/cgroup/a")]
+        );
+    }
 
     #[test]
     fn unit_cgroup_on_hybrid_systemd_host() {

@@ -9,11 +9,12 @@ use super::activation::{self, Listen};
 use super::notify::NotifyEnv;
 use super::supervise::{self, Signals};
 use super::{check_id, open, prepare, Exit, IdLock, Paths, Result, RuntimeChoice, RuntimeError};
+use crate::layout::Layout;
 
 /// Where `berth run NAME` finds an installed container's bundle.
-pub fn installed_bundle(root: &Path, name: &str) -> Result<PathBuf> {
+pub fn installed_bundle(layout: &Layout, name: &str) -> Result<PathBuf> {
     check_id(name)?;
-    let path = root.join(super::CONTAINERS_DIR).join(name);
+    let path = layout.containers().join(name);
     if path.is_dir() {
         Ok(path)
     } else {
@@ -27,8 +28,8 @@ pub fn installed_bundle(root: &Path, name: &str) -> Result<PathBuf> {
 /// One `berth run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// `--root`.
-    pub root: PathBuf,
+    /// `--root` or `--user`.
+    pub layout: Layout,
     /// The container ID.
     pub id: String,
     /// The bundle directory.
@@ -44,7 +45,7 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
     let listen = Listen::take();
     let notify = NotifyEnv::take();
     let bundle = prepare::load(&o.bundle)?;
-    let paths = Paths::new(&o.root);
+    let paths = Paths::for_layout(&o.layout)?;
     let mut rt = open(&o.runtime, &paths)?;
     let _lock = IdLock::take(&paths, &o.id)?;
     if let Some(prev) = paths.recorded_runtime(&o.id).filter(|p| *p != o.runtime) {
@@ -90,9 +91,9 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
 }
 
 /// Runs `args` inside running container `id`; returns how it ended.
-pub fn exec(root: &Path, runtime: &RuntimeChoice, id: &str, args: &[String]) -> Result<Exit> {
+pub fn exec(layout: &Layout, runtime: &RuntimeChoice, id: &str, args: &[String]) -> Result<Exit> {
     check_id(id)?;
-    let paths = Paths::new(root);
+    let paths = Paths::for_layout(layout)?;
     let choice = paths
         .recorded_runtime(id)
         .unwrap_or_else(|| runtime.clone());
@@ -109,9 +110,9 @@ pub fn exec(root: &Path, runtime: &RuntimeChoice, id: &str, args: &[String]) -> 
 }
 
 /// Sends `signal` to the init of running container `id`.
-pub fn kill(root: &Path, runtime: &RuntimeChoice, id: &str, signal: Signal) -> Result<()> {
+pub fn kill(layout: &Layout, runtime: &RuntimeChoice, id: &str, signal: Signal) -> Result<()> {
     check_id(id)?;
-    let paths = Paths::new(root);
+    let paths = Paths::for_layout(layout)?;
     let choice = paths
         .recorded_runtime(id)
         .unwrap_or_else(|| runtime.clone());

@@ -10,7 +10,8 @@
 //! [`cgroup`] places the container below berth's own cgroup.
 //!
 //! On-disk state, under `/run/berth/runtime` (or `ROOT/run/berth/runtime`
-//! with `--root ROOT`): all of it is tmpfs and disappears at reboot.
+//! with `--root ROOT`, `$XDG_RUNTIME_DIR/berth/runtime` with `--user`; see
+//! [`crate::layout`]): all of it is tmpfs and disappears at reboot.
 //!
 //! ```text
 //! /run/berth/runtime/
@@ -46,11 +47,6 @@ use nix::sys::signal::Signal;
 
 use crate::error::ErrorKind;
 pub use spec::SpecError;
-
-/// Where installed containers' bundles live, below `--root`.
-pub const CONTAINERS_DIR: &str = "var/lib/berth/containers";
-/// Runtime state below `--root`.
-pub const STATE_DIR: &str = "run/berth/runtime";
 
 /// Errors of `berth run`, `exec` and `kill`.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +138,20 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// A rootless container whose cgroup berth may not create.
+    #[error(
+        "a rootless container's cgroup goes below {}, which you may not write to; \
+         run it from a user unit with Delegate=yes on a cgroup v2 host (systemd \
+         delegates no cgroup to users on hybrid or v1 hosts)",
+        path.display()
+    )]
+    CgroupNotDelegated {
+        /// The cgroup directory.
+        path: PathBuf,
+    },
+    /// `--user` without the directories it needs.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
     /// A system call without a path failed.
     #[error("{what}: {source}")]
     Sys {
@@ -160,7 +170,8 @@ impl RuntimeError {
             RuntimeError::BundleMissing { .. }
             | RuntimeError::BadSpec { .. }
             | RuntimeError::BadId { .. }
-            | RuntimeError::BadSignal(_) => ErrorKind::Usage,
+            | RuntimeError::BadSignal(_)
+            | RuntimeError::Layout(_) => ErrorKind::Usage,
             RuntimeError::Libcontainer { source, .. } if is_spec_error(source) => ErrorKind::Usage,
             RuntimeError::NoContainer { .. } | RuntimeError::NotRunning { .. } => {
                 ErrorKind::NotFound
@@ -260,10 +271,20 @@ impl Paths {
     /// The paths for `--root ROOT` (made absolute: external runtimes change
     /// directory before they write their files).
     pub fn new(root: &Path) -> Paths {
-        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         Paths {
-            base: root.join(STATE_DIR),
+            base: crate::layout::Layout::system(root)
+                .runtime_dir()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
         }
+    }
+
+    /// The paths of a layout (`--user`: below `$XDG_RUNTIME_DIR`, which
+    /// must be set).
+    pub fn for_layout(layout: &crate::layout::Layout) -> Result<Paths> {
+        Ok(Paths {
+            base: layout.runtime_dir()?.to_path_buf(),
+        })
     }
 
     /// libcontainer's root.

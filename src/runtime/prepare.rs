@@ -101,6 +101,20 @@ pub fn bounding_set() -> Result<HashSet<Capability>> {
 }
 
 /// True if the kernel has seccomp filters (`Seccomp:` in /proc/self/status).
+/// Rootless, libcontainer creates the container's cgroup below `base` in
+/// every hierarchy and fails with an opaque message when it may not: say
+/// so first.
+fn check_delegated(base: &Path) -> Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("reading", Path::new("/proc/self/mountinfo"), e))?;
+    for dir in super::cgroup::parent_dirs(&mountinfo, base) {
+        if nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_err() {
+            return Err(RuntimeError::CgroupNotDelegated { path: dir });
+        }
+    }
+    Ok(())
+}
+
 fn seccomp_available() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| s.contains("\nSeccomp:"))
 }
@@ -137,6 +151,9 @@ pub fn render(
     spec::set_root_path(s, &bundle.rootfs);
     let cg = OwnCgroups::read()
         .map_err(|e| RuntimeError::io("reading", Path::new("/proc/self/cgroup"), e))?;
+    if runtime_name == "bundled" && !nix::unistd::geteuid().is_root() {
+        check_delegated(&cg.base())?;
+    }
     spec::set_cgroups_path(s, &cg.container_path(id));
     spec::set_listen_env(s, listen.fds, listen.names.as_deref());
     if listen.fds > 0 && !spec::has_pid_namespace(s) {

@@ -4,21 +4,18 @@
 //! names it in its `info.json` (`image.reference` or `image.commit`).
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::image::{self, ImageRecord};
 use super::{ot, refs, Store, StoreError, NOCANCEL};
+use crate::layout::Layout;
 use crate::Error;
 
-/// Deployments directory below a root.
-pub const CONTAINERS_DIR: &str = "var/lib/berth/containers";
-
 /// Names of the containers whose deployments use `record`.
-pub fn users(root: &Path, record: &ImageRecord) -> Vec<String> {
+pub fn users(layout: &Layout, record: &ImageRecord) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root.join(CONTAINERS_DIR)) else {
+    let Ok(entries) = std::fs::read_dir(layout.containers()) else {
         return out;
     };
     for entry in entries.flatten() {
@@ -49,7 +46,7 @@ pub fn remove(store: &Store, reference: &str, force: bool) -> Result<ImageRecord
     let record = image::find(store, reference)?.ok_or_else(|| StoreError::ImageNotFound {
         name: reference.to_string(),
     })?;
-    let users = users(store.root(), &record);
+    let users = users(store.layout(), &record);
     if !users.is_empty() && !force {
         return Err(StoreError::InUse {
             name: reference.to_string(),

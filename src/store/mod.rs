@@ -20,17 +20,13 @@ pub mod merge;
 pub mod refs;
 
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ostree::gio;
 use ostree::glib;
 
+use crate::layout::Layout;
 use crate::ErrorKind;
-
-/// Repository path below a root.
-pub const REPO_DIR: &str = "var/lib/berth/repo";
-/// Lock file below a root.
-pub const LOCK_FILE: &str = "var/lib/berth/lock";
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +129,7 @@ pub(crate) const NOCANCEL: Option<&gio::Cancellable> = None;
 
 /// An opened store below a root.
 pub struct Store {
-    root: PathBuf,
+    layout: Layout,
     repo: ostree::Repo,
 }
 
@@ -145,8 +141,8 @@ pub struct WriteLock {
 impl Store {
     /// Opens the store below `root`, creating the repo when `create` and it
     /// does not exist. `Ok(None)` when it does not exist and `!create`.
-    pub fn open(root: &Path, create: bool) -> Result<Option<Store>, StoreError> {
-        let path = root.join(REPO_DIR);
+    pub fn open(layout: &Layout, create: bool) -> Result<Option<Store>, StoreError> {
+        let path = layout.repo();
         let repo = ostree::Repo::new_for_path(&path);
         if path.join("config").exists() {
             repo.open(NOCANCEL)
@@ -167,7 +163,7 @@ impl Store {
             return Ok(None);
         }
         Ok(Some(Store {
-            root: root.to_path_buf(),
+            layout: layout.clone(),
             repo,
         }))
     }
@@ -177,20 +173,20 @@ impl Store {
         &self.repo
     }
 
-    /// The root this store belongs to.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The layout this store belongs to.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The repository directory.
     pub fn repo_path(&self) -> PathBuf {
-        self.root.join(REPO_DIR)
+        self.layout.repo()
     }
 
     /// Takes the write lock of this root, waiting (and saying so) while
     /// another berth holds it.
     pub fn lock(&self) -> Result<WriteLock, StoreError> {
-        lock_root(&self.root)
+        lock_root(&self.layout)
     }
 
     /// The commit a ref points to, if any.
@@ -249,8 +245,8 @@ impl Store {
 }
 
 /// Takes the write lock of `root` (creating `var/lib/berth`).
-pub fn lock_root(root: &Path) -> Result<WriteLock, StoreError> {
-    let path = root.join(LOCK_FILE);
+pub fn lock_root(layout: &Layout) -> Result<WriteLock, StoreError> {
+    let path = layout.lock();
     let io = |source| StoreError::Io {
         path: path.clone(),
         source,
@@ -271,7 +267,7 @@ pub fn lock_root(root: &Path) -> Result<WriteLock, StoreError> {
         Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
             eprintln!(
                 "Waiting for another berth working on {} to finish…",
-                root.display()
+                layout.data().display()
             );
             Flock::lock(file, FlockArg::LockExclusive)
                 .map_err(|(_, e)| io(std::io::Error::from(e)))?

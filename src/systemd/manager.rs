@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Install, Symlink, UnitName};
+use crate::layout::{Layout, Scope};
 
 /// A service manager operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,11 +138,35 @@ pub fn systemd_running(root: &Path) -> bool {
     root == Path::new("/") && Path::new("/run/systemd/system").is_dir()
 }
 
-/// The manager for `root`: systemd over D-Bus when it runs and the root is
-/// `/`, else [`Offline`].
-pub fn connect(root: &Path) -> Result<Box<dyn Manager>, ManagerError> {
-    if systemd_running(root) {
-        return Ok(Box::new(super::dbus::Live::system()?));
+/// Whether the calling user's systemd runs and its session bus is there:
+/// `$XDG_RUNTIME_DIR/systemd/private` exists (what `systemctl --user`
+/// checks) and `$DBUS_SESSION_BUS_ADDRESS` is set or
+/// `$XDG_RUNTIME_DIR/bus` exists.
+pub fn user_manager_running() -> bool {
+    let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) else {
+        return false;
+    };
+    let manager = run.join("systemd/private").exists();
+    let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty())
+        || run.join("bus").exists();
+    if manager && !bus {
+        tracing::warn!(
+            "your systemd user manager runs but no session bus answers; \
+             working offline (run `systemctl --user daemon-reload` yourself)"
+        );
     }
-    Ok(Box::new(Offline::new(root)))
+    manager && bus
+}
+
+/// The manager for a layout: for `--system`, systemd over D-Bus when it
+/// runs and the root is `/`; for `--user`, the user's systemd on the
+/// session bus when it runs; else [`Offline`].
+pub fn connect(layout: &Layout) -> Result<Box<dyn Manager>, ManagerError> {
+    match layout.scope() {
+        Scope::System if systemd_running(layout.root()) => {
+            Ok(Box::new(super::dbus::Live::system()?))
+        }
+        Scope::User if user_manager_running() => Ok(Box::new(super::dbus::Live::user()?)),
+        _ => Ok(Box::new(Offline::new(layout.root()))),
+    }
 }

@@ -215,6 +215,8 @@ pub struct UserDirs {
     pub home: String,
     /// The user's uid, for the `/run/user/UID` fallback.
     pub uid: u32,
+    /// The user's gid.
+    pub gid: u32,
     /// `$XDG_RUNTIME_DIR`, if set.
     pub xdg_runtime_dir: Option<String>,
     /// `$XDG_DATA_HOME`, if set.
@@ -732,6 +734,7 @@ mod tests {
         let mut dirs = UserDirs {
             home: "/home/u/".into(),
             uid: 1000,
+            gid: 1000,
             ..UserDirs::default()
         };
         let d = HostDefaults::user(&dirs, String::new(), "berth".into());
