@@ -365,6 +365,12 @@ fn user_install_runs_rootless_and_uninstalls() {
 
     run_container(&env, &exec_start);
 
+    // mount needs root: refused, pointing at the files in place.
+    let mnt = env.home().to_str().unwrap().to_string();
+    env.berth(&["--user", "mount", "hello", &mnt])
+        .code(2)
+        .stderr_has(&["mounting needs root", "containers/hello/rootfs"]);
+
     let run = env.berth(&["--user", "uninstall", "hello"]);
     run.ok();
     assert_eq!(

@@ -412,7 +412,19 @@ pub struct UmountArgs {
 
 /// Runs `berth mount`.
 pub fn mount(g: &GlobalOpts, a: &MountArgs) -> anyhow::Result<()> {
-    let m = deploy::mount::mount_at(&g.layout()?, &a.what, &a.dir)
+    let layout = g.layout()?;
+    if layout.is_user() {
+        // A bind mount needs CAP_SYS_ADMIN; a user's deployments are plain
+        // read-only trees the user can read where they are.
+        return Err(super::UsageError(format!(
+            "berth --user mount: mounting needs root. A user container's files are \
+             readable in place: {}/{}/rootfs; an image: berth --user images checkout IMAGE DIR",
+            deploy::containers_dir(&layout).display(),
+            a.what
+        ))
+        .into());
+    }
+    let m = deploy::mount::mount_at(&layout, &a.what, &a.dir)
         .with_context(|| format!("mounting {} on {}", a.what, a.dir.display()))?;
     if g.json {
         return output::print_json(&m);
