@@ -59,6 +59,20 @@ fn system_scenario3_lifecycle() {
     }));
 }
 
+/// A rootless `--user` container under the user's own systemd (issue 6).
+#[test]
+fn system_scenario5_user() {
+    if !common::guest::require_guest() {
+        return;
+    }
+    assert_passed(&run(&Scenario {
+        id: "5",
+        script: include_str!("system/scenarios/scenario5.sh"),
+        phases: 1,
+        crun: false,
+    }));
+}
+
 /// Provisioning from a manifest (issue 8): `berth --root` apply into the guest's root
 /// filesystem before its first boot, edits applied in the booted guest, and a guest
 /// with the .deb installed that provisions itself at boot (berth-apply.service).

@@ -52,6 +52,10 @@ pub const PACKAGES: &[&str] = &[
     "curl",
     "busybox-static",
     "procps",
+    // pam_systemd and the user's D-Bus: the user manager (user@UID.service) and session
+    // bus that scenario 5's --user containers talk to.
+    "libpam-systemd",
+    "dbus-user-session",
 ];
 
 /// Overrides where the guest root filesystem is cached.
