@@ -110,16 +110,26 @@ server_log() {
   journalctl -b --no-pager -u httpd.service | grep -m1 'server started'
 }
 
+# MemoryMax= from a drop-in limits the container: the unit's cgroup gets memory.max, the
+# memory controller is on for it, and lighttpd (the container's process) sits in a cgroup
+# below the unit's, so the kernel charges it to the unit and enforces the limit on it.
 memory_max() {
   mkdir -p /etc/systemd/system/httpd.service.d
   printf '[Service]\nMemoryMax=64M\n' > /etc/systemd/system/httpd.service.d/50-memory.conf
   systemctl daemon-reload && systemctl restart httpd.service && wait_active httpd.service 10 || return
-  local pid cg
-  pid=$(pgrep -x lighttpd) || return
+  local pid cg unit=/sys/fs/cgroup/system.slice/httpd.service
+  pid=$(pgrep -x lighttpd) || { echo "no lighttpd"; return 1; }
   cg=$(cgroup_of "$pid")
-  echo "lighttpd cgroup: $cg; unit memory.max: $(cat /sys/fs/cgroup/system.slice/httpd.service/memory.max)"
-  case $cg in /system.slice/httpd.service/*) ;; *) return 1 ;; esac
-  [ "$(cat /sys/fs/cgroup/system.slice/httpd.service/memory.max)" = 67108864 ]
+  echo "unit MemoryMax=$(prop httpd.service MemoryMax); $unit/memory.max: $(cat $unit/memory.max)"
+  echo "memory controller on for the unit: $(cat /sys/fs/cgroup/system.slice/cgroup.subtree_control)"
+  echo "lighttpd $pid in $cg; unit memory.current $(cat $unit/memory.current)"
+  echo "the unit's processes: $(systemd-cgls --no-pager -u httpd.service 2> /dev/null | tr '\n' ' ')"
+  [ "$(prop httpd.service MemoryMax)" = 67108864 ] || return
+  [ "$(cat $unit/memory.max)" = 67108864 ] || return
+  grep -qw memory /sys/fs/cgroup/system.slice/cgroup.subtree_control || return
+  case $cg in /system.slice/httpd.service/?*) ;; *) echo "lighttpd is not below the unit's cgroup"; return 1 ;; esac
+  grep -qx "$pid" "/sys/fs/cgroup$cg/cgroup.procs" || return
+  [ "$(cat $unit/memory.current)" -gt 0 ]
 }
 
 check "install httpd --set PORT=$PORT" install_only httpd "$IMAGE" --set PORT=$PORT
