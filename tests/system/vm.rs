@@ -14,6 +14,8 @@ use crate::images;
 /// Seconds one phase may run inside the qemu guest (TCG is 10–20× slower than the
 /// host); the boot gets this plus [`BOOT_EXTRA`].
 const PHASE_BUDGET: u64 = 600;
+/// What lib.sh multiplies the scripts' wall-clock limits by (`stop < 2 s` …): TCG.
+const SLOWDOWN: &str = "3";
 /// Boot to multi-user and power off under TCG (about 22 s each), with room to spare.
 const BOOT_EXTRA: u64 = 180;
 
@@ -44,6 +46,7 @@ pub fn run(sc: &Scenario) -> Vec<Row> {
     );
     let share = m.share();
     r.fill_share(&share, sc.script, sc.crun, PHASE_BUDGET);
+    std::fs::write(share.join("slowdown"), SLOWDOWN).unwrap();
     for phase in 1..=sc.phases {
         std::fs::write(share.join("phase"), phase.to_string()).unwrap();
         let boot = m.boot(Duration::from_secs(PHASE_BUDGET + BOOT_EXTRA), &logs);
