@@ -4,7 +4,7 @@ export CARGO_BUILD_JOBS ?= 2
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build demo check check-system test lint bench clean deps install deb check-packaging
+.PHONY: all build demo check check-system check-vm test lint bench clean deps install deb check-packaging
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
@@ -46,6 +46,12 @@ check: deps
 ## booted with systemd-nspawn; the guest root filesystem is cached in /var/cache/berth-tests.
 check-system:
 	$(CARGO) test --release --test system -- --test-threads=2
+
+## The same scenarios (1-3) in a qemu (TCG) guest with its own kernel and cgroup v2;
+## one guest at a time (each boot is about 22 s under TCG). Not part of `make check`.
+check-vm:
+	./scripts/deps.sh --vm
+	BERTH_TEST_VM=1 $(CARGO) test --release --test system -- --test-threads=1 system_vm_
 
 ## Benchmarks against the peers; writes BENCHMARKS.md sections.
 bench: deps build

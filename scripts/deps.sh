@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, the demo and the tests need on Debian 12 (as root).
-# Idempotent; run by `make demo`, `make check` and .ci/run.
+# Idempotent; run by `make demo`, `make check` and .ci/run; `--vm` adds qemu
+# (`make check-vm`).
 set -euo pipefail
 PKGS=(
   build-essential pkg-config libostree-dev libseccomp-dev   # build
@@ -11,6 +12,8 @@ PKGS=(
   debootstrap systemd-container                             # system tests: guest rootfs, nspawn
   debhelper dpkg-dev rpm lintian                            # packages: make deb, check-packaging
 )
+# `make check-vm` (opt-in) also boots the guests under qemu.
+[ "${1:-}" != --vm ] || PKGS+=(qemu-system-x86)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

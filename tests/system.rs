@@ -14,6 +14,8 @@ mod common;
 mod harness;
 #[path = "system/images.rs"]
 mod images;
+#[path = "system/vm.rs"]
+mod qemu;
 
 use harness::{assert_passed, run, Binaries, Run, Scenario};
 
@@ -113,4 +115,46 @@ fn system_scenario4_provisioning() {
         );
     }
     assert_passed(&r.finish());
+}
+
+/// Scenario 1 in a qemu (TCG) guest: own kernel, cgroup v2 (`BERTH_TEST_VM=1`).
+#[test]
+fn system_vm_scenario1_cluster_bootstrap() {
+    if !common::vm::require_vm() {
+        return;
+    }
+    assert_passed(&qemu::run(&Scenario {
+        id: "1",
+        script: include_str!("system/scenarios/scenario1.sh"),
+        phases: 2,
+        crun: true,
+    }));
+}
+
+/// Scenario 2 in a qemu (TCG) guest, where MemoryMax= is enforced (`BERTH_TEST_VM=1`).
+#[test]
+fn system_vm_scenario2_httpd_service() {
+    if !common::vm::require_vm() {
+        return;
+    }
+    assert_passed(&qemu::run(&Scenario {
+        id: "2",
+        script: include_str!("system/scenarios/scenario2.sh"),
+        phases: 1,
+        crun: false,
+    }));
+}
+
+/// Scenario 3 in a qemu (TCG) guest (`BERTH_TEST_VM=1`).
+#[test]
+fn system_vm_scenario3_lifecycle() {
+    if !common::vm::require_vm() {
+        return;
+    }
+    assert_passed(&qemu::run(&Scenario {
+        id: "3",
+        script: include_str!("system/scenarios/scenario3.sh"),
+        phases: 2,
+        crun: false,
+    }));
 }

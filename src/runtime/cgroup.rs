@@ -12,6 +12,16 @@
 //! `Delegate=yes` they all equal the `name=systemd` path, but elsewhere they
 //! can differ. berth picks the deepest of its own paths that lies below all
 //! the others, so the container is inside berth's cgroup in every hierarchy.
+//!
+//! On a pure cgroup v2 host with controllers, berth (a unit's main process) first
+//! moves itself into `NAME.service/supervisor` ([`OwnCgroups::leave_unit_root`]):
+//! libcontainer enables every available controller in the subtree_control of each
+//! ancestor of the container's cgroup, and with berth still in `NAME.service` the
+//! threaded ones (cpu, cpuset, pids) succeed while the domain ones (memory, io) fail
+//! (no internal processes), which turns `NAME.service` into a thread root and makes
+//! `NAME.service/berth-ID` an invalid domain: moving the container there fails with
+//! EOPNOTSUPP. With the unit's cgroup empty, the controllers are enabled and the
+//! container's cgroup gets them (podman's "split" layout).
 
 use std::path::{Path, PathBuf};
 
@@ -81,6 +91,42 @@ impl OwnCgroups {
     /// `cgroupsPath` for container `id`: `BASE/berth-ID`.
     pub fn container_path(&self, id: &str) -> PathBuf {
         self.base().join(format!("berth-{id}"))
+    }
+
+    /// The cgroup berth moves itself into before creating a container: `BASE/supervisor`,
+    /// on a pure cgroup v2 host (one `0::` line) when berth is a service's process
+    /// (`BASE` ends in `.service`); `None` elsewhere.
+    pub fn supervisor_path(&self) -> Option<PathBuf> {
+        let base = match self.lines.as_slice() {
+            [(c, p)] if c.is_empty() => Path::new(p.as_str()),
+            _ => return None,
+        };
+        base.file_name()?
+            .to_str()?
+            .ends_with(".service")
+            .then(|| base.join("supervisor"))
+    }
+
+    /// Moves this process into [`Self::supervisor_path`] when there is one and the
+    /// unit's cgroup has controllers to hand down (see the module documentation), so
+    /// the unit's cgroup holds no process itself. Returns the cgroup moved into.
+    pub fn leave_unit_root(&self) -> std::io::Result<Option<PathBuf>> {
+        const MOUNT: &str = "/sys/fs/cgroup";
+        let Some(sup) = self.supervisor_path() else {
+            return Ok(None);
+        };
+        let base = Path::new(MOUNT).join(self.base().strip_prefix("/").unwrap_or(Path::new("")));
+        let controllers = std::fs::read_to_string(base.join("cgroup.controllers"))?;
+        if controllers.trim().is_empty() {
+            return Ok(None);
+        }
+        let dir = Path::new(MOUNT).join(sup.strip_prefix("/").unwrap_or(&sup));
+        match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        std::fs::write(dir.join("cgroup.procs"), "0")?;
+        Ok(Some(sup))
     }
 }
 
@@ -177,6 +223,19 @@ mod tests {
             c.container_path("web"),
             PathBuf::from("/system.slice/web.service/berth-web")
         );
+    }
+
+    #[test]
+    fn supervisor_only_for_a_service_on_unified() {
+        let c = OwnCgroups::parse("0::/system.slice/web.service\n");
+        assert_eq!(
+            c.supervisor_path(),
+            Some(PathBuf::from("/system.slice/web.service/supervisor"))
+        );
+        let scope = OwnCgroups::parse("0::/user.slice/user-0.slice/session-1.scope\n");
+        assert_eq!(scope.supervisor_path(), None);
+        let hybrid = "1:name=systemd:/system.slice/web.service\n0::/system.slice/web.service\n";
+        assert_eq!(OwnCgroups::parse(hybrid).supervisor_path(), None);
     }
 
     #[test]

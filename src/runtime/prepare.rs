@@ -155,6 +155,11 @@ pub fn render(
         check_delegated(&cg.base())?;
     }
     spec::set_cgroups_path(s, &cg.container_path(id));
+    match cg.leave_unit_root() {
+        Ok(Some(sup)) => tracing::debug!("{id}: berth moved into {}", sup.display()),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("{id}: could not leave the unit's cgroup root: {e}"),
+    }
     spec::set_listen_env(s, listen.fds, listen.names.as_deref());
     if listen.fds > 0 && !spec::has_pid_namespace(s) {
         tracing::warn!(

@@ -13,6 +13,7 @@
 //! - [`berth`]: runs the berth binary against a private `--root` and environment.
 //! - [`guest`]: a cached Debian 12 root filesystem (debootstrap) booted with
 //!   `systemd-nspawn -b` on a per-machine overlay (the system tests).
+//! - [`vm`]: the same guest with a kernel, booted with qemu under TCG (opt-in).
 //!
 //! Tests that need root or a tool call [`require_root`] / [`require`] first: without the
 //! facility they print one line naming it and return, unless `BERTH_TEST_REQUIRE_ALL=1`,
@@ -27,6 +28,7 @@ pub mod guest;
 pub mod oci;
 pub mod registry;
 pub mod tree;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

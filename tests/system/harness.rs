@@ -319,14 +319,7 @@ impl Run {
                 0o755,
             );
         }
-        write_exec(&share.join("harness"), HARNESS);
-        std::fs::write(share.join("lib.sh"), LIB).unwrap();
-        write_exec(&share.join("scenario"), script);
-        std::fs::write(share.join("budget"), PHASE_BUDGET.to_string()).unwrap();
-        std::fs::write(share.join("scenario-id"), self.id).unwrap();
-        if crun {
-            hand_in_crun(&share);
-        }
+        self.fill_share(&share, script, crun, PHASE_BUDGET);
         Guest {
             m,
             logs,
@@ -543,4 +536,74 @@ fn newest(path: &Path) -> Option<std::time::SystemTime> {
         }
     }
     Some(t)
+}
+
+/// What the qemu variant (tests/system/vm.rs) needs of a [`Run`]: its own root
+/// filesystem, the share filled as [`Run::machine`] fills it, and the results taken as
+/// [`Run::collect`] takes them, with the guest's rows relabelled (`1` → `1q`).
+impl Run {
+    /// A run `id` on `rootfs` (built in `rootfs_secs`); rows as [`Run::new`] writes them.
+    pub fn new_on(id: &'static str, rootfs: guest::Rootfs, rootfs_secs: f64, what: &str) -> Run {
+        let logs = logs_root().join(format!("scenario{id}"));
+        let _ = std::fs::remove_dir_all(&logs);
+        std::fs::create_dir_all(&logs).unwrap();
+        let t0 = Instant::now();
+        let archives = images::archives();
+        let images_secs = t0.elapsed().as_secs_f64();
+        let mut r = Run {
+            id,
+            logs,
+            rows: vec![],
+            metrics: String::new(),
+            rootfs,
+            archives,
+        };
+        r.row(what, "pass", rootfs_secs, "");
+        r.row("images built (oci-archive)", "pass", images_secs, "");
+        r
+    }
+
+    /// Writes the harness, lib.sh, `script`, the phase budget and the scenario id into
+    /// `share`, and crun when asked.
+    pub fn fill_share(&self, share: &Path, script: &str, crun: bool, budget: u64) {
+        write_exec(&share.join("harness"), HARNESS);
+        std::fs::write(share.join("lib.sh"), LIB).unwrap();
+        write_exec(&share.join("scenario"), script);
+        std::fs::write(share.join("budget"), budget.to_string()).unwrap();
+        std::fs::write(share.join("scenario-id"), self.id).unwrap();
+        if crun {
+            hand_in_crun(share);
+        }
+    }
+
+    /// Copies the share's logs, results and metrics into `logs` (the boots' journals
+    /// into `journal.txt`) and adds the rows and metrics, their scenario set to this
+    /// run's id.
+    pub fn collect_share(&mut self, share: &Path, logs: &Path) {
+        let mut names: Vec<String> = std::fs::read_dir(share)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut journal = Vec::new();
+        for n in &names {
+            if n.ends_with(".log") || n.ends_with(".tsv") || n.ends_with(".rc") {
+                let _ = std::fs::copy(share.join(n), logs.join(n));
+            } else if n.starts_with("journal-") {
+                journal.extend(std::fs::read(share.join(n)).unwrap_or_default());
+            }
+        }
+        std::fs::write(logs.join("journal.txt"), journal).unwrap();
+        let results = std::fs::read_to_string(share.join("results.tsv")).unwrap_or_default();
+        for mut row in parse_rows(&results) {
+            row.scenario = self.id.into();
+            self.rows.push(row);
+        }
+        let metrics = std::fs::read_to_string(share.join("metrics.tsv")).unwrap_or_default();
+        for m in metrics.lines() {
+            let rest = m.split_once('\t').map_or(m, |(_, r)| r);
+            let _ = writeln!(self.metrics, "{}\t{rest}", self.id);
+        }
+    }
 }
