@@ -254,8 +254,9 @@ fn not_owned_by(dir: &Path, uid: u32) -> Vec<String> {
         .collect()
 }
 
-/// Paths owned by the user in the world-writable places outside its home.
-fn strays() -> Vec<String> {
+/// Paths owned by the user in the world-writable places, outside the test's own
+/// directory `own` (its HOME and runtime dir are there, and that may be under /tmp).
+fn strays(own: &Path) -> Vec<String> {
     let out = Command::new("find")
         .args([
             "/tmp",
@@ -269,6 +270,7 @@ fn strays() -> Vec<String> {
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
+        .filter(|l| !Path::new(l).starts_with(own))
         .map(str::to_string)
         .collect()
 }
@@ -283,7 +285,7 @@ fn user_install_runs_rootless_and_uninstalls() {
     let home = env.home();
     let config = home.join(".config");
     let share = home.join(".local/share/berth");
-    let before_strays = strays();
+    let before_strays = strays(&env.dir);
 
     let run = env.berth(&["--user", "install", "--name", "hello", &image]);
     run.ok();
@@ -339,7 +341,7 @@ fn user_install_runs_rootless_and_uninstalls() {
     assert_eq!(value("HOST_UID"), UID.to_string());
     assert_eq!(not_owned_by(&home, UID), Vec::<String>::new());
     assert_eq!(
-        strays(),
+        strays(&env.dir),
         before_strays,
         "files owned by the user outside HOME"
     );

@@ -221,6 +221,37 @@ const CGROUP_ROOTS: &[&str] = &[
 
 /// Removes the cgroups of guest `name` (depth first; cgroup directories only go with
 /// rmdir), waiting up to 5 s for the processes of a killed guest to be gone.
+/// Waits for `child` (a guest) until `deadline`; past it, kills it and says so at the end
+/// of its `console` log ("[berth test: WHAT killed after …]").
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    deadline: Instant,
+    console: &Path,
+    what: &str,
+) -> Ended {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Ended::Exited(st.code().unwrap_or(-1));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(console)
+                .unwrap();
+            let _ = writeln!(
+                f,
+                "\n[berth test: {what} killed after {:?}]",
+                start.elapsed()
+            );
+            return Ended::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn remove_cgroups(name: &str) {
     fn rmdir_tree(dir: &Path) -> bool {
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -345,23 +376,7 @@ exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -q -D "$dir/merged" \
             .stderr(out)
             .spawn()
             .unwrap();
-        let deadline = t0 + timeout;
-        let ended = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break Ended::Exited(st.code().unwrap_or(-1));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&console)
-                    .unwrap();
-                let _ = writeln!(f, "\n[berth test: boot killed after {timeout:?}]");
-                break Ended::TimedOut;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let ended = wait_or_kill(&mut child, t0 + timeout, &console, "boot");
         remove_cgroups(&self.name);
         Boot {
             index: self.boots,

@@ -22,13 +22,12 @@
 //! Read-only directories ([`VmMachine::bind_ro`]) are 9p shares too (`readonly=on`).
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::guest::{Boot, Ended, Rootfs};
+use super::guest::{wait_or_kill, Boot, Rootfs};
 
 /// What the VM variant of the guest root filesystem adds to [`super::guest::PACKAGES`]:
 /// Debian's kernel, its initramfs (MODULES=most: virtio_blk for root=/dev/vda) and udev.
@@ -234,23 +233,7 @@ cp -L "$dir/merged/initrd.img" "$dir/initrd.img""#;
             .stderr(out)
             .spawn()
             .unwrap();
-        let deadline = t0 + timeout;
-        let ended = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break Ended::Exited(st.code().unwrap_or(-1));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&console)
-                    .unwrap();
-                let _ = writeln!(f, "\n[berth test: qemu killed after {timeout:?}]");
-                break Ended::TimedOut;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let ended = wait_or_kill(&mut child, t0 + timeout, &console, "qemu");
         Boot {
             index: self.boots,
             secs: t0.elapsed().as_secs_f64(),
