@@ -12,13 +12,16 @@
 //! ```
 //!
 //! - [`txn`]: the undo log every multi-step operation runs in.
+//! - [`vars`]: the variables of an install.
 //! - [`plan`]: every value, file and link of an install, before anything changes.
 //! - [`recover`]: clearing what a killed install left.
+//! - [`exports`]: the image's `/exports`, read once.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
 //! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
 //!
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
+pub mod exports;
 pub mod install;
 pub mod mount;
 pub mod plan;
@@ -30,6 +33,7 @@ pub mod switch;
 pub mod txn;
 pub mod uninstall;
 pub mod update;
+pub mod vars;
 
 use std::path::{Path, PathBuf};
 

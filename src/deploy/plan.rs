@@ -7,15 +7,15 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::render::{self, Exports};
-use super::{in_root, io_err, DeployError, Info, InfoImage, Link};
+use super::exports::{self, Exports};
+use super::render;
+use super::{in_root, DeployError, Info, InfoImage, Link};
 use crate::layout::Layout;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
 use crate::systemd::manager::Manager;
 use crate::systemd::{ContainerName, Marker, UnitName, UnitType};
-use crate::template::values::{capabilities_value, Forced};
-use crate::template::{resolve, FileKind, HostDefaults, SetValue, Sources, Values};
+use crate::template::{FileKind, SetValue, Values};
 
 /// A host file an install writes.
 #[derive(Debug, Clone, Serialize)]
@@ -96,8 +96,8 @@ pub fn plan(
     let name = req.name;
     let deployment = format!("{}/{}", layout.containers_inside(), req.slot);
     let unit_dir = layout.unit_dir();
-    let exports = render::read_exports(store, &record.commit)?;
-    let values = values(layout, record, &deployment, req, &exports)?;
+    let exports = exports::read_exports(store, &record.commit)?;
+    let values = super::vars::values(layout, record, &deployment, req, &exports)?;
     let image = InfoImage {
         reference: record.reference.clone(),
         digest: record.digest.clone(),
@@ -342,74 +342,6 @@ fn check_conflicts(
         }
     }
     Ok(())
-}
-
-fn values(
-    layout: &Layout,
-    record: &ImageRecord,
-    destdir: &str,
-    req: &PlanRequest<'_>,
-    exports: &Exports,
-) -> Result<Values, DeployError> {
-    let name = req.name;
-    // `--user` units pass `--user` on, so berth finds the user's store.
-    let berth = format!("{}{}", req.berth.display(), layout.scope_args());
-    // Units exec berth-run (the same runtime without libostree linked) when
-    // it is installed beside berth; see docs/runtime.md.
-    let lean = req.berth.with_file_name("berth-run");
-    let exec_start = if in_root(layout, &lean.display().to_string()).is_file() {
-        format!("{}{} {name}", lean.display(), layout.scope_args())
-    } else {
-        format!("{berth} run {name}")
-    };
-    let forced = Forced {
-        name: name.to_string(),
-        destdir: destdir.to_string(),
-        exec_start,
-        exec_stop: format!("{berth} kill --if-running {name}"),
-        exec_startpre: String::new(),
-        exec_stoppost: String::new(),
-        host_uid: nix::unistd::getuid().as_raw(),
-        host_gid: nix::unistd::getgid().as_raw(),
-        image_name: req.image_name.to_string(),
-        image_id: record.image_id.clone(),
-    };
-    let mut caps: Vec<String> = caps::read(None, caps::CapSet::Bounding)
-        .map(|s| s.iter().map(|c| c.to_string()).collect())
-        .unwrap_or_default();
-    caps.sort();
-    let host = match layout.user_dirs() {
-        None => HostDefaults::system(capabilities_value(&caps), req.runtime.to_string()),
-        Some(dirs) => {
-            // RUN_DIRECTORY and the runtime's state need $XDG_RUNTIME_DIR.
-            layout.runtime_dir().map_err(|e| DeployError::Invalid {
-                file: "RUN_DIRECTORY".into(),
-                detail: e.to_string(),
-            })?;
-            HostDefaults::user(dirs, capabilities_value(&caps), req.runtime.to_string())
-        }
-    };
-    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .map_err(io_err(Path::new("/proc/sys/kernel/random/uuid")))?;
-    let mut previous = req
-        .previous
-        .map(|i| i.values.carried_over())
-        .unwrap_or_default();
-    if req.reset_values {
-        if let Some(i) = req.previous {
-            previous.retain(|k, _| {
-                i.values.provenance(k) == Some(crate::template::Provenance::Generated)
-            });
-        }
-    }
-    Ok(resolve(&Sources {
-        forced: &forced,
-        set: req.set,
-        previous: &previous,
-        host: &host,
-        manifest: &exports.defaults,
-        generated_uuid: uuid.trim(),
-    })?)
 }
 
 /// The unit names of a plan, parsed.
