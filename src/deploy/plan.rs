@@ -13,6 +13,7 @@ use super::{in_root, DeployError, Info, InfoImage, Link};
 use crate::layout::Layout;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
+use crate::systemd::dropin::{runtime_dropin, DROPIN_FILE};
 use crate::systemd::manager::Manager;
 use crate::systemd::{ContainerName, Marker, UnitName, UnitType};
 use crate::template::{FileKind, SetValue, Values};
@@ -174,6 +175,21 @@ pub fn plan(
             source,
         };
         crate::systemd::unit::assignments(&text).map_err(unit_err)?;
+        if kind == UnitType::Service {
+            // Before the unit: PID 1 never sees the unit without it.
+            let dropin = runtime_dropin(&body).map_err(unit_err)?;
+            for o in &dropin.overridden {
+                tracing::warn!("{unit_path}: {o}; overridden in {unit_name}.d/{DROPIN_FILE}");
+            }
+            if let Some(d) = dropin.body {
+                files.push(PlannedFile {
+                    path: format!("{unit_path}.d/{DROPIN_FILE}"),
+                    content: marker.prepend_to(&d).into_bytes(),
+                    mode: 0o644,
+                    owned: true,
+                });
+            }
+        }
         let symlinks = manager
             .enable_plan(&unit_name, &text, unit_dir)
             .map_err(unit_err)?;

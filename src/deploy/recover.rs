@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use super::txn::remove_any;
 use super::{containers_dir, in_root, DeployError};
 use crate::layout::Layout;
+use crate::systemd::dropin::DROPIN_FILE;
 use crate::systemd::{is_owned_by, ContainerName};
 
 /// Clears what an install of `name` killed before its commit point left.
 /// Without the `NAME` symlink nothing of `name` is installed, so its slot,
-/// `*.tmp` files, unit and tmpfiles files carrying the marker for `name`,
+/// `*.tmp` files, unit, drop-in and tmpfiles files carrying the marker for `name`,
 /// and links to that unit are leftovers.
 pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError> {
     let cdir = containers_dir(layout);
@@ -20,14 +21,17 @@ pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError>
     let unit_inside = format!("{}/{name}.service", layout.unit_dir());
     let unit = in_root(layout, &unit_inside);
     let tmpfiles = in_root(layout, &format!("{}/{name}.conf", layout.tmpfiles_dir()));
+    let dropin_dir = in_root(layout, &format!("{unit_inside}.d"));
+    let dropin = dropin_dir.join(DROPIN_FILE);
     let mut stale = vec![
         cdir.join(format!("{name}.0")),
         cdir.join(format!(".{name}.tmp")),
         cdir.join(format!("{name}.1")),
         tmp_of(&unit),
         tmp_of(&tmpfiles),
+        tmp_of(&dropin),
     ];
-    for f in [&tmpfiles, &unit] {
+    for f in [&tmpfiles, &dropin, &unit] {
         if std::fs::read_to_string(f).is_ok_and(|t| is_owned_by(&t, name)) {
             stale.push(f.clone());
         }
@@ -41,6 +45,11 @@ pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError>
             p.display()
         );
         remove_any(p)?;
+    }
+    // The drop-in directory, when berth's drop-in was all it held.
+    let had_dropin = stale.contains(&dropin);
+    if had_dropin && std::fs::read_dir(&dropin_dir).is_ok_and(|mut d| d.next().is_none()) {
+        remove_any(&dropin_dir)?;
     }
     Ok(())
 }
