@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[allow(dead_code)] // shared with tests/run.rs, which uses all of it
 mod run_support;
 
 use std::path::{Path, PathBuf};
