@@ -228,3 +228,24 @@ fn bad_pid_file_paths_are_refused_with_exit_2() {
             .stderr_has(&["--pid-file"]);
     }
 }
+
+#[test]
+fn an_unwritable_pid_file_fails_the_run_and_leaves_nothing() {
+    if !common::require_root() {
+        return;
+    }
+    let mut f = fixture("nodir");
+    f.pid_file = f.b.dir().join("no-such-dir/x.pid");
+    let out = f
+        .lean("bundled", &["--bundle", f.bundle.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("pid file") && err.contains("no-such-dir"),
+        "{err}"
+    );
+    assert!(!f.state("state").exists(), "the container was taken down");
+    assert!(!f.b.dir().join("no-such-dir").exists());
+}
