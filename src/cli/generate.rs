@@ -141,7 +141,13 @@ mod tests {
     fn one_man_page_per_verb() {
         let pages = man_pages().unwrap();
         let names = names(&pages);
-        for want in ["berth.1", "berth-pull.1", "berth-install.1", "berth-run.1"] {
+        for want in [
+            "berth.1",
+            "berth-pull.1",
+            "berth-install.1",
+            "berth-run.1",
+            "berth-run-once.1",
+        ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
         assert!(names.contains(&"berth-images-inspect.1"), "{names:?}");

@@ -8,6 +8,7 @@ mod install;
 mod output;
 mod pull;
 mod run;
+mod run_once;
 
 use std::path::PathBuf;
 
@@ -80,6 +81,8 @@ pub enum Command {
     Exec(run::ExecArgs),
     /// Send a signal to a running container's init.
     Kill(run::KillArgs),
+    /// Run an image once in the foreground, as a tool; nothing is left behind.
+    RunOnce(run_once::RunOnceArgs),
     /// Install an image as a systemd service.
     Install(install::InstallArgs),
     /// Remove an installed container (the image stays).
@@ -151,6 +154,7 @@ pub fn main() -> i32 {
     let result = match &opt.command {
         Command::Pull(a) => pull::run(&opt.global, a),
         Command::Images(a) => images::run(&opt.global, a),
+        Command::RunOnce(a) => return run_once::run(&opt.global, a),
         Command::Install(a) => install::install(&opt.global, a),
         Command::Uninstall(a) => install::uninstall(&opt.global, a),
         Command::Update(a) => install::update(&opt.global, a),
