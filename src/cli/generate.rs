@@ -162,6 +162,8 @@ mod tests {
         assert!(install.contains("--set"), "{install}");
         assert!(install.contains("--root"), "{install}");
         assert!(install.contains("berth-install"), "{install}");
+        let once = page(&pages, "berth-run-once.1");
+        assert!(once.contains("tmpfiles.template"), "{once}");
         let top = page(&pages, "berth.1");
         assert!(top.contains("install"), "{top}");
     }
