@@ -128,8 +128,16 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
             g.root.display()
         );
     }
-    let plan = deploy::install(&layout, &req, m.as_ref(), renderer.clone())
-        .with_context(|| format!("installing {}", a.image))?;
+    let plan = deploy::install(&layout, &req, m.as_ref(), renderer.clone()).map_err(|e| {
+        // The refusal of a run-once image names the image itself: one line.
+        let run_once = matches!(e, crate::Error::RunOnce(_));
+        let e = anyhow::Error::from(e);
+        if run_once {
+            e
+        } else {
+            e.context(format!("installing {}", a.image))
+        }
+    })?;
     renderer.finish();
     if g.json {
         return output::print_json(&plan);

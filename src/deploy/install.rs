@@ -66,6 +66,7 @@ pub fn install(
     let set = parse_set(&req.set)?;
     // Before the lock: pull takes it itself.
     let record = ensure_image(layout, &req.image, req.display, false, progress)?;
+    super::run_once::refuse_install(&req.image, &record)?;
     let _lock = lock_root(layout)?;
     let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;

@@ -17,6 +17,7 @@
 //! - [`recover`]: clearing what a killed install left.
 //! - [`exports`]: the image's `/exports`, read once.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
+//! - [`run_once`]: `berth run-once`, an image run as a tool, nothing left.
 //! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
 //!
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
@@ -28,6 +29,7 @@ pub mod plan;
 pub mod recover;
 pub mod render;
 pub mod rootless;
+pub mod run_once;
 pub mod status;
 pub mod switch;
 pub mod txn;
