@@ -20,7 +20,7 @@ use crate::layout::Layout;
 /// Run OCI images as first-class systemd services.
 ///
 /// berth pulls images from registries and archives into an OSTree store,
-/// checks them out read-only and (in later verbs) installs them as systemd
+/// checks them out read-only and installs them as systemd
 /// units run by its bundled OCI runtime.
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
