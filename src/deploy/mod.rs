@@ -28,6 +28,7 @@ pub mod plan;
 pub mod recover;
 pub mod render;
 pub mod rootless;
+pub mod shared;
 pub mod status;
 pub mod switch;
 pub mod txn;
@@ -244,6 +245,33 @@ pub struct WrittenFile {
     /// left alone once edited.
     #[serde(default)]
     pub owned: bool,
+    /// What the path is: a file (the default, and all an `info.json` written
+    /// before berth knew other kinds holds), an empty directory or a symlink.
+    #[serde(default, skip_serializing_if = "EntryKind::is_file")]
+    pub kind: EntryKind,
+    /// A symlink's target, verbatim from the image (never followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// What a host path of a deployment is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A regular file.
+    #[default]
+    File,
+    /// A directory the image ships empty (`/exports/hostfs/etc/cni/net.d`).
+    Dir,
+    /// A symlink.
+    Symlink,
+}
+
+impl EntryKind {
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        *self == EntryKind::File
+    }
 }
 
 fn default_mode() -> u32 {

@@ -7,9 +7,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::exports::HostfsWhat;
 use super::exports::{self, Exports};
 use super::render;
-use super::{in_root, DeployError, Info, InfoImage, Link};
+use super::shared::{decide, HostfsAction, Registry};
+use super::{in_root, DeployError, EntryKind, Info, InfoImage, Link};
 use crate::layout::Layout;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
@@ -29,6 +31,23 @@ pub struct PlannedFile {
     pub mode: u32,
     /// Carries berth's marker (units, tmpfiles).
     pub owned: bool,
+    /// File, empty directory or symlink (hostfs); a symlink's content is its target.
+    #[serde(skip_serializing_if = "EntryKind::is_file")]
+    pub kind: EntryKind,
+}
+
+/// What happens to one hostfs path (`--display`, `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedHostfs {
+    /// Path as seen inside the root.
+    pub path: String,
+    /// Where it comes from in the image (`/exports/hostfs/...`).
+    pub source: String,
+    /// What berth does with it.
+    #[serde(flatten)]
+    pub action: HostfsAction,
+    /// The same, in one line.
+    pub message: String,
 }
 
 fn lossy<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -59,6 +78,14 @@ pub struct Plan {
     pub links: Vec<Link>,
     /// Units installed.
     pub units: Vec<String>,
+    /// What happens to each hostfs path.
+    pub hostfs: Vec<PlannedHostfs>,
+    /// After the install: paths left in place, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// After the install: hostfs paths shared with other containers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
 }
 
 /// What the plan is for.
@@ -123,7 +150,7 @@ pub fn plan(
     };
     // hostfs first, then data (tmpfiles), the units last: in the order the
     // files are switched, PID 1 never sees a unit before what it needs.
-    hostfs(layout, &exports, &values, &mut files)?;
+    let sources = hostfs(layout, &exports, &values, &mut files)?;
     let tmpfiles = match (&exports.tmpfiles, &config) {
         (Some(t), _) => Some(render::render(
             "/exports/tmpfiles.template",
@@ -140,6 +167,7 @@ pub fn plan(
             content: marker.prepend_to(&content).into_bytes(),
             mode: 0o644,
             owned: true,
+            kind: EntryKind::File,
         });
     }
     let mut unit_templates: Vec<(UnitType, &str, &str)> = Vec::new();
@@ -188,10 +216,12 @@ pub fn plan(
             content: text.into_bytes(),
             mode: 0o644,
             owned: true,
+            kind: EntryKind::File,
         });
         units.push(unit_name.to_string());
     }
     check_conflicts(layout, name, req.previous, &files, &links)?;
+    let hostfs = hostfs_actions(layout, name, req.previous, &files, &sources)?;
     Ok(Plan {
         name: name.to_string(),
         image,
@@ -202,17 +232,63 @@ pub fn plan(
         files,
         links,
         units,
+        hostfs,
+        kept: Vec::new(),
+        shared: Vec::new(),
     })
 }
 
-/// `/exports/hostfs/**` as host files: `renameFiles` applied by prefix,
-/// `installedFilesTemplate` entries rendered.
+/// What each hostfs path of `files` will do, given the registry and the host.
+fn hostfs_actions(
+    layout: &Layout,
+    name: &ContainerName,
+    previous: Option<&Info>,
+    files: &[PlannedFile],
+    sources: &BTreeMap<String, String>,
+) -> Result<Vec<PlannedHostfs>, DeployError> {
+    let reg = Registry::load(layout)?;
+    let mut out = Vec::new();
+    for f in files.iter().filter(|f| !f.owned) {
+        let source = sources.get(&f.path).cloned().unwrap_or_default();
+        if let Some((link, e)) = reg.link_above(&f.path) {
+            return Err(DeployError::Invalid {
+                file: source,
+                detail: format!(
+                    "host path {} would be written through the symlink {link} (installed for {}); refusing",
+                    f.path, e.owner
+                ),
+            });
+        }
+        let on_host = in_root(layout, &f.path).symlink_metadata().is_ok();
+        let had = previous.is_some_and(|i| i.files.iter().any(|o| o.path == f.path));
+        let action = decide(
+            &reg,
+            name.as_str(),
+            &f.path,
+            f.kind,
+            &super::sha256(&f.content),
+            on_host,
+            had,
+        );
+        out.push(PlannedHostfs {
+            message: action.describe(&f.path, name.as_str()),
+            path: f.path.clone(),
+            source,
+            action,
+        });
+    }
+    Ok(out)
+}
+
+/// `/exports/hostfs/**` as host paths: `renameFiles` applied by prefix,
+/// `installedFilesTemplate` entries rendered, empty directories and
+/// symlinks kept as such. Returns host path → image path.
 fn hostfs(
     layout: &Layout,
     exports: &Exports,
     values: &Values,
     files: &mut Vec<PlannedFile>,
-) -> Result<(), DeployError> {
+) -> Result<BTreeMap<String, String>, DeployError> {
     let mut renames: Vec<(String, String)> = Vec::new();
     for (from, to) in &exports.rename_files {
         let file = format!("/exports/manifest.json renameFiles[{from:?}]");
@@ -223,8 +299,9 @@ fn hostfs(
     // The longest matching prefix wins.
     renames.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
     let mut seen = BTreeMap::new();
-    for (rel, mode, bytes) in &exports.hostfs {
-        let original = format!("/{rel}");
+    let mut links: Vec<(String, String)> = Vec::new();
+    for entry in &exports.hostfs {
+        let original = format!("/{}", entry.path);
         let path = renames
             .iter()
             .find_map(|(from, to)| {
@@ -241,25 +318,70 @@ fn hostfs(
                 detail: format!("renamed to {path}, where {other} goes too"),
             });
         }
-        let templated = exports
-            .installed_files_template
-            .iter()
-            .any(|t| t == &original || t == &path);
-        let content = if templated {
-            let text = std::str::from_utf8(bytes).map_err(|_| DeployError::Invalid {
-                file: source.clone(),
-                detail: "listed in installedFilesTemplate but not UTF-8 text".into(),
-            })?;
-            render::render(&source, text, values, FileKind::Plain)?.into_bytes()
-        } else {
-            bytes.clone()
+        let (kind, content, mode) = match &entry.what {
+            HostfsWhat::File(bytes) => {
+                let templated = exports
+                    .installed_files_template
+                    .iter()
+                    .any(|t| t == &original || t == &path);
+                let content = if templated {
+                    let text = std::str::from_utf8(bytes).map_err(|_| DeployError::Invalid {
+                        file: source.clone(),
+                        detail: "listed in installedFilesTemplate but not UTF-8 text".into(),
+                    })?;
+                    render::render(&source, text, values, FileKind::Plain)?.into_bytes()
+                } else {
+                    bytes.clone()
+                };
+                (EntryKind::File, content, entry.mode)
+            }
+            // Permission bits only, never world-writable: a directory any
+            // user may write lets them replace what a service reads there.
+            HostfsWhat::EmptyDir => (EntryKind::Dir, Vec::new(), entry.mode & DIR_MODE_MASK),
+            HostfsWhat::Symlink(target) => {
+                if target.is_empty() || target.contains('\0') {
+                    return Err(DeployError::Invalid {
+                        file: source,
+                        detail: "a symlink with an empty target".into(),
+                    });
+                }
+                links.push((path.clone(), source.clone()));
+                (EntryKind::Symlink, target.clone().into_bytes(), 0o777)
+            }
         };
         files.push(PlannedFile {
             path,
             content,
-            mode: *mode,
+            mode,
             owned: false,
+            kind,
         });
+    }
+    check_through_links(&links, &seen)?;
+    Ok(seen)
+}
+
+/// Permission bits an empty hostfs directory may get: the image's, less
+/// world-write and the special bits.
+pub const DIR_MODE_MASK: u32 = 0o775;
+
+/// Refuses a hostfs entry that would be written through a symlink the same
+/// image ships (`/etc/a -> /tmp` and `/etc/a/b`): berth would follow it.
+fn check_through_links(
+    links: &[(String, String)],
+    paths: &BTreeMap<String, String>,
+) -> Result<(), DeployError> {
+    for (link, link_source) in links {
+        let below = format!("{link}/");
+        if let Some((path, source)) = paths.iter().find(|(p, _)| p.starts_with(&below)) {
+            return Err(DeployError::Invalid {
+                file: source.clone(),
+                detail: format!(
+                    "host path {path} is below {link}, which the image ships as a symlink \
+                     ({link_source}); berth does not write through symlinks"
+                ),
+            });
+        }
     }
     Ok(())
 }
@@ -318,7 +440,9 @@ fn check_conflicts(
             i.files.iter().any(|f| f.path == p) || i.links.iter().any(|l| l.path == p)
         })
     };
-    for f in files {
+    // Hostfs paths that exist are shared or the operator's: the switch
+    // decides, nothing is refused.
+    for f in files.iter().filter(|f| f.owned) {
         let p = in_root(layout, &f.path);
         if p.symlink_metadata().is_ok() && !ours(&f.path) {
             return Err(DeployError::Exists {
