@@ -397,11 +397,17 @@ pub fn switch(
         } else if let Some(last) = run.reg.release(path, name) {
             run.remove_unchanged(txn, path, last.kind, &last.sha256)?;
         } else if let Some(e) = run.reg.paths.get(*path) {
-            run.out.shared.push(format!(
-                "{path} stays: it is {}'s now, shared with {}",
-                e.owner,
-                e.users.join(", ")
-            ));
+            let others: Vec<&str> = e
+                .users
+                .iter()
+                .filter(|u| **u != e.owner)
+                .map(String::as_str)
+                .collect();
+            let mut line = format!("{path} stays: it is {}'s now", e.owner);
+            if !others.is_empty() {
+                line.push_str(&format!(", shared with {}", others.join(", ")));
+            }
+            run.out.shared.push(line);
         }
     }
     for f in files {
