@@ -666,3 +666,40 @@ fn updates_and_rollbacks_of_a_shared_path_follow_its_owner() {
     b.run(&["uninstall", "sched"]).ok();
     assert_eq!(snapshot(&root), before);
 }
+
+#[test]
+fn installs_from_before_the_registry_are_adopted() {
+    if !require_root() {
+        return;
+    }
+    let images = family();
+    let (b, src, _keep, before) = prepared(&images);
+    let root = b.root();
+    b.run(&[
+        "install",
+        "--name",
+        "kubernetes-apiserver",
+        &format!("{src}:kubernetes-apiserver"),
+    ])
+    .ok();
+    // As an older berth left it: the files are recorded in info.json only.
+    std::fs::remove_file(root.join("var/lib/berth/hostfs.json")).unwrap();
+    let r = b.run(&[
+        "install",
+        "--name",
+        "kubernetes-proxy",
+        &format!("{src}:kubernetes-proxy"),
+    ]);
+    r.ok();
+    assert!(
+        r.stdout.contains(
+            "/etc/kubernetes/config is kubernetes-apiserver's, shared with kubernetes-proxy"
+        ),
+        "{}",
+        r.stdout
+    );
+    b.run(&["uninstall", "kubernetes-apiserver"]).ok();
+    assert_eq!(read(&root, "etc/kubernetes/config"), KUBE_CONFIG);
+    b.run(&["uninstall", "kubernetes-proxy"]).ok();
+    assert_eq!(snapshot(&root), before);
+}

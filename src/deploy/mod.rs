@@ -272,6 +272,11 @@ impl EntryKind {
     pub fn is_file(&self) -> bool {
         *self == EntryKind::File
     }
+
+    /// An empty directory.
+    pub fn is_dir(&self) -> bool {
+        *self == EntryKind::Dir
+    }
 }
 
 fn default_mode() -> u32 {

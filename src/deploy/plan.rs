@@ -246,7 +246,7 @@ fn hostfs_actions(
     files: &[PlannedFile],
     sources: &BTreeMap<String, String>,
 ) -> Result<Vec<PlannedHostfs>, DeployError> {
-    let reg = Registry::load(layout)?;
+    let reg = Registry::load_adopting(layout)?;
     let mut out = Vec::new();
     for f in files.iter().filter(|f| !f.owned) {
         let source = sources.get(&f.path).cloned().unwrap_or_default();

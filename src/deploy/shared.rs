@@ -86,6 +86,57 @@ impl Registry {
         })
     }
 
+    /// Reads the registry and adds what installs made before it existed
+    /// recorded only in their `info.json`: their hostfs files and symlinks
+    /// (owned by the container that lists them) and the directories they
+    /// created.
+    pub fn load_adopting(layout: &Layout) -> Result<Registry, DeployError> {
+        let mut reg = Registry::load(layout)?;
+        let Ok(entries) = std::fs::read_dir(layout.containers()) else {
+            return Ok(reg);
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| crate::systemd::ContainerName::parse(n).is_ok())
+            .collect();
+        names.sort();
+        let known = |reg: &Registry, name: &str| {
+            reg.paths
+                .values()
+                .any(|e| e.users.iter().any(|u| u == name))
+                || reg.dirs.values().any(|u| u.iter().any(|u| u == name))
+        };
+        for name in names {
+            if known(&reg, &name) {
+                continue;
+            }
+            let Ok(info) = super::Info::read(layout, &name) else {
+                continue;
+            };
+            for f in info.files.iter().filter(|f| !f.owned && !f.kind.is_dir()) {
+                reg.paths
+                    .entry(f.path.clone())
+                    .or_insert_with(|| SharedPath {
+                        owner: name.clone(),
+                        users: vec![name.clone()],
+                        kind: f.kind,
+                        sha256: f.sha256.clone(),
+                        mode: f.mode,
+                        target: f.target.clone(),
+                    });
+            }
+            for d in &info.dirs {
+                let users = reg.dirs.entry(d.clone()).or_default();
+                if !users.contains(&name) {
+                    users.push(name.clone());
+                }
+            }
+        }
+        Ok(reg)
+    }
+
     /// The registry as written to disk.
     pub fn to_json(&self) -> Result<String, DeployError> {
         serde_json::to_string_pretty(self).map_err(|e| DeployError::Invalid {

@@ -350,8 +350,8 @@ pub fn switch(
     files: &[HostFile],
     links: &[Link],
 ) -> Result<Switched, DeployError> {
-    let reg = Registry::load(layout)?;
-    let loaded = reg.clone();
+    let reg = Registry::load_adopting(layout)?;
+    let loaded = Registry::load(layout)?;
     let mut run = Run {
         layout,
         name,
