@@ -16,12 +16,15 @@
 //! - [`plan`]: every value, file and link of an install, before anything changes.
 //! - [`recover`]: clearing what a killed install left.
 //! - [`exports`]: the image's `/exports`, read once.
+//! - [`hostfs`]: `/exports/hostfs` planned as host paths; [`shared`]: who
+//!   wrote each hostfs path and who else uses it.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
 //! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
 //!
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
 pub mod exports;
+pub mod hostfs;
 pub mod install;
 pub mod mount;
 pub mod plan;
