@@ -346,6 +346,25 @@ fn the_kubernetes_family_installs_side_by_side_and_leaves_nothing() {
             serde_json::json!([format!("/usr/bin/{component}"), format!("--name={name}")])
         );
     }
+    // status: the shared file is the owner's, the empty directory is there.
+    let states = |name: &str| -> BTreeMap<String, String> {
+        b.json(&["status", name])["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap().to_string(),
+                    f["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let api = states("kubernetes-apiserver");
+    assert_eq!(api["/etc/kubernetes/config"], "ok");
+    let kubelet = states("kubernetes-kubelet");
+    assert_eq!(kubelet["/etc/kubernetes/config"], "shared");
+    assert_eq!(kubelet["/etc/cni/net.d"], "ok");
     let registry: serde_json::Value =
         serde_json::from_str(&read(&root, "var/lib/berth/hostfs.json")).unwrap();
     let config = &registry["paths"]["/etc/kubernetes/config"];

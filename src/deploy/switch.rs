@@ -84,7 +84,7 @@ impl Switched {
 }
 
 /// Whether `path` on the host is still what berth wrote there.
-fn unchanged(layout: &Layout, path: &str, kind: EntryKind, sum: &str) -> bool {
+pub(crate) fn unchanged(layout: &Layout, path: &str, kind: EntryKind, sum: &str) -> bool {
     let p = in_root(layout, path);
     match kind {
         EntryKind::File => !p.is_symlink() && std::fs::read(&p).is_ok_and(|b| sha256(&b) == sum),
