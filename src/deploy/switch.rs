@@ -148,13 +148,15 @@ impl Run<'_> {
                 if exists && !p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
                     txn.remove(&p)?;
                 }
+                // A directory that is there keeps its mode (a chmod would
+                // not be undone with the transaction).
                 if !p.is_dir() {
                     txn.created(&p)?;
                     std::fs::create_dir(&p).map_err(io_err(&p))?;
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(f.mode))
+                        .map_err(io_err(&p))?;
                     self.created.push(f.path.clone());
                 }
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(f.mode))
-                    .map_err(io_err(&p))?;
             }
         }
         Ok(())
@@ -240,48 +242,61 @@ impl Run<'_> {
             HostfsAction::SharedDir => {}
             HostfsAction::CreateDir => self.write(txn, f)?,
             HostfsAction::Write | HostfsAction::Link => {
-                let entry = self.reg.paths.get(&f.path).cloned();
-                let recorded = entry
-                    .as_ref()
-                    .map(|e| (e.kind, e.sha256.clone()))
-                    .or_else(|| previous.map(|o| (o.kind, o.sha256.clone())));
-                let edited = on_host
-                    && recorded
-                        .as_ref()
-                        .is_some_and(|(k, s)| !unchanged(self.layout, &f.path, *k, s));
-                let (kind, sha, mode, target) = if same(self.layout, f) {
-                    (f.kind, sum, f.mode, f.target())
-                } else if edited {
-                    self.out.kept.push(format!(
-                        "{}: modified since berth wrote it; left in place (the new version is not installed)",
-                        f.path
-                    ));
-                    match (&entry, previous) {
-                        (Some(e), _) => (e.kind, e.sha256.clone(), e.mode, e.target.clone()),
-                        (None, Some(o)) => (o.kind, o.sha256.clone(), o.mode, o.target.clone()),
-                        (None, None) => (f.kind, sum, f.mode, f.target()),
-                    }
-                } else {
-                    self.write(txn, f)?;
-                    (f.kind, sum, f.mode, f.target())
-                };
-                let mut users = entry.map(|e| e.users).unwrap_or_default();
-                if !users.iter().any(|u| u == self.name) {
-                    users.insert(0, self.name.to_string());
-                }
-                self.reg.paths.insert(
-                    f.path.clone(),
-                    SharedPath {
-                        owner: self.name.to_string(),
-                        users,
-                        kind,
-                        sha256: sha,
-                        mode,
-                        target,
-                    },
-                );
+                self.write_own(txn, f, previous, on_host)?
             }
         }
+        Ok(())
+    }
+
+    /// A hostfs path this container owns (or is the first to ship): written
+    /// unless it is already right or was edited since berth wrote it;
+    /// recorded with what is on the host.
+    fn write_own(
+        &mut self,
+        txn: &mut Transaction,
+        f: &HostFile,
+        previous: Option<&WrittenFile>,
+        on_host: bool,
+    ) -> Result<(), DeployError> {
+        let entry = self.reg.paths.get(&f.path).cloned();
+        let recorded = entry.clone().or_else(|| {
+            previous.map(|o| SharedPath {
+                owner: self.name.to_string(),
+                users: Vec::new(),
+                kind: o.kind,
+                sha256: o.sha256.clone(),
+                mode: o.mode,
+                target: o.target.clone(),
+            })
+        });
+        let mut record = SharedPath {
+            owner: self.name.to_string(),
+            users: entry.map(|e| e.users).unwrap_or_default(),
+            kind: f.kind,
+            sha256: sha256(&f.content),
+            mode: f.mode,
+            target: f.target(),
+        };
+        let edited = recorded
+            .as_ref()
+            .filter(|r| on_host && !unchanged(self.layout, &f.path, r.kind, &r.sha256));
+        match edited {
+            _ if same(self.layout, f) => {}
+            Some(r) => {
+                self.out.kept.push(format!(
+                    "{}: modified since berth wrote it; left in place (the new version is not installed)",
+                    f.path
+                ));
+                // Still berth's record of what it wrote: edits stay detectable.
+                (record.kind, record.mode) = (r.kind, r.mode);
+                (record.sha256, record.target) = (r.sha256.clone(), r.target.clone());
+            }
+            None => self.write(txn, f)?,
+        }
+        if !record.users.iter().any(|u| u == self.name) {
+            record.users.insert(0, self.name.to_string());
+        }
+        self.reg.paths.insert(f.path.clone(), record);
         Ok(())
     }
 
