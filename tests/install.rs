@@ -545,6 +545,8 @@ fn install_clears_what_a_dead_install_left() {
     assert_eq!(host_state(&root), installed);
     // A unit berth did not write is never touched: conflict.
     b.run(&["uninstall", "etcd"]).ok();
+    // (The unit directory berth made went with the uninstall.)
+    std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
     std::fs::write(root.join("etc/systemd/system/etcd.service"), "[Service]\n").unwrap();
     b.run(&["install", "--name", "etcd", &reference]).code(4);
     assert_eq!(

@@ -165,11 +165,19 @@ fn hostfs_files_are_renamed_rendered_and_removed_with_their_dirs() {
         read(&root, "etc/etcd/etcd.conf"),
         "name=etcd\nport=2379\nversion=v1\n"
     );
-    // A second install wanting the same host file is refused; nothing changes.
+    // A second container shipping the same host file shares it: the first
+    // one's version stays, and the second's uninstall leaves it.
     let installed = snapshot(&root);
     b.run(&["install", "--name", "etcd2", &format!("{src}:v1")])
-        .code(4)
-        .stderr_has(&["etc/etcd/etcd.conf"]);
+        .ok()
+        .stderr_has(&[
+            "kept /etc/etcd/etcd.conf is etcd's, shared with etcd2; etcd2's version differs",
+        ]);
+    assert_eq!(
+        read(&root, "etc/etcd/etcd.conf"),
+        "name=etcd\nport=2379\nversion=v1\n"
+    );
+    b.run(&["uninstall", "etcd2"]).ok();
     assert_eq!(snapshot(&root), installed);
     // A host file the user edited stays, and uninstall says so.
     std::fs::write(root.join("usr/bin/etcdctl"), "mine\n").unwrap();

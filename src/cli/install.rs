@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::output::{self, Renderer};
 use super::GlobalOpts;
+use crate::deploy::shared::HostfsAction;
 use crate::deploy::{self, InstallRequest, Plan, UpdateRequest};
 use crate::layout::Layout;
 use crate::systemd::manager::{self, Manager};
@@ -139,6 +140,9 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         }
     })?;
     renderer.finish();
+    for k in &plan.kept {
+        eprintln!("warning: kept {k}");
+    }
     if g.json {
         return output::print_json(&plan);
     }
@@ -150,7 +154,24 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
             plan.image.reference, plan.deployment
         );
         for f in &plan.files {
-            out.push_str(&format!("\nWrote {}", f.path));
+            match plan.hostfs.iter().find(|h| h.path == f.path) {
+                Some(h) => match &h.action {
+                    HostfsAction::Write => out.push_str(&format!("\nWrote {}", f.path)),
+                    HostfsAction::CreateDir => {
+                        out.push_str(&format!("\nCreated directory {}", f.path))
+                    }
+                    HostfsAction::Link => out.push_str(&format!(
+                        "\nCreated symlink {} \u{2192} {}.",
+                        f.path,
+                        String::from_utf8_lossy(&f.content)
+                    )),
+                    HostfsAction::Shared { .. } | HostfsAction::SharedDir => {
+                        out.push_str(&format!("\nShared {}", h.message))
+                    }
+                    HostfsAction::NotBerths => {}
+                },
+                None => out.push_str(&format!("\nWrote {}", f.path)),
+            }
         }
         for l in &plan.links {
             out.push_str(&format!(
@@ -187,6 +208,15 @@ fn display(layout: &Layout, plan: &Plan, verb: &str) -> String {
         out.push_str(&format!("write {}/config.json:\n{c}\n", plan.deployment));
     }
     for f in &plan.files {
+        if let Some(h) = plan.hostfs.iter().find(|h| h.path == f.path) {
+            match h.action {
+                HostfsAction::Write => {}
+                _ => {
+                    out.push_str(&format!("{} ({})\n", h.message, h.source));
+                    continue;
+                }
+            }
+        }
         let text = String::from_utf8(f.content.clone())
             .unwrap_or_else(|_| format!("<{} bytes of binary data>", f.content.len()));
         out.push_str(&format!("write {} (mode {:o}):\n{text}", f.path, f.mode));
@@ -215,6 +245,9 @@ pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
         .with_context(|| format!("uninstalling {}", a.name))?;
     for k in &r.kept {
         eprintln!("warning: kept {k}");
+    }
+    for s in &r.shared {
+        eprintln!("{s}");
     }
     for n in &r.needed_by {
         eprintln!("warning: {n}; it will fail to start without it");
@@ -301,6 +334,9 @@ fn update_one(
     renderer.finish();
     for k in &r.kept {
         eprintln!("warning: kept {k}");
+    }
+    for s in &r.shared {
+        eprintln!("{s}");
     }
     Ok(r)
 }
