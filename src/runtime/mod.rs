@@ -33,6 +33,7 @@ pub mod bundled;
 pub mod cgroup;
 pub mod external;
 pub mod foreground;
+pub mod legacy;
 pub mod notify;
 pub mod prepare;
 pub mod spec;
