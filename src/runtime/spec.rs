@@ -2,7 +2,8 @@
 //!
 //! Everything here takes values and returns values: parsing with the offending
 //! field named, the checks that make a bad bundle fail before anything runs,
-//! the hardening defaults, and the edits `berth run` makes before handing the
+//! berth's default config (the one place its hardening is defined), and the
+//! edits `berth run` makes before handing the
 //! spec to a runtime (notify mount, socket-activation environment, cgroup
 //! path). The files are read and written one level up, in [`super::prepare`].
 
@@ -10,7 +11,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxNamespaceType, LinuxSeccomp, Mount, Spec,
+    Capability, Linux, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, LinuxSeccomp, Mount,
+    Process, Root, Spec, User,
 };
 
 /// Where the notify relay's directory appears inside the container.
@@ -36,6 +38,15 @@ pub enum SpecError {
     Missing {
         /// The field, as a JSON path (`process.args`).
         field: &'static str,
+    },
+    /// Something the config names is not there (a bind source on the host,
+    /// the working directory or the executable in the rootfs).
+    #[error("{what}: {why}")]
+    Unresolved {
+        /// What names it (`mount SRC → DEST`, `process.cwd /x`).
+        what: String,
+        /// What is wrong with it.
+        why: String,
     },
     /// A field berth cannot honour.
     #[error("{field}: {why}")]
@@ -123,8 +134,8 @@ pub fn has_pid_namespace(spec: &Spec) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Pid))
 }
 
-/// Capabilities a process gets when the config names none: Docker's default
-/// set, the one service images are written for.
+/// The capabilities of berth's default config: Docker's default set, the
+/// one service images are written for.
 pub const DEFAULT_CAPABILITIES: &[Capability] = &[
     Capability::AuditWrite,
     Capability::Chown,
@@ -142,10 +153,9 @@ pub const DEFAULT_CAPABILITIES: &[Capability] = &[
     Capability::SysChroot,
 ];
 
-/// The OCI default masked paths (as `runc spec` writes them).
+/// The masked paths of berth's default config, as `runc spec` writes them.
 pub const DEFAULT_MASKED_PATHS: &[&str] = &[
     "/proc/acpi",
-    "/proc/asound",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
@@ -156,13 +166,24 @@ pub const DEFAULT_MASKED_PATHS: &[&str] = &[
     "/proc/scsi",
 ];
 
-/// The OCI default read-only paths (as `runc spec` writes them).
+/// The read-only paths of berth's default config, as `runc spec` writes
+/// them (`/proc/asound` is read-only there, not masked).
 pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/asound",
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",
     "/proc/sys",
     "/proc/sysrq-trigger",
+];
+
+/// The namespaces of berth's default config: the host network is shared (a
+/// service listens on the host's addresses, as with atomic).
+pub const DEFAULT_NAMESPACES: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Mount,
 ];
 
 /// Syscalls the default seccomp profile refuses with EPERM: kernel modules,
@@ -207,7 +228,7 @@ pub const DEFAULT_SECCOMP_DENY: &[&str] = &[
     "vm86old",
 ];
 
-/// The default seccomp profile for this architecture.
+/// The default seccomp profile for the architecture berth was built for.
 pub fn default_seccomp() -> Result<LinuxSeccomp, SpecError> {
     let arches: &[&str] = if cfg!(target_arch = "x86_64") {
         &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
@@ -231,88 +252,195 @@ pub fn default_seccomp() -> Result<LinuxSeccomp, SpecError> {
     })
 }
 
-/// What [`harden`] changed, for the caller to report.
+fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination))
+        .set_typ(Some(typ.into()))
+        .set_source(Some(PathBuf::from(source)))
+        .set_options(
+            (!options.is_empty()).then(|| options.iter().map(|s| s.to_string()).collect()),
+        );
+    m
+}
+
+/// berth's default config for images without one of their own: the single
+/// source of berth's hardening (read-only root, no new privileges, Docker's
+/// capability set, the deny-list seccomp profile, runc's masked and
+/// read-only paths), with an empty `process.args` for the caller to fill.
+pub fn default_spec() -> Result<Spec, SpecError> {
+    let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(caps.clone()))
+        .set_effective(Some(caps.clone()))
+        .set_permitted(Some(caps))
+        .set_inheritable(None)
+        .set_ambient(None);
+    let mut process = Process::default();
+    process
+        .set_terminal(Some(false))
+        .set_console_size(None)
+        .set_user(User::default())
+        .set_args(Some(Vec::new()))
+        .set_env(Some(Vec::new()))
+        .set_cwd(PathBuf::from("/"))
+        .set_capabilities(Some(c))
+        .set_rlimits(None)
+        .set_no_new_privileges(Some(true))
+        .set_apparmor_profile(None)
+        .set_selinux_label(None)
+        .set_scheduler(None)
+        .set_oom_score_adj(None)
+        .set_io_priority(None)
+        .set_command_line(None);
+    let mut root = Root::default();
+    root.set_path(PathBuf::from("rootfs"))
+        .set_readonly(Some(true));
+    let namespaces = DEFAULT_NAMESPACES
+        .iter()
+        .map(|t| {
+            let mut n = LinuxNamespace::default();
+            n.set_typ(*t).set_path(None);
+            n
+        })
+        .collect();
+    let owned = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let mut linux = Linux::default();
+    linux
+        .set_net_devices(None)
+        .set_memory_policy(None)
+        .set_uid_mappings(None)
+        .set_gid_mappings(None)
+        .set_sysctl(None)
+        .set_resources(None)
+        .set_cgroups_path(None)
+        .set_namespaces(Some(namespaces))
+        .set_devices(None)
+        .set_seccomp(Some(default_seccomp()?))
+        .set_rootfs_propagation(None)
+        .set_masked_paths(owned(DEFAULT_MASKED_PATHS))
+        .set_readonly_paths(owned(DEFAULT_READONLY_PATHS))
+        .set_mount_label(None)
+        .set_intel_rdt(None)
+        .set_personality(None)
+        .set_time_offsets(None);
+    let mounts = vec![
+        mount("/proc", "proc", "proc", &[]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount("/run", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=755"]),
+        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
+    ];
+    let mut spec = Spec::default();
+    spec.set_version(crate::runtime::legacy::UPGRADED_VERSION.into())
+        .set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(Some("berth".into()))
+        .set_domainname(None)
+        .set_mounts(Some(mounts))
+        .set_annotations(None)
+        .set_linux(Some(linux))
+        .set_hooks(None);
+    Ok(spec)
+}
+
+/// The spec as pretty JSON with each capability set sorted, so the same
+/// spec always gives the same text (the sets are hash sets in memory).
+pub fn to_json(spec: &Spec) -> Result<String, serde_json::Error> {
+    let mut v = serde_json::to_value(spec)?;
+    if let Some(sets) = v
+        .get_mut("process")
+        .and_then(|p| p.get_mut("capabilities"))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for set in sets.values_mut() {
+            if let Some(a) = set.as_array_mut() {
+                a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
+            }
+        }
+    }
+    serde_json::to_string_pretty(&v)
+}
+
+/// What [`clamp_capabilities`] changed, for the caller to report.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Hardening {
     /// Capabilities the config asked for that the caller's bounding set lacks.
     pub dropped_capabilities: Vec<String>,
-    /// Defaults filled in because the config left the field out.
-    pub defaults: Vec<&'static str>,
 }
 
-/// Applies berth's hardening defaults: capabilities never exceed `bounding`
-/// (extras are dropped and reported, not refused); `noNewPrivileges`, the
-/// capability set, masked and read-only paths and (when `seccomp` is given)
-/// the seccomp profile are filled in where the config has none. Fields the
-/// config sets are kept as they are, `root.readonly` included.
-pub fn harden(
-    spec: &mut Spec,
-    bounding: &HashSet<Capability>,
-    seccomp: Option<LinuxSeccomp>,
-) -> Hardening {
+/// Drops the capabilities berth cannot pass on (those outside `bounding`)
+/// from every set; reports them, does not refuse. This is feasibility, not
+/// hardening: everything else in the config is run as written.
+pub fn clamp_capabilities(spec: &mut Spec, bounding: &HashSet<Capability>) -> Hardening {
     let mut out = Hardening::default();
-    if let Some(process) = spec.process_mut() {
-        if process.no_new_privileges().is_none() {
-            process.set_no_new_privileges(Some(true));
-            out.defaults.push("process.noNewPrivileges");
-        }
-        let mut caps = process.capabilities().clone().unwrap_or_else(|| {
-            out.defaults.push("process.capabilities");
-            let d: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
-            let mut c = LinuxCapabilities::default();
-            c.set_bounding(Some(d.clone()))
-                .set_effective(Some(d.clone()))
-                .set_permitted(Some(d))
-                .set_inheritable(None)
-                .set_ambient(None);
-            c
-        });
-        let mut dropped: HashSet<String> = HashSet::new();
-        let mut clamp = |set: Option<HashSet<Capability>>| {
-            set.map(|s| {
-                s.into_iter()
-                    .filter(|c| {
-                        let keep = bounding.contains(c);
-                        if !keep {
-                            dropped.insert(format!("CAP_{c}"));
-                        }
-                        keep
-                    })
-                    .collect::<HashSet<_>>()
-            })
-        };
-        let b = clamp(caps.bounding().clone());
-        let e = clamp(caps.effective().clone());
-        let p = clamp(caps.permitted().clone());
-        let i = clamp(caps.inheritable().clone());
-        let a = clamp(caps.ambient().clone());
-        caps.set_bounding(b)
-            .set_effective(e)
-            .set_permitted(p)
-            .set_inheritable(i)
-            .set_ambient(a);
-        process.set_capabilities(Some(caps));
-        let mut dropped: Vec<String> = dropped.into_iter().collect();
-        dropped.sort();
-        out.dropped_capabilities = dropped;
-    }
-    if let Some(linux) = spec.linux_mut() {
-        let owned = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        if linux.masked_paths().is_none() {
-            linux.set_masked_paths(owned(DEFAULT_MASKED_PATHS));
-            out.defaults.push("linux.maskedPaths");
-        }
-        if linux.readonly_paths().is_none() {
-            linux.set_readonly_paths(owned(DEFAULT_READONLY_PATHS));
-            out.defaults.push("linux.readonlyPaths");
-        }
-        if linux.seccomp().is_none() {
-            if let Some(s) = seccomp {
-                linux.set_seccomp(Some(s));
-                out.defaults.push("linux.seccomp");
-            }
-        }
-    }
+    let Some(process) = spec.process_mut() else {
+        return out;
+    };
+    let Some(mut caps) = process.capabilities().clone() else {
+        return out;
+    };
+    let mut dropped: HashSet<String> = HashSet::new();
+    let mut clamp = |set: Option<HashSet<Capability>>| {
+        set.map(|s| {
+            s.into_iter()
+                .filter(|c| {
+                    let keep = bounding.contains(c);
+                    if !keep {
+                        dropped.insert(format!("CAP_{c}"));
+                    }
+                    keep
+                })
+                .collect::<HashSet<_>>()
+        })
+    };
+    let b = clamp(caps.bounding().clone());
+    let e = clamp(caps.effective().clone());
+    let p = clamp(caps.permitted().clone());
+    let i = clamp(caps.inheritable().clone());
+    let a = clamp(caps.ambient().clone());
+    caps.set_bounding(b)
+        .set_effective(e)
+        .set_permitted(p)
+        .set_inheritable(i)
+        .set_ambient(a);
+    process.set_capabilities(Some(caps));
+    let mut dropped: Vec<String> = dropped.into_iter().collect();
+    dropped.sort();
+    out.dropped_capabilities = dropped;
     out
 }
 
@@ -495,7 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn harden_clamps_capabilities_to_bounding_set() {
+    fn clamps_capabilities_to_bounding_set() {
         let mut v = minimal();
         v["process"]["capabilities"] = serde_json::json!({
             "bounding": ["CAP_KILL", "CAP_SYS_RESOURCE"],
@@ -504,7 +632,7 @@ mod tests {
         });
         let mut s = spec_of(v);
         let bounding: HashSet<Capability> = [Capability::Kill].into_iter().collect();
-        let h = harden(&mut s, &bounding, None);
+        let h = clamp_capabilities(&mut s, &bounding);
         assert_eq!(h.dropped_capabilities, vec!["CAP_SYS_RESOURCE".to_string()]);
         let caps = s
             .process()
@@ -518,30 +646,33 @@ mod tests {
     }
 
     #[test]
-    fn harden_fills_defaults_only_where_absent() {
-        let mut v = minimal();
-        v["linux"]["maskedPaths"] = serde_json::json!([]);
-        v["process"]["noNewPrivileges"] = false.into();
-        let mut s = spec_of(v);
+    fn clamping_adds_nothing_to_a_config() {
+        let mut s = spec_of(minimal());
+        let before = s.clone();
         let all: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
-        let h = harden(&mut s, &all, Some(default_seccomp().unwrap()));
-        let linux = s.linux().as_ref().unwrap();
-        assert_eq!(linux.masked_paths().as_ref().unwrap().len(), 0);
-        assert_eq!(
-            linux.readonly_paths().as_ref().unwrap().len(),
-            DEFAULT_READONLY_PATHS.len()
-        );
-        assert!(linux.seccomp().is_some());
-        assert_eq!(
-            s.process().as_ref().unwrap().no_new_privileges(),
-            Some(false)
-        );
-        assert!(h.defaults.contains(&"process.capabilities"));
-        assert!(!h.defaults.contains(&"linux.maskedPaths"));
-        assert!(h.dropped_capabilities.is_empty());
-        // A second pass changes nothing.
-        let again = harden(&mut s, &all, Some(default_seccomp().unwrap()));
-        assert_eq!(again, Hardening::default());
+        assert_eq!(clamp_capabilities(&mut s, &all), Hardening::default());
+        assert_eq!(s, before);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn default_spec_is_golden() {
+        let got: serde_json::Value =
+            serde_json::from_str(&to_json(&default_spec().unwrap()).unwrap()).unwrap();
+        let want: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/default-config.json")).unwrap();
+        assert_eq!(got, want, "{}", serde_json::to_string_pretty(&got).unwrap());
+    }
+
+    #[test]
+    fn default_spec_passes_the_checks_once_filled() {
+        let mut s = default_spec().unwrap();
+        s.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_args(Some(vec!["/x".into()]));
+        check(&s).unwrap();
+        assert!(has_pid_namespace(&s));
     }
 
     #[test]
