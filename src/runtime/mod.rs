@@ -35,6 +35,7 @@ pub mod external;
 pub mod foreground;
 pub mod legacy;
 pub mod notify;
+pub mod preflight;
 pub mod prepare;
 pub mod spec;
 pub mod supervise;

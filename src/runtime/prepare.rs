@@ -71,6 +71,7 @@ pub fn load(dir: &Path) -> Result<Bundle> {
         Ok(p) if p.is_dir() => p,
         _ => return Err(missing("rootfs (root.path)", root)),
     };
+    super::preflight::check(&spec, dir, &rootfs).map_err(bad)?;
     Ok(Bundle {
         dir: dir.to_path_buf(),
         spec,
