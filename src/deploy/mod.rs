@@ -22,6 +22,7 @@
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
 pub mod exports;
+pub mod grants;
 pub mod install;
 pub mod mount;
 pub mod plan;
