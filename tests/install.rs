@@ -382,6 +382,16 @@ fn pre_1_0_template_installs_in_its_1_0_form_and_as_written() {
     }
     let (reference, _keep) = layout(&old_image());
     let b = Berth::new();
+    // --display shows the upgrade notes and the grants, and the 1.0 text.
+    b.run(&["pull", &reference]).ok();
+    let d = b.run(&["install", "--display", "--name", "old", &reference]);
+    d.ok();
+    d.stderr_has(&["\"0.3.0\"", "process.capabilities is a list", "grants more"]);
+    assert!(
+        d.stdout.contains("\"ociVersion\": \"1.0.2\""),
+        "{}",
+        d.stdout
+    );
     let r = b.run(&["install", "--name", "old", &reference]);
     r.ok();
     r.stderr_has(&["\"0.3.0\"", "process.capabilities is a list", "platform"]);

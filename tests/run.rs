@@ -483,6 +483,17 @@ fn a_pre_1_0_bundle_runs_in_its_1_0_shape() {
         c["hooks"] = json!({});
         c["linux"]["capabilities"] = json!(["CAP_KILL", "CAP_AUDIT_WRITE"]);
         c["linux"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]);
+        c["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        let m = c["mounts"].as_array_mut().unwrap();
+        // Shapes of atomic's templates: `mode=` on a bind, a cgroup mount.
+        m.push(
+            json!({"destination": "/mnt", "type": "bind", "source": "/tmp",
+                      "options": ["rbind", "rw", "mode=755"]}),
+        );
+        m.push(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                      "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+        );
     });
     let r = b.run(&run_args(&dir, &unique("old")));
     r.ok();
