@@ -1,7 +1,7 @@
 //! PURE: what a deployment's config grants beyond berth's default config.
 //!
 //! An image's own config is run as written, so `install` and `update` say
-//! what it asks for that berth's default ([`crate::runtime::spec::default_spec`])
+//! what it asks for that berth's default ([`crate::runtime::defaults::default_spec`])
 //! would not give: host namespaces, extra capabilities, host paths bound
 //! read-write, all devices, new privileges, no seccomp filter.
 
@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::Serialize;
 
-use crate::runtime::spec::{DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES};
+use crate::runtime::defaults::{DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES};
 
 /// What a config grants beyond berth's default. Empty fields are omitted
 /// from `--json`.
@@ -152,7 +152,7 @@ pub fn grants(spec: &Spec) -> Grants {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::runtime::spec::{default_spec, to_json};
+    use crate::runtime::defaults::{default_spec, to_json};
     use serde_json::json;
 
     fn default_value() -> serde_json::Value {

@@ -6,13 +6,13 @@
 //! contract: a rendered `config.json.template` or a copied `config.json` is
 //! used as written (a pre-1.0 one read in its 1.0 shape). Only an image
 //! without either gets berth's default config
-//! ([`crate::runtime::spec::default_spec`], with berth's hardening), its
+//! ([`crate::runtime::defaults::default_spec`], with berth's hardening), its
 //! process filled in from the image config (entrypoint + cmd, env, working
 //! dir, user).
 
 use super::exports::{text, Exports};
 use super::DeployError;
-use crate::runtime::{legacy, spec};
+use crate::runtime::{defaults, legacy};
 use crate::store::{image::ImageRecord, Store};
 use crate::template::{self, FileKind, Values};
 
@@ -208,11 +208,11 @@ pub fn validate_config(file: &str, text: &str) -> Result<(), DeployError> {
 
 /// berth's default config as text, with an empty `process.args`.
 pub fn default_config_skeleton() -> Result<String, DeployError> {
-    let spec = spec::default_spec().map_err(|e| DeployError::Invalid {
+    let spec = defaults::default_spec().map_err(|e| DeployError::Invalid {
         file: DEFAULT_CONFIG_FILE.into(),
         detail: e.to_string(),
     })?;
-    spec::to_json(&spec).map_err(|e| DeployError::Invalid {
+    defaults::to_json(&spec).map_err(|e| DeployError::Invalid {
         file: DEFAULT_CONFIG_FILE.into(),
         detail: e.to_string(),
     })
@@ -256,7 +256,7 @@ fn default_config(
         .as_str()
         .filter(|s| s.starts_with('/'))
         .unwrap_or("/");
-    let mut spec = spec::default_spec().map_err(|e| DeployError::Invalid {
+    let mut spec = defaults::default_spec().map_err(|e| DeployError::Invalid {
         file: DEFAULT_CONFIG_FILE.into(),
         detail: e.to_string(),
     })?;
@@ -286,7 +286,7 @@ fn default_config(
         }
         spec.set_mounts(Some(mounts));
     }
-    spec::to_json(&spec).map_err(|e| invalid(e.to_string()))
+    defaults::to_json(&spec).map_err(|e| invalid(e.to_string()))
 }
 
 /// `User` of the image config as uid/gid: numbers, or names from the image's

@@ -31,6 +31,7 @@
 pub mod activation;
 pub mod bundled;
 pub mod cgroup;
+pub mod defaults;
 pub mod external;
 pub mod foreground;
 pub mod legacy;
