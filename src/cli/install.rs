@@ -182,7 +182,11 @@ struct WithGrants<'a, T: serde::Serialize> {
 /// What the plan's config.json grants beyond berth's default config.
 fn config_grants(plan: &Plan) -> Option<Grants> {
     let config = plan.config.as_deref()?;
-    match grants::of_config(config) {
+    let state = match (plan.values.get("STATE_DIRECTORY"), plan.values.get("NAME")) {
+        (Some(dir), Some(name)) => Some(format!("{}/{name}", dir.trim_end_matches('/'))),
+        _ => None,
+    };
+    match grants::of_config(config, state.as_deref()) {
         Ok(g) => Some(g),
         Err(e) => {
             tracing::warn!("{}: config.json: {e}", plan.name);

@@ -23,7 +23,8 @@ pub struct Grants {
     /// Capabilities beyond the default set, in any of the sets (`CAP_SYS_ADMIN`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
-    /// Host paths bound read-write (`SOURCE → DESTINATION`).
+    /// Host paths bound read-write (`SOURCE → DESTINATION`), other than the
+    /// container's own state directory.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rw_binds: Vec<String>,
     /// The device cgroup allows every device.
@@ -69,13 +70,15 @@ impl Grants {
     }
 }
 
-/// What `config` (a deployment's config.json) grants beyond berth's default.
-pub fn of_config(config: &str) -> Result<Grants, serde_json::Error> {
-    Ok(grants(&serde_json::from_str(config)?))
+/// What `config` (a deployment's config.json) grants beyond berth's default;
+/// `state` is the container's own state directory (`STATE_DIRECTORY/NAME`),
+/// whose binds berth's default makes too (one per image `VOLUME`).
+pub fn of_config(config: &str, state: Option<&str>) -> Result<Grants, serde_json::Error> {
+    Ok(grants(&serde_json::from_str(config)?, state))
 }
 
-/// What `spec` grants beyond berth's default.
-pub fn grants(spec: &Spec) -> Grants {
+/// What `spec` grants beyond berth's default (`state`: as in [`of_config`]).
+pub fn grants(spec: &Spec, state: Option<&str>) -> Grants {
     let linux = spec.linux().as_ref();
     let own: Vec<LinuxNamespaceType> = linux
         .and_then(|l| l.namespaces().as_ref())
@@ -117,7 +120,11 @@ pub fn grants(spec: &Spec) -> Grants {
             let opts = m.options().as_deref().unwrap_or_default();
             let bind = m.typ().as_deref() == Some("bind")
                 || opts.iter().any(|o| o == "bind" || o == "rbind");
-            bind && !opts.iter().any(|o| o == "ro")
+            let own = match (state, m.source()) {
+                (Some(st), Some(src)) => src.starts_with(st),
+                _ => false,
+            };
+            bind && !own && !opts.iter().any(|o| o == "ro")
         })
         .map(|m| {
             let src = m
@@ -160,7 +167,7 @@ mod tests {
     }
 
     fn of(v: &serde_json::Value) -> Grants {
-        of_config(&v.to_string()).unwrap()
+        of_config(&v.to_string(), Some("/var/lib/app")).unwrap()
     }
 
     #[test]
@@ -203,11 +210,14 @@ mod tests {
                     m.push(json!({"destination": "/run/flannel", "type": "bind", "source": "/run/flannel", "options": ["rbind", "rw"]}));
                     m.push(json!({"destination": "/etc", "type": "bind", "source": "/etc", "options": ["rbind", "ro"]}));
                     m.push(json!({"destination": "/host", "type": "none", "source": "/", "options": ["rbind"]}));
+                    m.push(json!({"destination": "/data", "type": "bind", "source": "/var/lib/app/data", "options": ["rbind", "rw"]}));
+                    m.push(json!({"destination": "/other", "type": "bind", "source": "/var/lib/application", "options": ["rbind", "rw"]}));
                 },
                 Grants {
                     rw_binds: vec![
                         "/run/flannel \u{2192} /run/flannel".into(),
                         "/ \u{2192} /host".into(),
+                        "/var/lib/application \u{2192} /other".into(),
                     ],
                     ..Grants::default()
                 },
