@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::output::{self, Renderer};
 use super::GlobalOpts;
+use crate::deploy::grants::{self, Grants};
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::{self, InstallRequest, Plan, UpdateRequest};
 use crate::layout::Layout;
@@ -143,9 +144,14 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
     for k in &plan.kept {
         eprintln!("warning: kept {k}");
     }
+    let grants = config_grants(&plan);
     if g.json {
-        return output::print_json(&plan);
+        return output::print_json(&WithGrants {
+            inner: &plan,
+            grants,
+        });
     }
+    print_grants(&plan.name, grants.as_ref());
     let out = if a.display {
         display(&layout, &plan, "install")
     } else {
@@ -190,6 +196,45 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
     };
     output::println(&out)?;
     Ok(())
+}
+
+/// A `--json` document with the `grants` field added beside the others.
+#[derive(serde::Serialize)]
+struct WithGrants<'a, T: serde::Serialize> {
+    #[serde(flatten)]
+    inner: &'a T,
+    /// What the config grants beyond berth's default (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grants: Option<Grants>,
+}
+
+/// What the plan's config.json grants beyond berth's default config.
+fn config_grants(plan: &Plan) -> Option<Grants> {
+    let config = plan.config.as_deref()?;
+    let state = match (plan.values.get("STATE_DIRECTORY"), plan.values.get("NAME")) {
+        (Some(dir), Some(name)) => Some(format!("{}/{name}", dir.trim_end_matches('/'))),
+        _ => None,
+    };
+    match grants::of_config(config, state.as_deref()) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!("{}: config.json: {e}", plan.name);
+            None
+        }
+    }
+}
+
+/// The grants block on stderr: nothing when the config grants nothing more.
+fn print_grants(name: &str, grants: Option<&Grants>) {
+    let Some(g) = grants.filter(|g| !g.is_empty()) else {
+        return;
+    };
+    let mut block = format!("{name}: its config grants more than berth's default:");
+    for l in g.lines() {
+        block.push_str("\n  ");
+        block.push_str(&l);
+    }
+    eprintln!("{block}");
 }
 
 fn display(layout: &Layout, plan: &Plan, verb: &str) -> String {
@@ -285,14 +330,28 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    let results: Vec<_> = results
+        .iter()
+        .map(|r| WithGrants {
+            inner: r,
+            grants: r
+                .plan
+                .as_ref()
+                .filter(|_| r.changed)
+                .and_then(config_grants),
+        })
+        .collect();
     if g.json {
         match (a.all, results.first()) {
             (false, Some(r)) => output::print_json(r)?,
             _ => output::print_json(&results)?,
         }
     } else {
-        let mut out = String::new();
         for r in &results {
+            print_grants(&r.inner.name, r.grants.as_ref());
+        }
+        let mut out = String::new();
+        for WithGrants { inner: r, .. } in &results {
             let line = match (&r.plan, a.display, r.changed) {
                 (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
                 (Some(plan), true, _) => display(&layout, plan, "update"),

@@ -25,6 +25,7 @@
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
 pub mod exports;
+pub mod grants;
 pub mod hostfs;
 pub mod install;
 pub mod mount;
