@@ -6,6 +6,7 @@ mod generate;
 mod images;
 mod install;
 mod output;
+mod plan_view;
 mod pull;
 mod run;
 mod run_once;
