@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use common::oci::{Compression, Image, Layer, OciLayout};
+use common::deploy::{fail_and_kill_each, layout, read, snapshot, Case};
+use common::oci::{Compression, Image, Layer};
 use common::{require_root, Berth};
 
 /// `/etc/kubernetes/config` as the Kubernetes packages ship it.
@@ -168,46 +169,6 @@ fn family() -> Vec<(&'static str, Image)> {
                 .image(),
         ),
     ]
-}
-
-/// A layout holding each (tag, image); returns `oci:DIR` and its keeper.
-fn layout(images: &[(&str, Image)]) -> (String, tempfile::TempDir) {
-    let dir = common::tempdir();
-    let mut l = OciLayout::create(dir.path().join("layout"));
-    for (tag, image) in images {
-        l.add_image(tag, image);
-    }
-    (format!("oci:{}", dir.path().join("layout").display()), dir)
-}
-
-/// Everything below `root` except the store, the lock and the (empty)
-/// deployments directory: path → what it is.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (rel, meta) in common::tree::walk(root) {
-        let rel = rel.display().to_string();
-        if rel.starts_with("var/lib/berth/repo") || rel == "var/lib/berth/lock" {
-            continue;
-        }
-        let p = root.join(&rel);
-        let what = if meta.is_symlink() {
-            format!("-> {}", std::fs::read_link(&p).unwrap().display())
-        } else if meta.is_dir() {
-            format!("dir {:o}", meta.mode() & 0o7777)
-        } else {
-            format!(
-                "file {:o} {}",
-                meta.mode() & 0o7777,
-                common::sha256_hex(&std::fs::read(&p).unwrap())
-            )
-        };
-        out.insert(rel, what);
-    }
-    out
-}
-
-fn read(root: &Path, p: &str) -> String {
-    std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
 fn mode(root: &Path, p: &str) -> u32 {
@@ -580,7 +541,6 @@ fn failure_or_kill_around_a_shared_path_leaves_the_previous_state() {
     let uninstall_api = ["uninstall", "api"];
     let uninstall_sched = ["uninstall", "sched"];
     let uninstall_adm = ["uninstall", "adm"];
-    type Case<'a> = (&'a str, &'a [&'a str], Vec<&'a [&'a str]>);
     let mut cases: Vec<Case> = Vec::new();
     for step in ["checkout", "stage", "files", "commit", "reload"] {
         // A later user of a shared path, and one sharing a directory and kubectl.
@@ -596,42 +556,18 @@ fn failure_or_kill_around_a_shared_path_leaves_the_previous_state() {
         ));
         cases.push((step, &uninstall_sched, vec![&install_sched]));
     }
-    for (step, cmd, setup) in &cases {
-        for kill in [false, true] {
-            b.unset_env("BERTH_FAILPOINT");
-            for s in setup {
-                b.run(s).ok();
+    let uninstall_all = [&uninstall_adm, &uninstall_sched, &uninstall_api];
+    fail_and_kill_each(&mut b, &cases, &empty, |b, _| {
+        for u in uninstall_all {
+            if root
+                .join("var/lib/berth/containers")
+                .join(u[1])
+                .is_symlink()
+            {
+                b.run(u).ok();
             }
-            let before = snapshot(&root);
-            let fp = if kill {
-                format!("{step}:kill")
-            } else {
-                step.to_string()
-            };
-            b.set_env("BERTH_FAILPOINT", &fp);
-            let r = b.run(cmd);
-            if kill {
-                assert_eq!(r.code, -1, "{fp} {cmd:?} was not killed: {}", r.stderr);
-                b.unset_env("BERTH_FAILPOINT");
-                b.run(&["list"]).ok();
-            } else {
-                r.code(1).stderr_has(&["injected failure"]);
-            }
-            assert_eq!(snapshot(&root), before, "{fp} {cmd:?}");
-            b.unset_env("BERTH_FAILPOINT");
-            b.run(cmd).ok();
-            for u in [&uninstall_adm, &uninstall_sched, &uninstall_api] {
-                if root
-                    .join("var/lib/berth/containers")
-                    .join(u[1])
-                    .is_symlink()
-                {
-                    b.run(u).ok();
-                }
-            }
-            assert_eq!(snapshot(&root), empty, "{fp} {cmd:?} then uninstall");
         }
-    }
+    });
 }
 
 #[test]
