@@ -72,6 +72,19 @@ pub const MANIFEST_KEYS: &[&str] = &[
     "useLinks",
 ];
 
+/// The root directory of `commit`; errors name `file`, what was being read.
+fn commit_root(store: &Store, commit: &str, file: &str) -> Result<gio::File, DeployError> {
+    let (root, _) = store
+        .repo()
+        .read_commit(commit, NOCANCEL)
+        .map_err(ot(|| format!("reading commit {commit}")))
+        .map_err(|e| DeployError::Invalid {
+            file: file.to_string(),
+            detail: e.to_string(),
+        })?;
+    Ok(root)
+}
+
 /// Reads `path` (relative to the image root) from the commit, if it is a file.
 pub fn read_image_file(
     store: &Store,
@@ -82,12 +95,7 @@ pub fn read_image_file(
         file: path.to_string(),
         detail: e.to_string(),
     };
-    let (root, _) = store
-        .repo()
-        .read_commit(commit, NOCANCEL)
-        .map_err(ot(|| format!("reading commit {commit}")))
-        .map_err(store_err)?;
-    let file = root.resolve_relative_path(path);
+    let file = commit_root(store, commit, path)?.resolve_relative_path(path);
     let kind = file.query_file_type(gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS, NOCANCEL);
     if kind != gio::FileType::Regular {
         if kind != gio::FileType::Unknown {
@@ -225,12 +233,8 @@ fn hostfs_files(store: &Store, commit: &str) -> Result<Vec<HostfsEntry>, DeployE
         file: "/exports/hostfs".into(),
         detail: e.to_string(),
     };
-    let (root, _) = store
-        .repo()
-        .read_commit(commit, NOCANCEL)
-        .map_err(ot(|| format!("reading commit {commit}")))
-        .map_err(store_err)?;
-    let top = root.resolve_relative_path("exports/hostfs");
+    let top =
+        commit_root(store, commit, "/exports/hostfs")?.resolve_relative_path("exports/hostfs");
     if top.query_file_type(gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS, NOCANCEL)
         != gio::FileType::Directory
     {
