@@ -374,6 +374,85 @@ fn read_only_root_is_enforced() {
     );
 }
 
+/// What berth and libcontainer could change in the host's /dev: the
+/// entries a runtime sets up in a container's /dev, as (name, type).
+fn host_dev_setup_entries() -> Vec<(String, String)> {
+    ["ptmx", "kcore", "fd", "stdin", "stdout", "stderr", "null"]
+        .iter()
+        .map(|n| {
+            let p = Path::new("/dev").join(n);
+            let t = match std::fs::symlink_metadata(&p) {
+                Err(_) => "absent".to_string(),
+                Ok(m) if m.file_type().is_symlink() => {
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display())
+                }
+                Ok(m) => format!(
+                    "{:?} {:o}",
+                    m.file_type(),
+                    std::os::unix::fs::PermissionsExt::mode(&m.permissions())
+                ),
+            };
+            (n.to_string(), t)
+        })
+        .collect()
+}
+
+#[test]
+fn the_hosts_dev_bound_into_a_container_is_left_as_it_is() {
+    if !common::require_root() {
+        return;
+    }
+    // As atomic's flannel and docker images ask: the host's /dev, rbind rw,
+    // with a devpts of the container's own on top.
+    let (b, dir) = setup(
+        &sh("test -c /dev/kmsg && test -c /dev/null && echo host-dev"),
+        |c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| m["destination"] != "/dev");
+            mounts.insert(
+                1,
+                serde_json::json!({"destination": "/dev", "type": "bind", "source": "/dev",
+                                   "options": ["rbind", "rw", "mode=755"]}),
+            );
+        },
+    );
+    let before = host_dev_setup_entries();
+    let r = b.run(&run_args(&dir, &unique("hostdev")));
+    r.ok();
+    assert_eq!(r.stdout, "host-dev\n");
+    assert_eq!(host_dev_setup_entries(), before);
+}
+
+#[test]
+fn a_config_without_dev_gets_one_and_leaves_the_rootfs_alone() {
+    if !common::require_root() {
+        return;
+    }
+    let (b, dir) = setup(
+        &sh("test -c /dev/null && test -L /dev/fd && echo dev-ok"),
+        |c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+        },
+    );
+    let rootfs_dev = || {
+        let mut names: Vec<String> = std::fs::read_dir(rootfs().join("dev"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = rootfs_dev();
+    // Twice: the second start finds nothing of the first in the rootfs.
+    for _ in 0..2 {
+        let r = b.run(&run_args(&dir, &unique("nodev")));
+        r.ok();
+        assert_eq!(r.stdout, "dev-ok\n");
+        assert_eq!(rootfs_dev(), before);
+    }
+}
+
 /// `CapBnd` of this process, as a bit set.
 fn own_bounding_set() -> u64 {
     let own = std::fs::read_to_string("/proc/self/status").unwrap();

@@ -165,6 +165,9 @@ pub fn render(
     let s = &mut bundle.spec;
     let hardening = spec::clamp_capabilities(s, &bounding_set()?);
     spec::set_root_path(s, &bundle.rootfs);
+    if spec::ensure_dev_mount(s) {
+        tracing::debug!("{id}: no mount at /dev in the config; a tmpfs is added there");
+    }
     let cg = OwnCgroups::read()
         .map_err(|e| RuntimeError::io("reading", Path::new("/proc/self/cgroup"), e))?;
     if runtime_name == "bundled" && !nix::unistd::geteuid().is_root() {

@@ -225,6 +225,36 @@ pub fn add_notify(spec: &mut Spec, host_dir: &Path) {
     set_env(spec, "NOTIFY_SOCKET", NOTIFY_SOCKET_IN_CONTAINER);
 }
 
+/// Gives a config without a mount at `/dev` the OCI default tmpfs there,
+/// placed before the first mount below `/dev`. Runtimes create the default
+/// device nodes and symlinks in the container's `/dev`; without a mount that
+/// is the deployment's rootfs, a read-only checkout shared by hardlinks,
+/// which must not be written (and a second start would find them there).
+/// Returns whether it added the mount.
+pub fn ensure_dev_mount(spec: &mut Spec) -> bool {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    if mounts.iter().any(|m| m.destination() == Path::new("/dev")) {
+        return false;
+    }
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from("/dev"))
+        .set_typ(Some("tmpfs".into()))
+        .set_source(Some(PathBuf::from("tmpfs")))
+        .set_options(Some(
+            ["nosuid", "strictatime", "mode=755", "size=65536k"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ));
+    let at = mounts
+        .iter()
+        .position(|m| m.destination().starts_with("/dev"))
+        .unwrap_or(mounts.len());
+    mounts.insert(at, m);
+    spec.set_mounts(Some(mounts));
+    true
+}
+
 /// Socket activation inside the container: `LISTEN_FDS=n`, `LISTEN_PID=1`
 /// (the init as the container sees it) and `LISTEN_FDNAMES` when systemd gave
 /// names. With `n == 0` every `LISTEN_*` is removed.
@@ -390,6 +420,27 @@ mod tests {
             .collect();
         assert_eq!(clamp_capabilities(&mut s, &all), Hardening::default());
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn a_config_without_dev_gets_a_tmpfs_before_its_dev_submounts() {
+        let mut s = spec_of(minimal());
+        let mut pts = Mount::default();
+        pts.set_destination(PathBuf::from("/dev/pts"));
+        let mut proc_ = Mount::default();
+        proc_.set_destination(PathBuf::from("/proc"));
+        s.set_mounts(Some(vec![proc_, pts]));
+        assert!(ensure_dev_mount(&mut s));
+        let dests: Vec<_> = s
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        assert_eq!(dests, ["/proc", "/dev", "/dev/pts"]);
+        // Idempotent, and a config's own /dev (a host bind) is kept.
+        assert!(!ensure_dev_mount(&mut s));
+        assert_eq!(s.mounts().as_ref().unwrap().len(), 3);
     }
 
     #[test]
