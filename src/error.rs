@@ -82,6 +82,9 @@ pub enum Error {
     /// `berth install`/`uninstall`/`list`: names, values, templates, files.
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    /// `berth run-once`, and `install` of a run-once image.
+    #[error(transparent)]
+    RunOnce(#[from] crate::deploy::run_once::RunOnceError),
     /// `--user` refused or its directories unknown.
     #[error(transparent)]
     Layout(#[from] crate::layout::LayoutError),
@@ -112,6 +115,7 @@ impl Error {
             Error::Store(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Deploy(e) => e.kind(),
+            Error::RunOnce(e) => e.kind(),
             Error::Manifest(_) | Error::Layout(_) => ErrorKind::Usage,
             Error::InEntry { source, .. } => source.kind(),
         }

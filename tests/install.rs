@@ -332,6 +332,138 @@ fn image_without_exports_gets_berth_defaults() {
     let mounts = config["mounts"].to_string();
     assert!(mounts.contains("\"/run\""), "{mounts}");
     assert!(mounts.contains("\"/tmp\""), "{mounts}");
+    // berth's hardening is in the file, written at install time.
+    assert_eq!(config["process"]["noNewPrivileges"], true);
+    assert_eq!(
+        config["linux"]["seccomp"]["defaultAction"],
+        "SCMP_ACT_ALLOW"
+    );
+    assert!(config["linux"]["maskedPaths"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("/proc/kcore")));
+    assert!(config["linux"]["readonlyPaths"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("/proc/sys")));
+    // ... and it grants nothing beyond itself.
+    assert!(!r.stderr.contains("grants more"), "{}", r.stderr);
+}
+
+/// An OCI 0.x template in the shape of atomic's hello-world and
+/// qemu-guest-agent images: platform key, capability list, rlimits under linux.
+const OLD_CONFIG: &str = r#"{
+  "ociVersion": "0.3.0",
+  "platform": {"os": "linux", "arch": "amd64"},
+  "process": {
+    "terminal": false,
+    "user": {"uid": 0, "gid": 0},
+    "args": ["/usr/bin/etcd"],
+    "env": ["PATH=/usr/bin"],
+    "cwd": "/",
+    "capabilities": ["CAP_KILL", "CAP_NET_ADMIN", "CAP_SYS_ADMIN"]
+  },
+  "root": {"path": "rootfs", "readonly": true},
+  "mounts": [
+    {"destination": "/proc", "type": "proc", "source": "proc"},
+    {"destination": "/run/$NAME", "type": "bind", "source": "/run/$NAME", "options": ["rbind", "rw", "mode=755"]},
+    {"destination": "/etc/$NAME", "type": "bind", "source": "/etc/$NAME", "options": ["rbind", "ro"]}
+  ],
+  "hooks": {},
+  "linux": {
+    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+    "resources": {"devices": [{"allow": true, "access": "rwm"}]},
+    "namespaces": [{"type": "mount"}]
+  }
+}
+"#;
+
+fn old_image() -> Image {
+    let layer = Layer::new()
+        .dir("usr", 0o755)
+        .dir("usr/bin", 0o755)
+        .file("usr/bin/etcd", "#!/bin/sh\n", 0o755)
+        .dir("exports", 0o755)
+        .file("exports/config.json.template", OLD_CONFIG, 0o644)
+        .build(Compression::Gzip);
+    Image::new(vec![layer]).cmd(&["/usr/bin/etcd"])
+}
+
+#[test]
+fn pre_1_0_template_installs_in_its_1_0_form_and_as_written() {
+    if !require_root() {
+        return;
+    }
+    let (reference, _keep) = layout(&old_image());
+    let b = Berth::new();
+    // --display shows the upgrade notes and the grants, and the 1.0 text.
+    b.run(&["pull", &reference]).ok();
+    let d = b.run(&["install", "--display", "--name", "old", &reference]);
+    d.ok();
+    d.stderr_has(&["\"0.3.0\"", "process.capabilities is a list", "grants more"]);
+    assert!(
+        d.stdout.contains("\"ociVersion\": \"1.0.2\""),
+        "{}",
+        d.stdout
+    );
+    let r = b.run(&["install", "--name", "old", &reference]);
+    r.ok();
+    r.stderr_has(&["\"0.3.0\"", "process.capabilities is a list", "platform"]);
+    let text = std::fs::read_to_string(b.root().join("var/lib/berth/containers/old.0/config.json"))
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(config["ociVersion"], "1.0.2");
+    assert!(config.get("platform").is_none(), "{text}");
+    let caps = serde_json::json!(["CAP_KILL", "CAP_NET_ADMIN", "CAP_SYS_ADMIN"]);
+    assert_eq!(
+        config["process"]["capabilities"],
+        serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps})
+    );
+    assert_eq!(
+        config["process"]["rlimits"],
+        serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}])
+    );
+    // The image's config is the contract: berth adds no hardening to it.
+    assert!(config["process"].get("noNewPrivileges").is_none(), "{text}");
+    assert!(config["linux"].get("seccomp").is_none(), "{text}");
+    assert!(config["linux"].get("maskedPaths").is_none(), "{text}");
+    assert!(config["linux"].get("readonlyPaths").is_none(), "{text}");
+    // The grants block names what it asks for beyond berth's default.
+    r.stderr_has(&[
+        "old: its config grants more than berth's default:",
+        "  host namespaces: pid, ipc, uts\n",
+        "  capabilities: CAP_NET_ADMIN, CAP_SYS_ADMIN\n",
+        "  read-write host paths: /run/old \u{2192} /run/old\n",
+        "  all devices\n",
+        "  new privileges (noNewPrivileges is not set)\n",
+        "  no seccomp filter",
+    ]);
+    assert!(!r.stderr.contains("/etc/old \u{2192}"), "{}", r.stderr);
+}
+
+#[test]
+fn json_output_carries_the_grants() {
+    if !require_root() {
+        return;
+    }
+    let (reference, _keep) = layout(&old_image());
+    let b = Berth::new();
+    let r = b.run(&["--json", "install", "--name", "old", &reference]);
+    r.ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["name"], "old");
+    assert_eq!(
+        v["grants"],
+        serde_json::json!({
+            "host_namespaces": ["pid", "ipc", "uts"],
+            "capabilities": ["CAP_NET_ADMIN", "CAP_SYS_ADMIN"],
+            "rw_binds": ["/run/old \u{2192} /run/old"],
+            "all_devices": true,
+            "new_privileges": true,
+            "no_seccomp": true
+        })
+    );
+    assert!(!r.stderr.contains("grants more"), "{}", r.stderr);
 }
 
 #[test]
@@ -545,6 +677,8 @@ fn install_clears_what_a_dead_install_left() {
     assert_eq!(host_state(&root), installed);
     // A unit berth did not write is never touched: conflict.
     b.run(&["uninstall", "etcd"]).ok();
+    // (The unit directory berth made went with the uninstall.)
+    std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
     std::fs::write(root.join("etc/systemd/system/etcd.service"), "[Service]\n").unwrap();
     b.run(&["install", "--name", "etcd", &reference]).code(4);
     assert_eq!(

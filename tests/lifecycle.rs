@@ -10,11 +10,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
-use common::oci::{Compression, Image, Layer, OciLayout};
+use common::deploy::{fail_and_kill_each, layout, read, snapshot, Case};
+use common::oci::{Compression, Image, Layer};
 use common::{require_all, require_root, run_ok, Berth};
 
 const SERVICE: &str = "\
@@ -101,45 +102,6 @@ fn httpd() -> Image {
     Image::new(vec![layer]).cmd(&["/bin/httpd"])
 }
 
-/// A layout holding each (tag, image); returns `oci:DIR` and its keeper.
-fn layout(images: &[(&str, Image)]) -> (String, tempfile::TempDir) {
-    let dir = common::tempdir();
-    let mut l = OciLayout::create(dir.path().join("layout"));
-    for (tag, image) in images {
-        l.add_image(tag, image);
-    }
-    (format!("oci:{}", dir.path().join("layout").display()), dir)
-}
-
-/// Everything below `root` except the store and the lock: path → what it is.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (rel, meta) in common::tree::walk(root) {
-        let rel = rel.display().to_string();
-        if rel.starts_with("var/lib/berth/repo") || rel == "var/lib/berth/lock" {
-            continue;
-        }
-        let p = root.join(&rel);
-        let what = if meta.is_symlink() {
-            format!("-> {}", std::fs::read_link(&p).unwrap().display())
-        } else if meta.is_dir() {
-            format!("dir {:o}", meta.mode() & 0o7777)
-        } else {
-            format!(
-                "file {:o} {}",
-                meta.mode() & 0o7777,
-                common::sha256_hex(&std::fs::read(&p).unwrap())
-            )
-        };
-        out.insert(rel, what);
-    }
-    out
-}
-
-fn read(root: &Path, p: &str) -> String {
-    std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
-}
-
 #[test]
 fn hostfs_files_are_renamed_rendered_and_removed_with_their_dirs() {
     if !require_root() {
@@ -165,11 +127,19 @@ fn hostfs_files_are_renamed_rendered_and_removed_with_their_dirs() {
         read(&root, "etc/etcd/etcd.conf"),
         "name=etcd\nport=2379\nversion=v1\n"
     );
-    // A second install wanting the same host file is refused; nothing changes.
+    // A second container shipping the same host file shares it: the first
+    // one's version stays, and the second's uninstall leaves it.
     let installed = snapshot(&root);
     b.run(&["install", "--name", "etcd2", &format!("{src}:v1")])
-        .code(4)
-        .stderr_has(&["etc/etcd/etcd.conf"]);
+        .ok()
+        .stderr_has(&[
+            "kept /etc/etcd/etcd.conf is etcd's, shared with etcd2; etcd2's version differs",
+        ]);
+    assert_eq!(
+        read(&root, "etc/etcd/etcd.conf"),
+        "name=etcd\nport=2379\nversion=v1\n"
+    );
+    b.run(&["uninstall", "etcd2"]).ok();
     assert_eq!(snapshot(&root), installed);
     // A host file the user edited stays, and uninstall says so.
     std::fs::write(root.join("usr/bin/etcdctl"), "mine\n").unwrap();
@@ -392,7 +362,6 @@ fn failure_or_kill_at_any_step_leaves_the_previous_state() {
     b.run(&uninstall).ok();
     let empty = snapshot(&root);
     // (failpoint, command, the state it starts from is made by these)
-    type Case<'a> = (&'a str, &'a [&'a str], Vec<&'a [&'a str]>);
     let cases: Vec<Case> = vec![
         ("checkout", &install, vec![]),
         ("stage", &install, vec![]),
@@ -412,39 +381,11 @@ fn failure_or_kill_at_any_step_leaves_the_previous_state() {
         ("uninstall-staged", &uninstall, vec![&install, &update]),
         ("uninstall-commit", &uninstall, vec![&install, &update]),
     ];
-    for (step, cmd, setup) in &cases {
-        for kill in [false, true] {
-            b.unset_env("BERTH_FAILPOINT");
-            for s in setup {
-                b.run(s).ok();
-            }
-            let before = snapshot(&root);
-            let fp = if kill {
-                format!("{step}:kill")
-            } else {
-                step.to_string()
-            };
-            b.set_env("BERTH_FAILPOINT", &fp);
-            let r = b.run(cmd);
-            if kill {
-                assert_eq!(r.code, -1, "{fp} {cmd:?} was not killed: {}", r.stderr);
-                assert!(root.join("var/lib/berth/journal").exists(), "{fp}");
-                b.unset_env("BERTH_FAILPOINT");
-                // The next berth undoes it, even a read-only verb.
-                b.run(&["list"]).ok();
-            } else {
-                r.code(1).stderr_has(&["injected failure"]);
-            }
-            assert_eq!(snapshot(&root), before, "{fp} {cmd:?}");
-            b.unset_env("BERTH_FAILPOINT");
-            // And the operation then succeeds.
-            b.run(cmd).ok();
-            if cmd[0] != "uninstall" {
-                b.run(&uninstall).ok();
-            }
-            assert_eq!(snapshot(&root), empty, "{fp} {cmd:?} then uninstall");
+    fail_and_kill_each(&mut b, &cases, &empty, |b, cmd| {
+        if cmd[0] != "uninstall" {
+            b.run(&uninstall).ok();
         }
-    }
+    });
 }
 
 #[test]

@@ -374,21 +374,8 @@ fn read_only_root_is_enforced() {
     );
 }
 
-#[test]
-fn hardening_defaults_and_capability_clamp() {
-    if !common::require_root() {
-        return;
-    }
-    let script = "grep -E '^(NoNewPrivs|Seccomp|CapBnd)' /proc/self/status; cat /proc/kcore 2>&1 | head -c 0; \
-                  ls /proc/kcore -l | tr -s ' ' | cut -d' ' -f5";
-    let (b, dir) = setup(&sh(script), |c| {
-        c["process"]
-            .as_object_mut()
-            .unwrap()
-            .remove("noNewPrivileges");
-        let all = ["CAP_KILL", "CAP_CHOWN", "CAP_SYS_RESOURCE"];
-        c["process"]["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
-    });
+/// `CapBnd` of this process, as a bit set.
+fn own_bounding_set() -> u64 {
     let own = std::fs::read_to_string("/proc/self/status").unwrap();
     let bnd = own
         .lines()
@@ -398,28 +385,127 @@ fn hardening_defaults_and_capability_clamp() {
         .nth(1)
         .unwrap()
         .to_string();
+    u64::from_str_radix(&bnd, 16).unwrap()
+}
+
+fn status_line<'a>(stdout: &'a str, key: &str) -> &'a str {
+    stdout.lines().find(|l| l.starts_with(key)).unwrap_or("")
+}
+
+const STATUS_SCRIPT: &str = "grep -E '^(NoNewPrivs|Seccomp|CapBnd)' /proc/self/status";
+
+#[test]
+fn a_config_runs_as_written_with_capabilities_clamped() {
+    if !common::require_root() {
+        return;
+    }
+    let (b, dir) = setup(&sh(STATUS_SCRIPT), |c| {
+        c["process"]
+            .as_object_mut()
+            .unwrap()
+            .remove("noNewPrivileges");
+        let all = ["CAP_KILL", "CAP_CHOWN", "CAP_SYS_RESOURCE"];
+        c["process"]["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
+    });
     let sys_resource_bit = 1u64 << 24;
     let r = b.run(&run_args(&dir, &unique("caps")));
     r.ok();
-    assert!(r.stdout.contains("NoNewPrivs:\t1"), "{}", r.stdout);
-    let seccomp = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("Seccomp:"))
-        .unwrap_or("");
-    assert!(
-        seccomp.ends_with('2'),
-        "default seccomp filter: {}",
+    // Nothing the config leaves out is added: no seccomp filter, no NNP.
+    assert_eq!(
+        status_line(&r.stdout, "Seccomp:"),
+        "Seccomp:\t0",
+        "{}",
         r.stdout
     );
-    let cap_bnd = r.stdout.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    assert_eq!(
+        status_line(&r.stdout, "NoNewPrivs:"),
+        "NoNewPrivs:\t0",
+        "{}",
+        r.stdout
+    );
+    let cap_bnd = status_line(&r.stdout, "CapBnd:");
     let got = u64::from_str_radix(cap_bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
-    let host = u64::from_str_radix(&bnd, 16).unwrap();
+    let host = own_bounding_set();
     assert_eq!(got & !host, 0, "never more than berth's bounding set");
     if host & sys_resource_bit == 0 {
         r.stderr_has(&["CAP_SYS_RESOURCE"]);
     }
     assert_eq!(got & (1 << 5), 1 << 5, "CAP_KILL kept");
+    assert_eq!(got & sys_resource_bit, host & sys_resource_bit);
+}
+
+#[test]
+fn berths_default_config_is_hardened() {
+    if !common::require_root() {
+        return;
+    }
+    use common::oci::{Compression, Image, Layer, OciLayout};
+    let b = Berth::new();
+    let image = Image::new(vec![Layer::from_dir(&rootfs()).build(Compression::Gzip)]).cmd(&[
+        "/bin/sh",
+        "-c",
+        STATUS_SCRIPT,
+    ]);
+    let layout = b.dir().join("layout");
+    OciLayout::create(&layout).add_image("t", &image);
+    let name = unique("dflt");
+    b.run(&[
+        "install",
+        "--name",
+        &name,
+        &format!("oci:{}:t", layout.display()),
+    ])
+    .ok();
+    let r = b.run(&["run", &name]);
+    r.ok();
+    assert_eq!(
+        status_line(&r.stdout, "Seccomp:"),
+        "Seccomp:\t2",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        status_line(&r.stdout, "NoNewPrivs:"),
+        "NoNewPrivs:\t1",
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_pre_1_0_bundle_runs_in_its_1_0_shape() {
+    if !common::require_root() {
+        return;
+    }
+    let (b, dir) = setup(&sh("grep CapEff /proc/self/status; echo ran"), |c| {
+        c["ociVersion"] = json!("0.3.0");
+        c["platform"] = json!({"os": "linux", "arch": "amd64"});
+        c["hooks"] = json!({});
+        c["linux"]["capabilities"] = json!(["CAP_KILL", "CAP_AUDIT_WRITE"]);
+        c["linux"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]);
+        c["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        let m = c["mounts"].as_array_mut().unwrap();
+        // Shapes of atomic's templates: `mode=` on a bind, a cgroup mount.
+        m.push(
+            json!({"destination": "/mnt", "type": "bind", "source": "/tmp",
+                      "options": ["rbind", "rw", "mode=755"]}),
+        );
+        m.push(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                      "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+        );
+    });
+    let r = b.run(&run_args(&dir, &unique("old")));
+    r.ok();
+    assert!(r.stdout.ends_with("ran\n"), "{}", r.stdout);
+    // CAP_KILL (5) and CAP_AUDIT_WRITE (29) only.
+    assert_eq!(
+        status_line(&r.stdout, "CapEff:"),
+        "CapEff:\t0000000020000020",
+        "{}",
+        r.stdout
+    );
+    r.stderr_has(&["0.3.0", "linux.capabilities"]);
 }
 
 #[test]
@@ -625,7 +711,7 @@ fn bad_bundles_fail_before_running_with_exit_2() {
         (
             write(
                 "version",
-                Some(&edited(&|c| c["ociVersion"] = json!("0.5.0"))),
+                Some(&edited(&|c| c["ociVersion"] = json!("2.0.0"))),
             ),
             vec!["ociVersion"],
         ),
@@ -657,7 +743,43 @@ fn bad_bundles_fail_before_running_with_exit_2() {
             vec!["mounts[0].destination"],
         ),
     ];
-    for (dir, needles) in cases {
+    // The host or the rootfs lacks what the config names (checked in
+    // that order: bind sources, cwd, executable).
+    let more: Vec<(PathBuf, Vec<&str>)> = vec![
+        (
+            write(
+                "no-bind-source",
+                Some(&edited(&|c| {
+                    c["mounts"].as_array_mut().unwrap().push(json!({
+                        "destination": "/etc/flanneld", "type": "bind",
+                        "source": "/nonexistent/etc/flanneld", "options": ["rbind", "ro"]}))
+                })),
+            ),
+            vec!["mount /nonexistent/etc/flanneld \u{2192} /etc/flanneld: source does not exist"],
+        ),
+        (
+            write(
+                "no-cwd",
+                Some(&edited(&|c| c["process"]["cwd"] = json!("/no/such/dir"))),
+            ),
+            vec!["process.cwd /no/such/dir: no such directory in the rootfs"],
+        ),
+        (
+            write(
+                "no-exe",
+                Some(&edited(&|c| c["process"]["args"] = json!(["no-such-tool"]))),
+            ),
+            vec!["process.args[0] no-such-tool: not found in the rootfs"],
+        ),
+        (
+            write(
+                "not-exe",
+                Some(&edited(&|c| c["process"]["args"] = json!(["/"]))),
+            ),
+            vec!["process.args[0] /"],
+        ),
+    ];
+    for (dir, needles) in cases.into_iter().chain(more) {
         b.run(&run_args(&dir, "bad")).code(2).stderr_has(&needles);
     }
     assert!(

@@ -1,7 +1,7 @@
 //! `berth-run`: the lean entry point a unit's `ExecStart=` uses.
 //!
 //! Same behaviour and arguments as `berth run` (`[--root DIR | --user]
-//! [--runtime R] [--bundle DIR] NAME`), but this binary reaches only `berth::runtime`, so
+//! [--runtime R] [--bundle DIR] [--pid-file P] [--cleanup] NAME`), but this binary reaches only `berth::runtime`, so
 //! the linker (`--gc-sections`, `--as-needed`) leaves libostree and its ~60
 //! shared libraries out: loading them is most of `berth`'s start-up time and
 //! memory (see docs/runtime.md, "Start-up cost"). It is a separate binary
@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use berth::layout::Layout;
-use berth::runtime::foreground::{self, RunOptions};
+use berth::runtime::foreground::{self, Cleanup, RunOptions};
 use berth::runtime::{RuntimeChoice, RuntimeError};
 use clap::Parser;
 
@@ -36,6 +36,14 @@ struct Opt {
     /// Run this OCI bundle (config.json + rootfs) instead of an installed container.
     #[arg(long, short = 'b', value_name = "DIR")]
     bundle: Option<PathBuf>,
+    /// Write berth-run's pid to this absolute path once the container has
+    /// started; removed when it ends (and by --cleanup).
+    #[arg(long, value_name = "PATH")]
+    pid_file: Option<String>,
+    /// Do not run: remove the state (and --pid-file) a killed berth-run left
+    /// for NAME; does nothing while a berth-run runs it (a unit's ExecStopPost).
+    #[arg(long, conflicts_with = "bundle")]
+    cleanup: bool,
     /// The installed container, or with --bundle the container ID.
     #[arg(value_name = "NAME")]
     name: String,
@@ -57,6 +65,25 @@ fn main() {
         Ok(l) => l,
         Err(e) => std::process::exit(fail(e.into(), "--user")),
     };
+    let pid_file = match o.pid_file.as_deref().map(foreground::check_pid_file) {
+        Some(Err(e)) => {
+            eprintln!("error: --pid-file {e}");
+            std::process::exit(2);
+        }
+        _ => o.pid_file.as_ref().map(PathBuf::from),
+    };
+    let runtime = RuntimeChoice::parse(&o.runtime);
+    if o.cleanup {
+        let code = match foreground::cleanup(&layout, &runtime, &o.name, pid_file.as_deref()) {
+            Ok(Cleanup::Removed) => 0,
+            Ok(Cleanup::Running) => {
+                tracing::info!("{} is running; nothing to clean up", o.name);
+                0
+            }
+            Err(e) => fail(e, &format!("cleaning up after {}", o.name)),
+        };
+        std::process::exit(code);
+    }
     let bundle = match &o.bundle {
         Some(b) => b.clone(),
         None => match foreground::installed_bundle(&layout, &o.name) {
@@ -68,7 +95,8 @@ fn main() {
         layout,
         id: o.name.clone(),
         bundle,
-        runtime: RuntimeChoice::parse(&o.runtime),
+        runtime,
+        pid_file,
     };
     let code = match foreground::run(&run) {
         Ok(exit) => exit.code(),

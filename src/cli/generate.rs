@@ -141,7 +141,13 @@ mod tests {
     fn one_man_page_per_verb() {
         let pages = man_pages().unwrap();
         let names = names(&pages);
-        for want in ["berth.1", "berth-pull.1", "berth-install.1", "berth-run.1"] {
+        for want in [
+            "berth.1",
+            "berth-pull.1",
+            "berth-install.1",
+            "berth-run.1",
+            "berth-run-once.1",
+        ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
         assert!(names.contains(&"berth-images-inspect.1"), "{names:?}");
@@ -156,6 +162,8 @@ mod tests {
         assert!(install.contains("--set"), "{install}");
         assert!(install.contains("--root"), "{install}");
         assert!(install.contains("berth-install"), "{install}");
+        let once = page(&pages, "berth-run-once.1");
+        assert!(once.contains("tmpfiles.template"), "{once}");
         let top = page(&pages, "berth.1");
         assert!(top.contains("install"), "{top}");
     }

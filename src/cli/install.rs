@@ -6,8 +6,10 @@ use anyhow::Context;
 use clap::Args;
 
 use super::output::{self, Renderer};
+use super::plan_view::{config_grants, display, print_grants, WithGrants};
 use super::GlobalOpts;
-use crate::deploy::{self, InstallRequest, Plan, UpdateRequest};
+use crate::deploy::shared::HostfsAction;
+use crate::deploy::{self, InstallRequest, UpdateRequest};
 use crate::layout::Layout;
 use crate::systemd::manager::{self, Manager};
 
@@ -128,12 +130,28 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
             g.root.display()
         );
     }
-    let plan = deploy::install(&layout, &req, m.as_ref(), renderer.clone())
-        .with_context(|| format!("installing {}", a.image))?;
+    let plan = deploy::install(&layout, &req, m.as_ref(), renderer.clone()).map_err(|e| {
+        // The refusal of a run-once image names the image itself: one line.
+        let run_once = matches!(e, crate::Error::RunOnce(_));
+        let e = anyhow::Error::from(e);
+        if run_once {
+            e
+        } else {
+            e.context(format!("installing {}", a.image))
+        }
+    })?;
     renderer.finish();
-    if g.json {
-        return output::print_json(&plan);
+    for k in &plan.kept {
+        eprintln!("warning: kept {k}");
     }
+    let grants = config_grants(&plan);
+    if g.json {
+        return output::print_json(&WithGrants {
+            inner: &plan,
+            grants,
+        });
+    }
+    print_grants(&plan.name, grants.as_ref());
     let out = if a.display {
         display(&layout, &plan, "install")
     } else {
@@ -142,7 +160,24 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
             plan.image.reference, plan.deployment
         );
         for f in &plan.files {
-            out.push_str(&format!("\nWrote {}", f.path));
+            match plan.hostfs.iter().find(|h| h.path == f.path) {
+                Some(h) => match &h.action {
+                    HostfsAction::Write => out.push_str(&format!("\nWrote {}", f.path)),
+                    HostfsAction::CreateDir => {
+                        out.push_str(&format!("\nCreated directory {}", f.path))
+                    }
+                    HostfsAction::Link => out.push_str(&format!(
+                        "\nCreated symlink {} \u{2192} {}.",
+                        f.path,
+                        String::from_utf8_lossy(&f.content)
+                    )),
+                    HostfsAction::Shared { .. } | HostfsAction::SharedDir => {
+                        out.push_str(&format!("\nShared {}", h.message))
+                    }
+                    HostfsAction::NotBerths => {}
+                },
+                None => out.push_str(&format!("\nWrote {}", f.path)),
+            }
         }
         for l in &plan.links {
             out.push_str(&format!(
@@ -163,42 +198,6 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn display(layout: &Layout, plan: &Plan, verb: &str) -> String {
-    let mut out = format!(
-        "Would {verb} {} from {} ({})\n",
-        plan.name, plan.image.reference, plan.image.digest
-    );
-    out.push_str(&format!(
-        "check out {} into {}/rootfs\n",
-        plan.image.commit, plan.deployment
-    ));
-    for (k, v) in plan.values.iter() {
-        out.push_str(&format!("value {k}={} ({})\n", v.value, v.provenance));
-    }
-    if let Some(c) = &plan.config {
-        out.push_str(&format!("write {}/config.json:\n{c}\n", plan.deployment));
-    }
-    for f in &plan.files {
-        let text = String::from_utf8(f.content.clone())
-            .unwrap_or_else(|_| format!("<{} bytes of binary data>", f.content.len()));
-        out.push_str(&format!("write {} (mode {:o}):\n{text}", f.path, f.mode));
-        if !text.ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    out.push_str(&format!("write {}/info.json\n", plan.deployment));
-    for l in &plan.links {
-        out.push_str(&format!("symlink {} -> {}\n", l.path, l.target));
-    }
-    out.push_str(&format!(
-        "symlink {}/{} -> {}",
-        layout.containers_inside(),
-        plan.name,
-        plan.slot
-    ));
-    out
-}
-
 /// Runs `berth uninstall`.
 pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
@@ -207,6 +206,9 @@ pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
         .with_context(|| format!("uninstalling {}", a.name))?;
     for k in &r.kept {
         eprintln!("warning: kept {k}");
+    }
+    for s in &r.shared {
+        eprintln!("{s}");
     }
     for n in &r.needed_by {
         eprintln!("warning: {n}; it will fail to start without it");
@@ -244,14 +246,28 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    let results: Vec<_> = results
+        .iter()
+        .map(|r| WithGrants {
+            inner: r,
+            grants: r
+                .plan
+                .as_ref()
+                .filter(|_| r.changed)
+                .and_then(config_grants),
+        })
+        .collect();
     if g.json {
         match (a.all, results.first()) {
             (false, Some(r)) => output::print_json(r)?,
             _ => output::print_json(&results)?,
         }
     } else {
-        let mut out = String::new();
         for r in &results {
+            print_grants(&r.inner.name, r.grants.as_ref());
+        }
+        let mut out = String::new();
+        for WithGrants { inner: r, .. } in &results {
             let line = match (&r.plan, a.display, r.changed) {
                 (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
                 (Some(plan), true, _) => display(&layout, plan, "update"),
@@ -293,6 +309,9 @@ fn update_one(
     renderer.finish();
     for k in &r.kept {
         eprintln!("warning: kept {k}");
+    }
+    for s in &r.shared {
+        eprintln!("{s}");
     }
     Ok(r)
 }

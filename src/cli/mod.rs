@@ -6,8 +6,10 @@ mod generate;
 mod images;
 mod install;
 mod output;
+mod plan_view;
 mod pull;
 mod run;
+mod run_once;
 
 use std::path::PathBuf;
 
@@ -19,7 +21,7 @@ use crate::layout::Layout;
 /// Run OCI images as first-class systemd services.
 ///
 /// berth pulls images from registries and archives into an OSTree store,
-/// checks them out read-only and (in later verbs) installs them as systemd
+/// checks them out read-only and installs them as systemd
 /// units run by its bundled OCI runtime.
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
@@ -80,6 +82,25 @@ pub enum Command {
     Exec(run::ExecArgs),
     /// Send a signal to a running container's init.
     Kill(run::KillArgs),
+    /// Run an image once in the foreground, as a tool; nothing is left behind.
+    ///
+    /// For images that are tools rather than services (Project Atomic's label
+    /// atomic.run=once). Pulls IMAGE when it is not stored, checks it out
+    /// read-only into ROOT/var/lib/berth/run-once/NAME, renders its
+    /// /exports/config.json.template with the --set values (or berth's default
+    /// config from the image's entrypoint and cmd), replaces the process
+    /// arguments with CMD ARGS when given, and runs it with `berth run --bundle`:
+    /// stdin, stdout and stderr are passed through, signals sent to berth are
+    /// forwarded, and berth exits with the payload's status (128+N when signal N
+    /// killed it). Afterwards the checkout, config and runtime state are
+    /// removed; the image stays in the store.
+    ///
+    /// Nothing is installed: no unit, no /exports/hostfs files, and the image's
+    /// tmpfiles.template is not applied, so every bind-mount source of its
+    /// config must exist already. With --json, one result object
+    /// ({"image","name","exit"}) is printed on stdout after the payload's output.
+    /// --user (rootless) is refused for now (exit 2).
+    RunOnce(run_once::RunOnceArgs),
     /// Install an image as a systemd service.
     Install(install::InstallArgs),
     /// Remove an installed container (the image stays).
@@ -151,6 +172,7 @@ pub fn main() -> i32 {
     let result = match &opt.command {
         Command::Pull(a) => pull::run(&opt.global, a),
         Command::Images(a) => images::run(&opt.global, a),
+        Command::RunOnce(a) => return run_once::run(&opt.global, a),
         Command::Install(a) => install::install(&opt.global, a),
         Command::Uninstall(a) => install::uninstall(&opt.global, a),
         Command::Update(a) => install::update(&opt.global, a),

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::GlobalOpts;
 use crate::layout::Layout;
-use crate::runtime::foreground::{self, RunOptions};
+use crate::runtime::foreground::{self, Cleanup, RunOptions};
 use crate::runtime::{parse_signal, RuntimeChoice};
 
 /// Run a container in the foreground: create, start, wait, delete.
@@ -25,6 +25,14 @@ pub struct RunArgs {
     /// Run this OCI bundle (config.json + rootfs) instead of an installed container.
     #[arg(long, short = 'b', value_name = "DIR")]
     pub bundle: Option<PathBuf>,
+    /// Write berth's pid to this absolute path once the container has
+    /// started; removed when it ends (and by --cleanup).
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<String>,
+    /// Do not run: remove the state (and --pid-file) a killed berth left for
+    /// NAME; does nothing while a berth runs it (a unit's ExecStopPost).
+    #[arg(long, conflicts_with = "bundle")]
+    pub cleanup: bool,
     /// The installed container (its bundle is ROOT/var/lib/berth/containers/NAME),
     /// or with --bundle the container ID.
     #[arg(value_name = "NAME")]
@@ -86,6 +94,24 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let pid_file = match a.pid_file.as_deref().map(foreground::check_pid_file) {
+        Some(Err(e)) => {
+            eprintln!("error: --pid-file {e}");
+            return 2;
+        }
+        _ => a.pid_file.as_ref().map(PathBuf::from),
+    };
+    let runtime = RuntimeChoice::parse(&g.runtime);
+    if a.cleanup {
+        return match foreground::cleanup(&layout, &runtime, &a.name, pid_file.as_deref()) {
+            Ok(Cleanup::Removed) => 0,
+            Ok(Cleanup::Running) => {
+                tracing::info!("{} is running; nothing to clean up", a.name);
+                0
+            }
+            Err(e) => fail(e, format!("cleaning up after {}", a.name)),
+        };
+    }
     let bundle = match &a.bundle {
         Some(b) => b.clone(),
         None => match foreground::installed_bundle(&layout, &a.name) {
@@ -97,7 +123,8 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> i32 {
         layout,
         id: a.name.clone(),
         bundle,
-        runtime: RuntimeChoice::parse(&g.runtime),
+        runtime,
+        pid_file,
     };
     match foreground::run(&o) {
         Ok(exit) => exit.code(),
@@ -168,5 +195,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Opt::try_parse_from(["berth", "exec", "web"]).is_err());
+        let o = Opt::try_parse_from([
+            "berth",
+            "run",
+            "--cleanup",
+            "--pid-file",
+            "/run/x.pid",
+            "web",
+        ])
+        .unwrap();
+        match o.command {
+            Command::Run(r) => {
+                assert!(r.cleanup);
+                assert_eq!(r.pid_file.as_deref(), Some("/run/x.pid"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Opt::try_parse_from(["berth", "run", "--cleanup", "-b", "/b", "web"]).is_err());
     }
 }

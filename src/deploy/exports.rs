@@ -34,8 +34,32 @@ pub struct Exports {
     pub rename_files: BTreeMap<String, String>,
     /// `noContainerService`: only host files, no unit and no config.json.
     pub no_container_service: bool,
-    /// `/exports/hostfs/**` regular files: (path relative to hostfs, mode, content).
-    pub hostfs: Vec<(String, u32, Vec<u8>)>,
+    /// `/exports/hostfs/**`: regular files, empty directories and symlinks,
+    /// sorted by path.
+    pub hostfs: Vec<HostfsEntry>,
+}
+
+/// One entry below `/exports/hostfs`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostfsEntry {
+    /// Path relative to `/exports/hostfs`.
+    pub path: String,
+    /// Permission bits (`mode & 0o777`; 0o777 for symlinks).
+    pub mode: u32,
+    /// What it is.
+    pub what: HostfsWhat,
+}
+
+/// What a hostfs entry is, with its data.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HostfsWhat {
+    /// A regular file and its content.
+    File(Vec<u8>),
+    /// A directory with nothing in it (non-empty ones are implied by their
+    /// entries).
+    EmptyDir,
+    /// A symlink and its target, verbatim.
+    Symlink(String),
 }
 
 /// Keys of `/exports/manifest.json` berth understands.
@@ -48,6 +72,19 @@ pub const MANIFEST_KEYS: &[&str] = &[
     "useLinks",
 ];
 
+/// The root directory of `commit`; errors name `file`, what was being read.
+fn commit_root(store: &Store, commit: &str, file: &str) -> Result<gio::File, DeployError> {
+    let (root, _) = store
+        .repo()
+        .read_commit(commit, NOCANCEL)
+        .map_err(ot(|| format!("reading commit {commit}")))
+        .map_err(|e| DeployError::Invalid {
+            file: file.to_string(),
+            detail: e.to_string(),
+        })?;
+    Ok(root)
+}
+
 /// Reads `path` (relative to the image root) from the commit, if it is a file.
 pub fn read_image_file(
     store: &Store,
@@ -58,12 +95,7 @@ pub fn read_image_file(
         file: path.to_string(),
         detail: e.to_string(),
     };
-    let (root, _) = store
-        .repo()
-        .read_commit(commit, NOCANCEL)
-        .map_err(ot(|| format!("reading commit {commit}")))
-        .map_err(store_err)?;
-    let file = root.resolve_relative_path(path);
+    let file = commit_root(store, commit, path)?.resolve_relative_path(path);
     let kind = file.query_file_type(gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS, NOCANCEL);
     if kind != gio::FileType::Regular {
         if kind != gio::FileType::Unknown {
@@ -193,37 +225,35 @@ pub fn read_exports(store: &Store, commit: &str) -> Result<Exports, DeployError>
     Ok(ex)
 }
 
-/// The regular files below `/exports/hostfs` of the commit, sorted by path.
-/// Symlinks and special files there are skipped with a warning (berth
-/// copies host files; it does not link into the deployment).
-fn hostfs_files(store: &Store, commit: &str) -> Result<Vec<(String, u32, Vec<u8>)>, DeployError> {
+/// The entries below `/exports/hostfs` of the commit, sorted by path:
+/// regular files, empty directories and symlinks. Special files there are
+/// skipped with a warning.
+fn hostfs_files(store: &Store, commit: &str) -> Result<Vec<HostfsEntry>, DeployError> {
     let store_err = |e: crate::store::StoreError| DeployError::Invalid {
         file: "/exports/hostfs".into(),
         detail: e.to_string(),
     };
-    let (root, _) = store
-        .repo()
-        .read_commit(commit, NOCANCEL)
-        .map_err(ot(|| format!("reading commit {commit}")))
-        .map_err(store_err)?;
-    let top = root.resolve_relative_path("exports/hostfs");
+    let top =
+        commit_root(store, commit, "/exports/hostfs")?.resolve_relative_path("exports/hostfs");
     if top.query_file_type(gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS, NOCANCEL)
         != gio::FileType::Directory
     {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    let mut stack = vec![(top, String::new())];
-    while let Some((dir, rel)) = stack.pop() {
+    let mut stack = vec![(top, String::new(), 0o755)];
+    while let Some((dir, rel, dir_mode)) = stack.pop() {
         let children = dir
             .enumerate_children(
-                "standard::name,standard::type,unix::mode",
+                "standard::name,standard::type,standard::symlink-target,unix::mode",
                 gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS,
                 NOCANCEL,
             )
             .map_err(ot(|| format!("listing /exports/hostfs/{rel}")))
             .map_err(store_err)?;
+        let mut any = false;
         for info in children {
+            any = true;
             let info = info
                 .map_err(ot(|| format!("listing /exports/hostfs/{rel}")))
                 .map_err(store_err)?;
@@ -234,19 +264,41 @@ fn hostfs_files(store: &Store, commit: &str) -> Result<Vec<(String, u32, Vec<u8>
                 format!("{rel}/{name}")
             };
             let child = dir.child(&name);
+            let mode = info.attribute_uint32("unix::mode") & 0o777;
             match info.file_type() {
-                gio::FileType::Directory => stack.push((child, path)),
+                gio::FileType::Directory => stack.push((child, path, mode)),
                 gio::FileType::Regular => {
                     let bytes = read_all(store, &child)
                         .map_err(ot(|| format!("reading /exports/hostfs/{path}")))
                         .map_err(store_err)?;
-                    let mode = info.attribute_uint32("unix::mode") & 0o777;
-                    out.push((path, mode, bytes));
+                    out.push(HostfsEntry {
+                        path,
+                        mode,
+                        what: HostfsWhat::File(bytes),
+                    });
+                }
+                gio::FileType::SymbolicLink => {
+                    let target = info
+                        .symlink_target()
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    out.push(HostfsEntry {
+                        path,
+                        mode: 0o777,
+                        what: HostfsWhat::Symlink(target),
+                    });
                 }
                 _ => tracing::warn!(
-                    "/exports/hostfs/{path} is not a regular file or directory; skipping it"
+                    "/exports/hostfs/{path} is not a regular file, directory or symlink; skipping it"
                 ),
             }
+        }
+        if !any && !rel.is_empty() {
+            out.push(HostfsEntry {
+                path: rel,
+                mode: dir_mode,
+                what: HostfsWhat::EmptyDir,
+            });
         }
     }
     out.sort();

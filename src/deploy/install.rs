@@ -9,7 +9,7 @@ use super::plan::{plan, Plan, PlanRequest};
 use super::recover::{check_free, recover};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
-use super::{containers_dir, failpoint, in_root, io_err, DeployError, Info};
+use super::{containers_dir, failpoint, in_root, io_err, DeployError, EntryKind, Info};
 use crate::image::registry::{RegistryError, RemoteOptions};
 use crate::image::{reference, regconf};
 use crate::layout::Layout;
@@ -66,6 +66,7 @@ pub fn install(
     let set = parse_set(&req.set)?;
     // Before the lock: pull takes it itself.
     let record = ensure_image(layout, &req.image, req.display, false, progress)?;
+    super::run_once::refuse_install(&req.image, &record)?;
     let _lock = lock_root(layout)?;
     let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
@@ -93,10 +94,21 @@ pub fn install(
     txn.create_dir_all(&containers_dir(layout))?;
     let mut info = stage(layout, &mut txn, &store, &plan, None)?;
     failpoint("stage")?;
-    let switched = switch(layout, &mut txn, None, &host_files(&plan), &plan.links)?;
-    info.dirs = switched.dirs;
+    let switched = switch(
+        layout,
+        &mut txn,
+        name.as_str(),
+        None,
+        &host_files(&plan),
+        &plan.links,
+    )?;
+    info.dirs = switched.dirs.clone();
+    info.files = switched.tracked(&info.files);
     write_info(layout, &info)?;
     failpoint("files")?;
+    let mut plan = plan;
+    plan.kept = switched.kept;
+    plan.shared = switched.shared;
     let active = containers_dir(layout).join(name.as_str());
     let tmp = containers_dir(layout).join(format!(".{name}.tmp"));
     super::txn::remove_any(&tmp)?;
@@ -265,6 +277,7 @@ pub fn host_files(plan: &Plan) -> Vec<HostFile> {
             content: f.content.clone(),
             mode: f.mode,
             owned: f.owned,
+            kind: f.kind,
         })
         .collect()
 }
@@ -293,7 +306,7 @@ pub fn stage(
     if let Some(config) = &plan.config {
         write_file(&dep.join("config.json"), config.as_bytes(), 0o644)?;
     }
-    for f in &plan.files {
+    for f in plan.files.iter().filter(|f| f.kind.is_file()) {
         let copy = dep.join("host").join(f.path.trim_start_matches('/'));
         if let Some(parent) = copy.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
@@ -324,7 +337,11 @@ pub fn staged_files(layout: &Layout, info: &Info) -> Result<Vec<HostFile>, Deplo
         .iter()
         .map(|f| {
             let copy = dep.join("host").join(f.path.trim_start_matches('/'));
-            let content = std::fs::read(&copy).map_err(io_err(&copy))?;
+            let content = match f.kind {
+                EntryKind::File => std::fs::read(&copy).map_err(io_err(&copy))?,
+                EntryKind::Symlink => f.target.clone().unwrap_or_default().into_bytes(),
+                EntryKind::Dir => Vec::new(),
+            };
             if super::sha256(&content) != f.sha256 {
                 return Err(DeployError::Invalid {
                     file: copy.display().to_string(),
@@ -337,6 +354,7 @@ pub fn staged_files(layout: &Layout, info: &Info) -> Result<Vec<HostFile>, Deplo
                 content,
                 mode: f.mode,
                 owned: f.owned,
+                kind: f.kind,
             })
         })
         .collect()

@@ -16,18 +16,25 @@
 //! - [`plan`]: every value, file and link of an install, before anything changes.
 //! - [`recover`]: clearing what a killed install left.
 //! - [`exports`]: the image's `/exports`, read once.
+//! - [`hostfs`]: `/exports/hostfs` planned as host paths; [`shared`]: who
+//!   wrote each hostfs path and who else uses it.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
+//! - [`run_once`]: `berth run-once`, an image run as a tool, nothing left.
 //! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
 //!
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
 pub mod exports;
+pub mod grants;
+pub mod hostfs;
 pub mod install;
 pub mod mount;
 pub mod plan;
 pub mod recover;
 pub mod render;
 pub mod rootless;
+pub mod run_once;
+pub mod shared;
 pub mod status;
 pub mod switch;
 pub mod txn;
@@ -244,6 +251,38 @@ pub struct WrittenFile {
     /// left alone once edited.
     #[serde(default)]
     pub owned: bool,
+    /// What the path is: a file (the default, and all an `info.json` written
+    /// before berth knew other kinds holds), an empty directory or a symlink.
+    #[serde(default, skip_serializing_if = "EntryKind::is_file")]
+    pub kind: EntryKind,
+    /// A symlink's target, verbatim from the image (never followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// What a host path of a deployment is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A regular file.
+    #[default]
+    File,
+    /// A directory the image ships empty (`/exports/hostfs/etc/cni/net.d`).
+    Dir,
+    /// A symlink.
+    Symlink,
+}
+
+impl EntryKind {
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        *self == EntryKind::File
+    }
+
+    /// An empty directory.
+    pub fn is_dir(&self) -> bool {
+        *self == EntryKind::Dir
+    }
 }
 
 fn default_mode() -> u32 {

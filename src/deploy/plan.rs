@@ -2,14 +2,15 @@
 //! from the image and the request before anything changes; `--display`
 //! prints it.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::exports::{self, Exports};
+use super::exports;
+pub use super::hostfs::PlannedHostfs;
+use super::hostfs::{hostfs, hostfs_actions};
 use super::render;
-use super::{in_root, DeployError, Info, InfoImage, Link};
+use super::{in_root, DeployError, EntryKind, Info, InfoImage, Link};
 use crate::layout::Layout;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
@@ -30,6 +31,9 @@ pub struct PlannedFile {
     pub mode: u32,
     /// Carries berth's marker (units, tmpfiles).
     pub owned: bool,
+    /// File, empty directory or symlink (hostfs); a symlink's content is its target.
+    #[serde(skip_serializing_if = "EntryKind::is_file")]
+    pub kind: EntryKind,
 }
 
 fn lossy<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -60,6 +64,14 @@ pub struct Plan {
     pub links: Vec<Link>,
     /// Units installed.
     pub units: Vec<String>,
+    /// What happens to each hostfs path.
+    pub hostfs: Vec<PlannedHostfs>,
+    /// After the install: paths left in place, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// After the install: hostfs paths shared with other containers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
 }
 
 /// What the plan is for.
@@ -124,7 +136,7 @@ pub fn plan(
     };
     // hostfs first, then data (tmpfiles), the units last: in the order the
     // files are switched, PID 1 never sees a unit before what it needs.
-    hostfs(layout, &exports, &values, &mut files)?;
+    let sources = hostfs(layout, &exports, &values, &mut files)?;
     let tmpfiles = match (&exports.tmpfiles, &config) {
         (Some(t), _) => Some(render::render(
             "/exports/tmpfiles.template",
@@ -141,6 +153,7 @@ pub fn plan(
             content: marker.prepend_to(&content).into_bytes(),
             mode: 0o644,
             owned: true,
+            kind: EntryKind::File,
         });
     }
     let mut unit_templates: Vec<(UnitType, &str, &str)> = Vec::new();
@@ -187,6 +200,7 @@ pub fn plan(
                     content: marker.prepend_to(&d).into_bytes(),
                     mode: 0o644,
                     owned: true,
+                    kind: EntryKind::File,
                 });
             }
         }
@@ -204,10 +218,12 @@ pub fn plan(
             content: text.into_bytes(),
             mode: 0o644,
             owned: true,
+            kind: EntryKind::File,
         });
         units.push(unit_name.to_string());
     }
     check_conflicts(layout, name, req.previous, &files, &links)?;
+    let hostfs = hostfs_actions(layout, name, req.previous, &files, &sources)?;
     Ok(Plan {
         name: name.to_string(),
         image,
@@ -218,72 +234,16 @@ pub fn plan(
         files,
         links,
         units,
+        hostfs,
+        kept: Vec::new(),
+        shared: Vec::new(),
     })
-}
-
-/// `/exports/hostfs/**` as host files: `renameFiles` applied by prefix,
-/// `installedFilesTemplate` entries rendered.
-fn hostfs(
-    layout: &Layout,
-    exports: &Exports,
-    values: &Values,
-    files: &mut Vec<PlannedFile>,
-) -> Result<(), DeployError> {
-    let mut renames: Vec<(String, String)> = Vec::new();
-    for (from, to) in &exports.rename_files {
-        let file = format!("/exports/manifest.json renameFiles[{from:?}]");
-        let to = render::render(&file, to, values, FileKind::Plain)?;
-        check_host_path(layout, &file, &to)?;
-        renames.push((from.trim_end_matches('/').to_string(), to));
-    }
-    // The longest matching prefix wins.
-    renames.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
-    let mut seen = BTreeMap::new();
-    for (rel, mode, bytes) in &exports.hostfs {
-        let original = format!("/{rel}");
-        let path = renames
-            .iter()
-            .find_map(|(from, to)| {
-                let rest = original.strip_prefix(from.as_str())?;
-                (rest.is_empty() || rest.starts_with('/'))
-                    .then(|| format!("{}{rest}", to.trim_end_matches('/')))
-            })
-            .unwrap_or_else(|| original.clone());
-        let source = format!("/exports/hostfs{original}");
-        check_host_path(layout, &source, &path)?;
-        if let Some(other) = seen.insert(path.clone(), source.clone()) {
-            return Err(DeployError::Invalid {
-                file: source,
-                detail: format!("renamed to {path}, where {other} goes too"),
-            });
-        }
-        let templated = exports
-            .installed_files_template
-            .iter()
-            .any(|t| t == &original || t == &path);
-        let content = if templated {
-            let text = std::str::from_utf8(bytes).map_err(|_| DeployError::Invalid {
-                file: source.clone(),
-                detail: "listed in installedFilesTemplate but not UTF-8 text".into(),
-            })?;
-            render::render(&source, text, values, FileKind::Plain)?.into_bytes()
-        } else {
-            bytes.clone()
-        };
-        files.push(PlannedFile {
-            path,
-            content,
-            mode: *mode,
-            owned: false,
-        });
-    }
-    Ok(())
 }
 
 /// A host path berth may write: absolute, normalised, outside berth's own
 /// state and the unit and tmpfiles directories (those are berth's to name);
 /// for `--user`, inside the user's home.
-fn check_host_path(layout: &Layout, file: &str, path: &str) -> Result<(), DeployError> {
+pub(crate) fn check_host_path(layout: &Layout, file: &str, path: &str) -> Result<(), DeployError> {
     let bad = |why: &str| DeployError::Invalid {
         file: file.to_string(),
         detail: format!("host path {path:?} {why}"),
@@ -334,7 +294,9 @@ fn check_conflicts(
             i.files.iter().any(|f| f.path == p) || i.links.iter().any(|l| l.path == p)
         })
     };
-    for f in files {
+    // Hostfs paths that exist are shared or the operator's: the switch
+    // decides, nothing is refused.
+    for f in files.iter().filter(|f| f.owned) {
         let p = in_root(layout, &f.path);
         if p.symlink_metadata().is_ok() && !ours(&f.path) {
             return Err(DeployError::Exists {

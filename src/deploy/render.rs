@@ -2,12 +2,17 @@
 //! defaults from `templates/`, rendered with the resolved values.
 //!
 //! berth's own defaults use the same `$VAR` syntax as images (no tera): the
-//! unit is `templates/service.template`; the default `config.json` is the
-//! skeleton `templates/config.json` with the process filled in from the
-//! image config (entrypoint + cmd, env, working dir, user).
+//! unit is `templates/service.template`. The image's `config.json` is the
+//! contract: a rendered `config.json.template` or a copied `config.json` is
+//! used as written (a pre-1.0 one read in its 1.0 shape). Only an image
+//! without either gets berth's default config
+//! ([`crate::runtime::defaults::default_spec`], with berth's hardening), its
+//! process filled in from the image config (entrypoint + cmd, env, working
+//! dir, user).
 
 use super::exports::{text, Exports};
 use super::DeployError;
+use crate::runtime::{defaults, legacy};
 use crate::store::{image::ImageRecord, Store};
 use crate::template::{self, FileKind, Values};
 
@@ -16,8 +21,8 @@ pub const DEFAULT_SERVICE: &str = include_str!("../../templates/service.template
 /// berth's unit template for `--user` images without one: no
 /// `network.target` (the user manager has none), `WantedBy=default.target`.
 pub const DEFAULT_USER_SERVICE: &str = include_str!("../../templates/user-service.template");
-/// berth's default runtime config skeleton.
-pub const DEFAULT_CONFIG: &str = include_str!("../../templates/config.json");
+/// How the default config is named in messages.
+const DEFAULT_CONFIG_FILE: &str = "berth's default config.json";
 
 /// Renders `text` (the template `file`) into a file of `kind`.
 pub fn render(
@@ -30,8 +35,63 @@ pub fn render(
     Ok(template::render(&t, values, kind)?)
 }
 
-/// The deployment's `config.json`: rendered template, copied file or default;
-/// checked to parse as an OCI runtime spec with a read-only `rootfs` root.
+/// A deployment's `config.json` before the rootless edits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedConfig {
+    /// Where it came from, for messages (`/exports/config.json.template`).
+    pub file: &'static str,
+    /// The config text.
+    pub text: String,
+    /// What reading a pre-1.0 config in its 1.0 shape changed.
+    pub notes: Vec<String>,
+}
+
+/// True if the image ships no config of its own, so berth's default is used.
+pub fn uses_default_config(exports: &Exports) -> bool {
+    exports.config_template.is_none() && exports.config.is_none()
+}
+
+/// PURE: the deployment's `config.json` from the image's exports, the
+/// values and the image config (`user`: the image's `User` as uid/gid, used
+/// by the default config only). The image's own config is taken as written,
+/// upgraded if it is pre-1.0; berth adds nothing to it.
+pub fn render_config(
+    exports: &Exports,
+    values: &Values,
+    image_config: &serde_json::Value,
+    user: (u32, u32),
+) -> Result<RenderedConfig, DeployError> {
+    let (file, text) = if let Some(t) = &exports.config_template {
+        let file = "/exports/config.json.template";
+        (file, render(file, t, values, FileKind::Json)?)
+    } else if let Some(c) = &exports.config {
+        ("/exports/config.json", c.clone())
+    } else {
+        let text = default_config(image_config, values, user)?;
+        return Ok(RenderedConfig {
+            file: DEFAULT_CONFIG_FILE,
+            text,
+            notes: Vec::new(),
+        });
+    };
+    let upgraded = legacy::upgrade_text(&text).map_err(|e| DeployError::Invalid {
+        file: file.to_string(),
+        detail: format!("not JSON: {e}"),
+    })?;
+    Ok(match upgraded {
+        Some((text, notes)) => RenderedConfig { file, text, notes },
+        None => RenderedConfig {
+            file,
+            text,
+            notes: Vec::new(),
+        },
+    })
+}
+
+/// The deployment's `config.json`: [`render_config`] on what the image
+/// holds, made rootless for `--user`, and checked to parse as an OCI
+/// runtime spec with a read-only `rootfs` root. Upgrade notes are logged as
+/// warnings.
 ///
 /// With `rootless` (`--user`: the user's uid and gid) the spec is made
 /// runnable without privileges ([`super::rootless`]); changes to an image's
@@ -43,17 +103,20 @@ pub fn config_json(
     values: &Values,
     rootless: Option<(u32, u32)>,
 ) -> Result<String, DeployError> {
-    let (file, text) = if let Some(t) = &exports.config_template {
-        let file = "/exports/config.json.template";
-        (file, render(file, t, values, FileKind::Json)?)
-    } else if let Some(c) = &exports.config {
-        ("/exports/config.json", c.clone())
+    let cfg = image.config_json();
+    let user = if uses_default_config(exports) {
+        user(
+            store,
+            &image.commit,
+            cfg["config"]["User"].as_str().unwrap_or(""),
+        )?
     } else {
-        (
-            "berth's default config.json",
-            default_config(store, image, values)?,
-        )
+        (0, 0)
     };
+    let RenderedConfig { file, text, notes } = render_config(exports, values, &cfg, user)?;
+    for n in &notes {
+        tracing::warn!("{file}: {n}");
+    }
     let text = match rootless {
         None => text,
         Some((uid, gid)) => {
@@ -63,7 +126,7 @@ pub fn config_json(
                     detail,
                 }
             })?;
-            if file != "berth's default config.json" {
+            if file != DEFAULT_CONFIG_FILE {
                 for c in changes {
                     tracing::warn!("{file}: for a rootless --user container, {c}");
                 }
@@ -143,17 +206,29 @@ pub fn validate_config(file: &str, text: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// berth's default config as text, with an empty `process.args`.
+pub fn default_config_skeleton() -> Result<String, DeployError> {
+    let spec = defaults::default_spec().map_err(|e| DeployError::Invalid {
+        file: DEFAULT_CONFIG_FILE.into(),
+        detail: e.to_string(),
+    })?;
+    defaults::to_json(&spec).map_err(|e| DeployError::Invalid {
+        file: DEFAULT_CONFIG_FILE.into(),
+        detail: e.to_string(),
+    })
+}
+
+/// PURE: berth's default config with the process of `image_config`.
 fn default_config(
-    store: &Store,
-    image: &ImageRecord,
+    image_config: &serde_json::Value,
     values: &Values,
+    (uid, gid): (u32, u32),
 ) -> Result<String, DeployError> {
     let invalid = |detail: String| DeployError::Invalid {
         file: "image config".into(),
         detail,
     };
-    let cfg = image.config_json();
-    let c = &cfg["config"];
+    let c = &image_config["config"];
     let strings = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
             .map(|a| {
@@ -181,30 +256,37 @@ fn default_config(
         .as_str()
         .filter(|s| s.starts_with('/'))
         .unwrap_or("/");
-    let (uid, gid) = user(store, &image.commit, c["User"].as_str().unwrap_or(""))?;
-    let mut spec: serde_json::Value = serde_json::from_str(DEFAULT_CONFIG)
-        .map_err(|e| invalid(format!("templates/config.json: {e}")))?;
-    let p = &mut spec["process"];
-    p["args"] = args.into();
-    p["env"] = env.into();
-    p["cwd"] = cwd.into();
-    p["user"] = serde_json::json!({"uid": uid, "gid": gid});
+    let mut spec = defaults::default_spec().map_err(|e| DeployError::Invalid {
+        file: DEFAULT_CONFIG_FILE.into(),
+        detail: e.to_string(),
+    })?;
+    if let Some(p) = spec.process_mut() {
+        let mut u = oci_spec::runtime::User::default();
+        u.set_uid(uid).set_gid(gid);
+        p.set_args(Some(args))
+            .set_env(Some(env))
+            .set_cwd(cwd.into())
+            .set_user(u);
+    }
     // Each declared VOLUME is a bind of STATE_DIRECTORY/NAME/VOLUME.
     let state = values.get("STATE_DIRECTORY").unwrap_or("/var/lib");
     let name = values.get("NAME").unwrap_or_default();
-    if let (Some(volumes), Some(mounts)) = (c["Volumes"].as_object(), spec["mounts"].as_array_mut())
-    {
+    if let Some(volumes) = c["Volumes"].as_object() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
         for v in volumes.keys().filter(|v| v.starts_with('/')) {
             let v = v.trim_end_matches('/');
-            mounts.push(serde_json::json!({
-                "destination": v,
-                "type": "bind",
-                "source": format!("{}/{name}{v}", state.trim_end_matches('/')),
-                "options": ["rbind", "rw"],
-            }));
+            let mut m = oci_spec::runtime::Mount::default();
+            m.set_destination(v.into())
+                .set_typ(Some("bind".into()))
+                .set_source(Some(
+                    format!("{}/{name}{v}", state.trim_end_matches('/')).into(),
+                ))
+                .set_options(Some(vec!["rbind".into(), "rw".into()]));
+            mounts.push(m);
         }
+        spec.set_mounts(Some(mounts));
     }
-    serde_json::to_string_pretty(&spec).map_err(|e| invalid(e.to_string()))
+    defaults::to_json(&spec).map_err(|e| invalid(e.to_string()))
 }
 
 /// `User` of the image config as uid/gid: numbers, or names from the image's

@@ -98,7 +98,12 @@ mod tests {
 
     #[test]
     fn default_config_gets_a_user_namespace_and_keeps_a_read_only_root() {
-        let (text, changes) = rootless(super::super::render::DEFAULT_CONFIG, 1000, 100).unwrap();
+        let (text, changes) = rootless(
+            &super::super::render::default_config_skeleton().unwrap(),
+            1000,
+            100,
+        )
+        .unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(changes, ["added a user namespace"]);
         assert!(v["linux"]["namespaces"]

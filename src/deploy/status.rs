@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::update::other_slot;
-use super::{in_root, sha256, DeployError, Info};
+use super::{in_root, DeployError, Info};
 use crate::layout::Layout;
 use crate::systemd::manager::Manager;
 use crate::systemd::{ContainerName, UnitName};
@@ -16,7 +16,7 @@ use crate::template::Values;
 pub struct FileState {
     /// Path as seen inside the root.
     pub path: String,
-    /// `ok`, `modified` or `missing`.
+    /// `ok`, `modified`, `missing`, or `shared` (another container's version, as berth wrote it).
     pub state: &'static str,
 }
 
@@ -78,16 +78,27 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
         });
     }
     let info = Info::read(layout, name.as_str())?;
+    let reg = super::shared::Registry::load(layout)?;
     let files = info
         .files
         .iter()
-        .map(|f| FileState {
-            path: f.path.clone(),
-            state: match std::fs::read(in_root(layout, &f.path)) {
-                Ok(b) if sha256(&b) == f.sha256 => "ok",
-                Ok(_) => "modified",
-                Err(_) => "missing",
-            },
+        .map(|f| {
+            // A path shared with another container carries the owner's version.
+            let owner = reg.paths.get(&f.path).filter(|e| e.owner != name.as_str());
+            let (kind, sum) =
+                owner.map_or((f.kind, f.sha256.as_str()), |e| (e.kind, e.sha256.as_str()));
+            FileState {
+                path: f.path.clone(),
+                state: if in_root(layout, &f.path).symlink_metadata().is_err() {
+                    "missing"
+                } else if !super::switch::unchanged(layout, &f.path, kind, sum) {
+                    "modified"
+                } else if owner.is_some() {
+                    "shared"
+                } else {
+                    "ok"
+                },
+            }
         })
         .collect();
     let units = info

@@ -4,32 +4,38 @@
 //! uninstall (to nothing) are all this one operation.
 //!
 //! Rules, per path:
-//! - in the new set only: written (parent directories created and recorded);
-//! - in both: rewritten when the content or mode differs; a hostfs file the
-//!   user edited since berth wrote it is left alone and reported, a file with
-//!   berth's marker (unit, tmpfiles) is always replaced (it names the
-//!   deployment directory, so an old copy would run the old deployment);
-//! - in the old set only: removed when unmodified, else left and reported;
-//! - directories berth created that end up empty are removed.
+//! - berth's own files (units, tmpfiles: `owned`) and links: written when
+//!   new, always replaced when they differ (they name the deployment
+//!   directory), removed when gone from the new set and unmodified;
+//! - hostfs files, symlinks and empty directories go through the
+//!   [`Registry`]: written by their first container, shared by later ones
+//!   (not rewritten), removed with their last user when unchanged; a path
+//!   that existed before berth is left alone and reported; a hostfs file
+//!   the user edited since berth wrote it is never overwritten;
+//! - directories berth created are removed when no container uses them and
+//!   they are empty.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::shared::{decide, registry_path, HostfsAction, Registry, SharedPath};
 use super::txn::Transaction;
-use super::{in_root, io_err, sha256, DeployError, Info, Link, WrittenFile};
+use super::{in_root, io_err, sha256, DeployError, EntryKind, Info, Link, WrittenFile};
 use crate::layout::Layout;
 
-/// A host file of the deployment being switched to.
+/// A host path of the deployment being switched to.
 #[derive(Debug, Clone)]
 pub struct HostFile {
     /// Path as seen inside the root.
     pub path: String,
-    /// Content.
+    /// Content; a symlink's target; empty for a directory.
     pub content: Vec<u8>,
     /// Permission bits.
     pub mode: u32,
     /// Carries berth's marker.
     pub owned: bool,
+    /// File, empty directory or symlink.
+    pub kind: EntryKind,
 }
 
 impl HostFile {
@@ -40,21 +46,64 @@ impl HostFile {
             sha256: sha256(&self.content),
             mode: self.mode,
             owned: self.owned,
+            kind: self.kind,
+            target: self.target(),
         }
+    }
+
+    /// A symlink's target.
+    pub fn target(&self) -> Option<String> {
+        (self.kind == EntryKind::Symlink).then(|| String::from_utf8_lossy(&self.content).into())
     }
 }
 
-/// What a switch left in place, and the directories now berth's.
+/// What a switch did and left.
 #[derive(Debug, Default)]
 pub struct Switched {
     /// Paths left in place, with the reason.
     pub kept: Vec<String>,
-    /// Host directories created by berth for this container, outermost first.
+    /// Hostfs paths shared with other containers, naming the owner.
+    pub shared: Vec<String>,
+    /// Paths removed (staged for removal until the commit).
+    pub removed: Vec<String>,
+    /// Host directories this container uses that berth created, outermost first.
     pub dirs: Vec<String>,
+    /// Hostfs paths of the new set that are the operator's: not recorded.
+    pub untracked: BTreeSet<String>,
 }
 
-fn unmodified(layout: &Layout, f: &WrittenFile) -> bool {
-    std::fs::read(in_root(layout, &f.path)).is_ok_and(|b| sha256(&b) == f.sha256)
+impl Switched {
+    /// The records of `files` this container keeps (without the operator's paths).
+    pub fn tracked(&self, files: &[WrittenFile]) -> Vec<WrittenFile> {
+        files
+            .iter()
+            .filter(|f| !self.untracked.contains(&f.path))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Whether `path` on the host is still what berth wrote there.
+pub(crate) fn unchanged(layout: &Layout, path: &str, kind: EntryKind, sum: &str) -> bool {
+    let p = in_root(layout, path);
+    match kind {
+        EntryKind::File => !p.is_symlink() && std::fs::read(&p).is_ok_and(|b| sha256(&b) == sum),
+        EntryKind::Symlink => {
+            std::fs::read_link(&p).is_ok_and(|t| sha256(t.as_os_str().as_encoded_bytes()) == sum)
+        }
+        EntryKind::Dir => p.symlink_metadata().is_ok_and(|m| m.is_dir()),
+    }
+}
+
+/// Whether the host already has exactly `f`.
+fn same(layout: &Layout, f: &HostFile) -> bool {
+    let p = in_root(layout, &f.path);
+    let mode_ok = mode_of(&p) == Some(f.mode);
+    match f.kind {
+        EntryKind::File => unchanged(layout, &f.path, f.kind, &sha256(&f.content)) && mode_ok,
+        EntryKind::Symlink => unchanged(layout, &f.path, f.kind, &sha256(&f.content)),
+        EntryKind::Dir => unchanged(layout, &f.path, f.kind, "") && mode_ok,
+    }
 }
 
 fn mode_of(path: &Path) -> Option<u32> {
@@ -64,17 +113,271 @@ fn mode_of(path: &Path) -> Option<u32> {
         .map(|m| m.permissions().mode() & 0o7777)
 }
 
-/// Switches the host below `root` from `from` (the active deployment, if
-/// any) to `files` and `links`.
+/// One switch: the registry, what was created and what is reported.
+struct Run<'a> {
+    layout: &'a Layout,
+    name: &'a str,
+    reg: Registry,
+    created: Vec<String>,
+    out: Switched,
+}
+
+impl Run<'_> {
+    /// Writes `f` at its path (replacing what is there), parents created.
+    fn write(&mut self, txn: &mut Transaction, f: &HostFile) -> Result<(), DeployError> {
+        let p = in_root(self.layout, &f.path);
+        let exists = p.symlink_metadata().is_ok();
+        if !exists {
+            if let Some(parent) = p.parent() {
+                let made = txn.create_dir_all(parent)?;
+                self.record_dirs(made);
+            }
+        }
+        match f.kind {
+            EntryKind::File => txn.put_file(&p, &f.content, f.mode)?,
+            EntryKind::Symlink => {
+                if exists {
+                    txn.remove(&p)?;
+                }
+                txn.created(&p)?;
+                let target = f.target().unwrap_or_default();
+                std::os::unix::fs::symlink(&target, &p).map_err(io_err(&p))?;
+            }
+            EntryKind::Dir => {
+                use std::os::unix::fs::PermissionsExt as _;
+                if exists && !p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                    txn.remove(&p)?;
+                }
+                // A directory that is there keeps its mode (a chmod would
+                // not be undone with the transaction).
+                if !p.is_dir() {
+                    txn.created(&p)?;
+                    std::fs::create_dir(&p).map_err(io_err(&p))?;
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(f.mode))
+                        .map_err(io_err(&p))?;
+                    self.created.push(f.path.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record_dirs(&mut self, made: Vec<std::path::PathBuf>) {
+        for d in made {
+            if let Ok(rel) = d.strip_prefix(self.layout.root()) {
+                self.created.push(format!("/{}", rel.display()));
+            }
+        }
+    }
+
+    /// Removes `path` if it is still what berth wrote; else reports it.
+    fn remove_unchanged(
+        &mut self,
+        txn: &mut Transaction,
+        path: &str,
+        kind: EntryKind,
+        sum: &str,
+    ) -> Result<(), DeployError> {
+        let p = in_root(self.layout, path);
+        if p.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        if unchanged(self.layout, path, kind, sum) {
+            txn.remove(&p)?;
+            self.out.removed.push(path.to_string());
+        } else {
+            self.out.kept.push(format!(
+                "{path}: modified since berth wrote it; left in place"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A hostfs path of the new set.
+    fn hostfs(
+        &mut self,
+        txn: &mut Transaction,
+        f: &HostFile,
+        previous: Option<&WrittenFile>,
+    ) -> Result<(), DeployError> {
+        if let Some((link, e)) = self.reg.link_above(&f.path) {
+            return Err(DeployError::Invalid {
+                file: f.path.clone(),
+                detail: format!(
+                    "would be written through the symlink {link} (installed for {}); refusing",
+                    e.owner
+                ),
+            });
+        }
+        let p = in_root(self.layout, &f.path);
+        let sum = sha256(&f.content);
+        let on_host = p.symlink_metadata().is_ok();
+        let action = decide(
+            &self.reg,
+            self.name,
+            &f.path,
+            f.kind,
+            &sum,
+            on_host,
+            previous.is_some(),
+        );
+        let line = action.describe(&f.path, self.name);
+        match action {
+            HostfsAction::NotBerths => {
+                self.out.kept.push(line);
+                self.out.untracked.insert(f.path.clone());
+            }
+            HostfsAction::Shared { differs, .. } => {
+                if let Some(e) = self.reg.paths.get_mut(&f.path) {
+                    if !e.users.iter().any(|u| u == self.name) {
+                        e.users.push(self.name.to_string());
+                    }
+                }
+                if differs {
+                    self.out.kept.push(line);
+                } else {
+                    self.out.shared.push(line);
+                }
+            }
+            HostfsAction::SharedDir => {}
+            HostfsAction::CreateDir => self.write(txn, f)?,
+            HostfsAction::Write | HostfsAction::Link => {
+                self.write_own(txn, f, previous, on_host)?
+            }
+        }
+        Ok(())
+    }
+
+    /// A hostfs path this container owns (or is the first to ship): written
+    /// unless it is already right or was edited since berth wrote it;
+    /// recorded with what is on the host.
+    fn write_own(
+        &mut self,
+        txn: &mut Transaction,
+        f: &HostFile,
+        previous: Option<&WrittenFile>,
+        on_host: bool,
+    ) -> Result<(), DeployError> {
+        let entry = self.reg.paths.get(&f.path).cloned();
+        let recorded = entry.clone().or_else(|| {
+            previous.map(|o| SharedPath {
+                owner: self.name.to_string(),
+                users: Vec::new(),
+                kind: o.kind,
+                sha256: o.sha256.clone(),
+                mode: o.mode,
+                target: o.target.clone(),
+            })
+        });
+        let mut record = SharedPath {
+            owner: self.name.to_string(),
+            users: entry.map(|e| e.users).unwrap_or_default(),
+            kind: f.kind,
+            sha256: sha256(&f.content),
+            mode: f.mode,
+            target: f.target(),
+        };
+        let edited = recorded
+            .as_ref()
+            .filter(|r| on_host && !unchanged(self.layout, &f.path, r.kind, &r.sha256));
+        match edited {
+            _ if same(self.layout, f) => {}
+            Some(r) => {
+                self.out.kept.push(format!(
+                    "{}: modified since berth wrote it; left in place (the new version is not installed)",
+                    f.path
+                ));
+                // Still berth's record of what it wrote: edits stay detectable.
+                (record.kind, record.mode) = (r.kind, r.mode);
+                (record.sha256, record.target) = (r.sha256.clone(), r.target.clone());
+            }
+            None => self.write(txn, f)?,
+        }
+        if !record.users.iter().any(|u| u == self.name) {
+            record.users.insert(0, self.name.to_string());
+        }
+        self.reg.paths.insert(f.path.clone(), record);
+        Ok(())
+    }
+
+    /// Re-counts this container's use of berth's directories and removes
+    /// the ones nobody uses any more, when empty (deepest first).
+    fn settle_dirs(&mut self, txn: &mut Transaction, mine: &[String]) -> Result<(), DeployError> {
+        for d in std::mem::take(&mut self.created) {
+            self.reg.dirs.entry(d).or_default();
+        }
+        for (d, users) in self.reg.dirs.iter_mut() {
+            let uses = mine
+                .iter()
+                .any(|p| p == d || p.starts_with(&format!("{d}/")));
+            users.retain(|u| u != self.name);
+            if uses {
+                users.push(self.name.to_string());
+            }
+        }
+        let mut idle: Vec<String> = self
+            .reg
+            .dirs
+            .iter()
+            .filter(|(_, u)| u.is_empty())
+            .map(|(d, _)| d.clone())
+            .collect();
+        idle.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+        for d in idle {
+            self.reg.dirs.remove(&d);
+            let p = in_root(self.layout, &d);
+            let Ok(entries) = std::fs::read_dir(&p) else {
+                continue;
+            };
+            // Entries staged for removal by this transaction don't count.
+            let empty = entries.flatten().all(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(super::txn::REMOVED_SUFFIX)
+            });
+            if empty {
+                txn.remove(&p)?;
+                self.out.removed.push(d);
+            } else {
+                self.out.kept.push(format!(
+                    "{d}: directory made by berth holds files that are not berth's; left in place"
+                ));
+            }
+        }
+        self.out.dirs = self
+            .reg
+            .dirs
+            .iter()
+            .filter(|(_, u)| u.iter().any(|u| u == self.name))
+            .map(|(d, _)| d.clone())
+            .collect();
+        Ok(())
+    }
+}
+
+/// Switches the host below `root` from `from` (the active deployment of
+/// the container `name`, if any) to `files` and `links`.
 pub fn switch(
     layout: &Layout,
     txn: &mut Transaction,
+    name: &str,
     from: Option<&Info>,
     files: &[HostFile],
     links: &[Link],
 ) -> Result<Switched, DeployError> {
-    let mut out = Switched::default();
-    let mut dirs: Vec<String> = from.map(|i| i.dirs.clone()).unwrap_or_default();
+    let reg = Registry::load_adopting(layout)?;
+    let loaded = Registry::load(layout)?;
+    let mut run = Run {
+        layout,
+        name,
+        reg,
+        created: Vec::new(),
+        out: Switched::default(),
+    };
+    // Directories an install from before the registry made are this one's.
+    for d in from.map(|i| i.dirs.as_slice()).unwrap_or_default() {
+        run.reg.dirs.entry(d.clone()).or_default();
+    }
     let old_files: BTreeMap<&str, &WrittenFile> = from
         .map(|i| i.files.iter().map(|f| (f.path.as_str(), f)).collect())
         .unwrap_or_default();
@@ -89,57 +392,60 @@ pub fn switch(
         }
         let p = in_root(layout, &l.path);
         match std::fs::read_link(&p) {
-            Ok(t) if t == Path::new(&l.target) => txn.remove(&p)?,
-            Ok(_) => out
+            Ok(t) if t == Path::new(&l.target) => {
+                txn.remove(&p)?;
+                run.out.removed.push(l.path.clone());
+            }
+            Ok(_) => run
+                .out
                 .kept
                 .push(format!("{}: points elsewhere now; left in place", l.path)),
             Err(_) => {}
         }
     }
     for (path, old) in &old_files {
-        if new_paths.contains(path) {
+        if new_paths.contains(path) || old.kind == EntryKind::Dir {
             continue;
         }
-        let p = in_root(layout, path);
-        if p.symlink_metadata().is_err() {
-            continue;
-        }
-        if unmodified(layout, old) {
-            txn.remove(&p)?;
-        } else {
-            out.kept.push(format!(
-                "{path}: modified since berth wrote it; left in place"
-            ));
+        if old.owned || !run.reg.paths.contains_key(*path) {
+            run.remove_unchanged(txn, path, old.kind, &old.sha256)?;
+        } else if let Some(last) = run.reg.release(path, name) {
+            run.remove_unchanged(txn, path, last.kind, &last.sha256)?;
+        } else if let Some(e) = run.reg.paths.get(*path) {
+            let others: Vec<&str> = e
+                .users
+                .iter()
+                .filter(|u| **u != e.owner)
+                .map(String::as_str)
+                .collect();
+            let mut line = format!("{path} stays: it is {}'s now", e.owner);
+            if !others.is_empty() {
+                line.push_str(&format!(", shared with {}", others.join(", ")));
+            }
+            run.out.shared.push(line);
         }
     }
     for f in files {
+        if !f.owned {
+            run.hostfs(txn, f, old_files.get(f.path.as_str()).copied())?;
+            continue;
+        }
         let p = in_root(layout, &f.path);
         if p.symlink_metadata().is_ok() {
-            let same =
-                std::fs::read(&p).is_ok_and(|b| b == f.content) && mode_of(&p) == Some(f.mode);
-            if same {
+            if same(layout, f) {
                 continue;
             }
             let edited = old_files
                 .get(f.path.as_str())
-                .is_some_and(|old| !unmodified(layout, old));
-            if edited && !f.owned {
-                out.kept.push(format!(
-                    "{}: modified since berth wrote it; left in place (the new version is not installed)",
-                    f.path
-                ));
-                continue;
-            }
+                .is_some_and(|old| !unchanged(layout, &old.path, old.kind, &old.sha256));
             if edited {
                 tracing::warn!(
                     "{}: replacing local edits (use a drop-in for local changes)",
                     f.path
                 );
             }
-        } else if let Some(parent) = p.parent() {
-            record_dirs(layout, &mut dirs, txn.create_dir_all(parent)?);
         }
-        txn.put_file(&p, &f.content, f.mode)?;
+        run.write(txn, f)?;
     }
     for l in links {
         let p = in_root(layout, &l.path);
@@ -149,42 +455,34 @@ pub fn switch(
         if p.symlink_metadata().is_ok() {
             txn.remove(&p)?;
         } else if let Some(parent) = p.parent() {
-            record_dirs(layout, &mut dirs, txn.create_dir_all(parent)?);
+            let made = txn.create_dir_all(parent)?;
+            run.record_dirs(made);
         }
         txn.created(&p)?;
         std::os::unix::fs::symlink(&l.target, &p).map_err(io_err(&p))?;
     }
-    // Directories of ours left empty go, deepest first.
-    let mut kept_dirs = Vec::new();
-    for d in dirs.iter().rev() {
-        let p = in_root(layout, d);
-        // Entries staged for removal by this transaction don't count.
-        let Ok(entries) = std::fs::read_dir(&p) else {
-            continue;
-        };
-        let empty = entries.flatten().all(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .ends_with(super::txn::REMOVED_SUFFIX)
-        });
-        if empty {
-            txn.remove(&p)?;
-        } else {
-            kept_dirs.push(d.clone());
-        }
+    let mine: Vec<String> = files
+        .iter()
+        .map(|f| &f.path)
+        .filter(|p| !run.out.untracked.contains(*p))
+        .chain(links.iter().map(|l| &l.path))
+        .cloned()
+        .collect();
+    run.settle_dirs(txn, &mine)?;
+    if run.reg != loaded {
+        save(layout, txn, &run.reg)?;
     }
-    kept_dirs.reverse();
-    out.dirs = kept_dirs;
-    Ok(out)
+    Ok(run.out)
 }
 
-fn record_dirs(layout: &Layout, dirs: &mut Vec<String>, created: Vec<std::path::PathBuf>) {
-    for d in created {
-        if let Ok(rel) = d.strip_prefix(layout.root()) {
-            let inside = format!("/{}", rel.display());
-            if !dirs.contains(&inside) {
-                dirs.push(inside);
-            }
+/// Writes the registry in the transaction (removed when empty).
+fn save(layout: &Layout, txn: &mut Transaction, reg: &Registry) -> Result<(), DeployError> {
+    let path = registry_path(layout);
+    if reg.is_empty() {
+        if path.symlink_metadata().is_ok() {
+            txn.remove(&path)?;
         }
+        return Ok(());
     }
+    txn.put_file(&path, reg.to_json()?.as_bytes(), 0o644)
 }

@@ -21,6 +21,9 @@ pub struct Removed {
     pub removed: Vec<String>,
     /// Paths left in place, with the reason.
     pub kept: Vec<String>,
+    /// Hostfs paths that stay for the other containers shipping them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
     /// Units outside this container that require or want its units.
     pub needed_by: Vec<String>,
 }
@@ -55,20 +58,10 @@ pub fn uninstall(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<R
         }
     }
     let mut txn = Transaction::journaled(layout)?;
-    let switched = switch(layout, &mut txn, Some(&info), &[], &[])?;
+    let switched = switch(layout, &mut txn, name.as_str(), Some(&info), &[], &[])?;
     out.kept = switched.kept;
-    for f in &info.files {
-        if in_root(layout, &f.path).symlink_metadata().is_ok()
-            && !out
-                .kept
-                .iter()
-                .any(|k| k.starts_with(&format!("{}:", f.path)))
-        {
-            out.removed.push(f.path.clone());
-        }
-    }
-    out.removed
-        .extend(info.links.iter().map(|l| l.path.clone()));
+    out.removed = switched.removed;
+    out.shared = switched.shared;
     failpoint("uninstall-files")?;
     txn.remove(&active)?;
     for slot in [format!("{name}.0"), format!("{name}.1")] {

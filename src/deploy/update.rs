@@ -65,6 +65,9 @@ pub struct Updated {
     pub changed: bool,
     /// Host files left in place, with the reason.
     pub kept: Vec<String>,
+    /// Hostfs paths shared with other containers, naming the owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
     /// The plan (update only; `--display` prints it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
@@ -125,6 +128,7 @@ pub fn update(
         restarted: false,
         changed: true,
         kept: Vec::new(),
+        shared: Vec::new(),
         plan: None,
     };
     if record.commit == current.image.commit
@@ -170,9 +174,18 @@ pub fn update(
     let mut info = stage(layout, &mut txn, &store, &plan, reuse.as_deref())?;
     failpoint("update-stage")?;
     let files = host_files(&plan);
-    let switched = switch(layout, &mut txn, Some(&current), &files, &plan.links)?;
-    info.dirs = switched.dirs;
+    let switched = switch(
+        layout,
+        &mut txn,
+        name.as_str(),
+        Some(&current),
+        &files,
+        &plan.links,
+    )?;
+    info.dirs = switched.dirs.clone();
+    info.files = switched.tracked(&info.files);
     out.kept = switched.kept;
+    out.shared = switched.shared;
     write_info(layout, &info)?;
     failpoint("update-files")?;
     out.restarted = activate(layout, txn, manager, &name, &current, &info)?;
@@ -199,9 +212,17 @@ pub fn rollback(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Up
     };
     let files: Vec<HostFile> = staged_files(layout, &target)?;
     let mut txn = Transaction::journaled(layout)?;
-    let switched = switch(layout, &mut txn, Some(&current), &files, &target.links)?;
+    let switched = switch(
+        layout,
+        &mut txn,
+        name.as_str(),
+        Some(&current),
+        &files,
+        &target.links,
+    )?;
     let mut info = target.clone();
-    info.dirs = switched.dirs;
+    info.dirs = switched.dirs.clone();
+    info.files = switched.tracked(&info.files);
     write_info(layout, &info)?;
     failpoint("rollback-files")?;
     let restarted = activate(layout, txn, manager, &name, &current, &info)?;
@@ -214,6 +235,7 @@ pub fn rollback(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Up
         restarted,
         changed: true,
         kept: switched.kept,
+        shared: switched.shared,
         plan: None,
     })
 }

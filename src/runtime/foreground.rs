@@ -1,5 +1,12 @@
-//! The three verbs as library calls: run a container in the foreground,
-//! exec into one, signal one.
+//! The verbs as library calls: run a container in the foreground, exec
+//! into one, signal one, clean up after one.
+//!
+//! With `--pid-file P`, `berth run` writes its **own** pid to P once the
+//! container has started and removes P when it ends. atomic's runc wrote the
+//! container init's pid there, but berth-run is the unit's main process and
+//! forwards signals to the init, so `kill -HUP $(cat P)` reaches the
+//! container the same way, and systemd reading `PIDFile=` sees the MAINPID
+//! berth reports anyway (docs/runtime.md, "sd_notify relay and MAINPID").
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +43,141 @@ pub struct RunOptions {
     pub bundle: PathBuf,
     /// Which runtime creates the container.
     pub runtime: RuntimeChoice,
+    /// Where to write berth's pid while the container runs (checked with
+    /// [`check_pid_file`] by the caller).
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Why a `--pid-file` path is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PidFileError {
+    /// Not starting with `/`.
+    #[error("{path:?} is not an absolute path")]
+    NotAbsolute {
+        /// The path given.
+        path: String,
+    },
+    /// A `.`, `..` or empty component, or nothing after the last `/`.
+    #[error("{path:?} is not a normalised file path (no ., .., // or trailing /)")]
+    NotNormal {
+        /// The path given.
+        path: String,
+    },
+    /// A character a unit's command line or a reader would split or expand.
+    #[error(
+        "{path:?} contains {character:?}; use a path without spaces, quotes, \\, $, % or control characters"
+    )]
+    BadCharacter {
+        /// The path given.
+        path: String,
+        /// The first offending character.
+        character: char,
+    },
+}
+
+/// PURE: checks a pid file path: absolute, normalised, and one word of
+/// plain characters, so that it names exactly the file the operator wrote
+/// and survives a unit's `ExecStart=` line unchanged.
+pub fn check_pid_file(path: &str) -> std::result::Result<(), PidFileError> {
+    let owned = || path.to_string();
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(PidFileError::NotAbsolute { path: owned() });
+    };
+    if let Some(character) = path.chars().find(|c| {
+        c.is_control()
+            || c.is_whitespace()
+            || matches!(c, '"' | '\'' | '\\' | '$' | '%' | '`' | ';')
+    }) {
+        return Err(PidFileError::BadCharacter {
+            path: owned(),
+            character,
+        });
+    }
+    if rest
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(PidFileError::NotNormal { path: owned() });
+    }
+    Ok(())
+}
+
+/// Writes `pid` to `path` atomically: a temporary file beside it, renamed
+/// over it, so a reader sees the old content or the whole new one and a
+/// symlink at `path` is replaced, not followed.
+fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{pid}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(|e| RuntimeError::io("creating the pid file", &tmp, e))?;
+    let written = f
+        .write_all(format!("{pid}\n").as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(RuntimeError::io("writing the pid file", path, e));
+    }
+    Ok(())
+}
+
+/// Removes the pid file if it is there.
+fn remove_pid_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RuntimeError::io("removing the pid file", path, e)),
+    }
+}
+
+/// Removes what a dead berth left for `id` (held lock required): the state of
+/// the runtime it recorded, if another, then `runtime`'s.
+fn remove_stale(paths: &Paths, runtime: &RuntimeChoice, id: &str) -> Result<()> {
+    if let Some(prev) = paths.recorded_runtime(id).filter(|p| p != runtime) {
+        match open(&prev, paths) {
+            Ok(old) => old.remove_stale(id)?,
+            Err(e) => tracing::warn!("{id}: stale state of runtime {}: {e}", prev.name()),
+        }
+    }
+    open(runtime, paths)?.remove_stale(id)
+}
+
+/// What [`cleanup`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// No berth ran the container: its stale state (if any) is gone.
+    Removed,
+    /// A berth holds the container's lock: nothing was touched.
+    Running,
+}
+
+/// `berth run --cleanup` (a unit's `ExecStopPost=`): if no berth runs `id`,
+/// removes the runtime state and the pid file a killed berth left; while
+/// one runs, does nothing.
+pub fn cleanup(
+    layout: &Layout,
+    runtime: &RuntimeChoice,
+    id: &str,
+    pid_file: Option<&Path>,
+) -> Result<Cleanup> {
+    check_id(id)?;
+    let paths = Paths::for_layout(layout)?;
+    let _lock = match IdLock::take(&paths, id) {
+        Ok(l) => l,
+        Err(RuntimeError::Busy { .. }) => return Ok(Cleanup::Running),
+        Err(e) => return Err(e),
+    };
+    remove_stale(&paths, runtime, id)?;
+    if let Some(p) = pid_file {
+        remove_pid_file(p)?;
+    }
+    Ok(Cleanup::Removed)
 }
 
 /// Runs a container in the foreground and returns how it ended. Call it
@@ -48,13 +190,7 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
     let paths = Paths::for_layout(&o.layout)?;
     let mut rt = open(&o.runtime, &paths)?;
     let _lock = IdLock::take(&paths, &o.id)?;
-    if let Some(prev) = paths.recorded_runtime(&o.id).filter(|p| *p != o.runtime) {
-        match open(&prev, &paths) {
-            Ok(old) => old.remove_stale(&o.id)?,
-            Err(e) => tracing::warn!("{}: stale state of runtime {}: {e}", o.id, prev.name()),
-        }
-    }
-    rt.remove_stale(&o.id)?;
+    remove_stale(&paths, &o.runtime, &o.id)?;
     activation::cloexec_from(listen.fds).map_err(|e| {
         RuntimeError::io(
             "marking fds close-on-exec in",
@@ -78,15 +214,20 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
             (rt.start(&rendered.req), Vec::new())
         };
         let pid = pid?;
+        if let Some(p) = &o.pid_file {
+            write_pid_file(p, std::process::id())?;
+        }
         let target = || rt.signal_target(&o.id, pid);
         supervise::wait(pid, &target, &signals, rendered.relay.as_ref(), &pending)
     })();
+    let unlinked = o.pid_file.as_deref().map_or(Ok(()), remove_pid_file);
     let deleted = rt.delete(&o.id);
     let removed = prepare::remove_ctr(&paths, &o.id);
     signals.unblock();
     let exit = r?;
     deleted?;
     removed?;
+    unlinked?;
     Ok(exit)
 }
 
@@ -117,4 +258,59 @@ pub fn kill(layout: &Layout, runtime: &RuntimeChoice, id: &str, signal: Signal) 
         .recorded_runtime(id)
         .unwrap_or_else(|| runtime.clone());
     open(&choice, &paths)?.kill(id, signal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_file_paths_must_be_absolute_normal_plain() {
+        for ok in ["/run/container-etcd.pid", "/run/user/1000/x.pid", "/a"] {
+            assert_eq!(check_pid_file(ok), Ok(()), "{ok}");
+        }
+        for bad in ["run/x.pid", "", "x", "./x"] {
+            assert!(
+                matches!(check_pid_file(bad), Err(PidFileError::NotAbsolute { .. })),
+                "{bad}"
+            );
+        }
+        for bad in ["/", "/run/", "/run//x", "/run/./x", "/run/../etc/x", "/.."] {
+            assert!(
+                matches!(check_pid_file(bad), Err(PidFileError::NotNormal { .. })),
+                "{bad}"
+            );
+        }
+        for (bad, c) in [
+            ("/run/a b", ' '),
+            ("/run/a\nb", '\n'),
+            ("/run/$X", '$'),
+            ("/run/%n.pid", '%'),
+            ("/run/\"x", '"'),
+            ("/run/a\\b", '\\'),
+        ] {
+            assert_eq!(
+                check_pid_file(bad),
+                Err(PidFileError::BadCharacter {
+                    path: bad.into(),
+                    character: c
+                }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn pid_file_is_replaced_atomically_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.pid");
+        std::os::unix::fs::symlink("/nonexistent/target", &p).unwrap();
+        write_pid_file(&p, 42).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "42\n");
+        assert!(!std::fs::symlink_metadata(&p).unwrap().is_symlink());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        remove_pid_file(&p).unwrap();
+        remove_pid_file(&p).unwrap();
+        assert!(!p.exists());
+    }
 }

@@ -31,9 +31,12 @@
 pub mod activation;
 pub mod bundled;
 pub mod cgroup;
+pub mod defaults;
 pub mod external;
 pub mod foreground;
+pub mod legacy;
 pub mod notify;
+pub mod preflight;
 pub mod prepare;
 pub mod spec;
 pub mod supervise;

@@ -1,9 +1,14 @@
 //! Reads a bundle, checks it, and writes the spec berth actually runs.
 //!
-//! Bad bundles fail here, before anything runs. The rendered spec goes to
-//! `ctr/ID/bundle/config.json` (the bundle itself is a read-only deployment
-//! and is never written): hardening defaults, the notify mount, the
-//! socket-activation environment and the cgroup path below berth's own.
+//! Bad bundles fail here, before anything runs: a pre-1.0 config is read in
+//! its 1.0 shape ([`super::legacy`]), and missing bind sources, working
+//! directory or executable are named ([`super::preflight`]). The rendered
+//! spec goes to `ctr/ID/bundle/config.json` (the bundle itself is a read-only
+//! deployment and is never written): the config as written, plus what berth
+//! needs to supervise (the notify mount, the socket-activation environment,
+//! the cgroup path below berth's own) and capabilities clamped to the ones
+//! berth holds. Hardening is not added here: berth's default config carries
+//! it from install time.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +17,7 @@ use oci_spec::runtime::{Capability, Spec};
 
 use super::activation::Listen;
 use super::cgroup::OwnCgroups;
+use super::legacy;
 use super::notify::{NotifyEnv, Relay};
 use super::spec::{self, Hardening};
 use super::{Paths, Result, RunRequest, RuntimeError};
@@ -49,7 +55,7 @@ pub fn load(dir: &Path) -> Result<Bundle> {
         path: config.clone(),
         source,
     };
-    let spec = spec::parse(&bytes).map_err(bad)?;
+    let spec = parse_any_version(&bytes).map_err(bad)?;
     spec::check(&spec).map_err(bad)?;
     let root = spec
         .root()
@@ -65,10 +71,34 @@ pub fn load(dir: &Path) -> Result<Bundle> {
         Ok(p) if p.is_dir() => p,
         _ => return Err(missing("rootfs (root.path)", root)),
     };
+    super::preflight::check(&spec, dir, &rootfs).map_err(bad)?;
     Ok(Bundle {
         dir: dir.to_path_buf(),
         spec,
         rootfs,
+    })
+}
+
+/// Parses config.json; a pre-1.0 one (which fails to parse or says so) is
+/// upgraded first, with a warning per change. A 1.0 config is parsed once.
+fn parse_any_version(bytes: &[u8]) -> std::result::Result<Spec, spec::SpecError> {
+    let first = spec::parse(bytes);
+    if matches!(&first, Ok(s) if !legacy::is_old_version(s.version())) {
+        return first;
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return first;
+    };
+    let notes = legacy::upgrade(&mut value);
+    if notes.is_empty() {
+        return first;
+    }
+    for n in &notes {
+        tracing::warn!("config.json: {n}");
+    }
+    serde_json::from_value(value).map_err(|e| spec::SpecError::Unsupported {
+        field: "ociVersion".into(),
+        why: format!("a pre-1.0 config that is no runtime config once read as 1.0: {e}"),
     })
 }
 
@@ -79,7 +109,8 @@ pub struct Rendered {
     pub req: RunRequest,
     /// The notify relay, when systemd gave berth a `NOTIFY_SOCKET`.
     pub relay: Option<Relay>,
-    /// What hardening changed (reported as warnings by the caller).
+    /// Capabilities dropped because berth does not hold them (reported as
+    /// warnings by the caller).
     pub hardening: Hardening,
 }
 
@@ -100,7 +131,6 @@ pub fn bounding_set() -> Result<HashSet<Capability>> {
         .collect())
 }
 
-/// True if the kernel has seccomp filters (`Seccomp:` in /proc/self/status).
 /// Rootless, libcontainer creates the container's cgroup below `base` in
 /// every hierarchy and fails with an opaque message when it may not: say
 /// so first.
@@ -113,10 +143,6 @@ fn check_delegated(base: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn seccomp_available() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| s.contains("\nSeccomp:"))
 }
 
 /// Writes `ctr/ID/` for `bundle`: the rendered spec, the relay socket and
@@ -137,17 +163,7 @@ pub fn render(
         .map_err(|e| RuntimeError::io("writing", &runtime_file, e))?;
 
     let s = &mut bundle.spec;
-    let seccomp = if seccomp_available() {
-        Some(
-            spec::default_seccomp().map_err(|source| RuntimeError::BadSpec {
-                path: bundle.dir.join("config.json"),
-                source,
-            })?,
-        )
-    } else {
-        None
-    };
-    let hardening = spec::harden(s, &bounding_set()?, seccomp);
+    let hardening = spec::clamp_capabilities(s, &bounding_set()?);
     spec::set_root_path(s, &bundle.rootfs);
     let cg = OwnCgroups::read()
         .map_err(|e| RuntimeError::io("reading", Path::new("/proc/self/cgroup"), e))?;

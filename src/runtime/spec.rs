@@ -2,16 +2,14 @@
 //!
 //! Everything here takes values and returns values: parsing with the offending
 //! field named, the checks that make a bad bundle fail before anything runs,
-//! the hardening defaults, and the edits `berth run` makes before handing the
+//! the capability clamp, and the edits `berth run` makes before handing the
 //! spec to a runtime (notify mount, socket-activation environment, cgroup
 //! path). The files are read and written one level up, in [`super::prepare`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxNamespaceType, LinuxSeccomp, Mount, Spec,
-};
+use oci_spec::runtime::{Capability, LinuxNamespaceType, Mount, Spec};
 
 /// Where the notify relay's directory appears inside the container.
 pub const NOTIFY_DIR_IN_CONTAINER: &str = "/run/notify";
@@ -36,6 +34,15 @@ pub enum SpecError {
     Missing {
         /// The field, as a JSON path (`process.args`).
         field: &'static str,
+    },
+    /// Something the config names is not there (a bind source on the host,
+    /// the working directory or the executable in the rootfs).
+    #[error("{what}: {why}")]
+    Unresolved {
+        /// What names it (`mount SRC → DEST`, `process.cwd /x`).
+        what: String,
+        /// What is wrong with it.
+        why: String,
     },
     /// A field berth cannot honour.
     #[error("{field}: {why}")]
@@ -123,196 +130,52 @@ pub fn has_pid_namespace(spec: &Spec) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Pid))
 }
 
-/// Capabilities a process gets when the config names none: Docker's default
-/// set, the one service images are written for.
-pub const DEFAULT_CAPABILITIES: &[Capability] = &[
-    Capability::AuditWrite,
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fowner,
-    Capability::Fsetid,
-    Capability::Kill,
-    Capability::Mknod,
-    Capability::NetBindService,
-    Capability::NetRaw,
-    Capability::Setfcap,
-    Capability::Setgid,
-    Capability::Setpcap,
-    Capability::Setuid,
-    Capability::SysChroot,
-];
-
-/// The OCI default masked paths (as `runc spec` writes them).
-pub const DEFAULT_MASKED_PATHS: &[&str] = &[
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-];
-
-/// The OCI default read-only paths (as `runc spec` writes them).
-pub const DEFAULT_READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
-/// Syscalls the default seccomp profile refuses with EPERM: kernel modules,
-/// kexec, keyrings, clocks, swap, reboot, accounting, BPF, perf, handle-based
-/// opens and other host-wide knobs no service needs. Everything else is
-/// allowed (a deny list, like LXC's default), so images keep working.
-pub const DEFAULT_SECCOMP_DENY: &[&str] = &[
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "get_kernel_syms",
-    "init_module",
-    "ioperm",
-    "iopl",
-    "kcmp",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "nfsservctl",
-    "open_by_handle_at",
-    "perf_event_open",
-    "query_module",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "settimeofday",
-    "stime",
-    "swapoff",
-    "swapon",
-    "sysfs",
-    "_sysctl",
-    "uselib",
-    "userfaultfd",
-    "ustat",
-    "vm86",
-    "vm86old",
-];
-
-/// The default seccomp profile for this architecture.
-pub fn default_seccomp() -> Result<LinuxSeccomp, SpecError> {
-    let arches: &[&str] = if cfg!(target_arch = "x86_64") {
-        &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
-    } else if cfg!(target_arch = "aarch64") {
-        &["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
-    } else {
-        &[]
-    };
-    let v = serde_json::json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": arches,
-        "syscalls": [{
-            "names": DEFAULT_SECCOMP_DENY,
-            "action": "SCMP_ACT_ERRNO",
-            "errnoRet": 1
-        }]
-    });
-    serde_json::from_value(v).map_err(|e| SpecError::Unsupported {
-        field: "linux.seccomp".into(),
-        why: format!("berth's default profile does not parse: {e}"),
-    })
-}
-
-/// What [`harden`] changed, for the caller to report.
+/// What [`clamp_capabilities`] changed, for the caller to report.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Hardening {
     /// Capabilities the config asked for that the caller's bounding set lacks.
     pub dropped_capabilities: Vec<String>,
-    /// Defaults filled in because the config left the field out.
-    pub defaults: Vec<&'static str>,
 }
 
-/// Applies berth's hardening defaults: capabilities never exceed `bounding`
-/// (extras are dropped and reported, not refused); `noNewPrivileges`, the
-/// capability set, masked and read-only paths and (when `seccomp` is given)
-/// the seccomp profile are filled in where the config has none. Fields the
-/// config sets are kept as they are, `root.readonly` included.
-pub fn harden(
-    spec: &mut Spec,
-    bounding: &HashSet<Capability>,
-    seccomp: Option<LinuxSeccomp>,
-) -> Hardening {
+/// Drops the capabilities berth cannot pass on (those outside `bounding`)
+/// from every set; reports them, does not refuse. This is feasibility, not
+/// hardening: everything else in the config is run as written.
+pub fn clamp_capabilities(spec: &mut Spec, bounding: &HashSet<Capability>) -> Hardening {
     let mut out = Hardening::default();
-    if let Some(process) = spec.process_mut() {
-        if process.no_new_privileges().is_none() {
-            process.set_no_new_privileges(Some(true));
-            out.defaults.push("process.noNewPrivileges");
-        }
-        let mut caps = process.capabilities().clone().unwrap_or_else(|| {
-            out.defaults.push("process.capabilities");
-            let d: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
-            let mut c = LinuxCapabilities::default();
-            c.set_bounding(Some(d.clone()))
-                .set_effective(Some(d.clone()))
-                .set_permitted(Some(d))
-                .set_inheritable(None)
-                .set_ambient(None);
-            c
-        });
-        let mut dropped: HashSet<String> = HashSet::new();
-        let mut clamp = |set: Option<HashSet<Capability>>| {
-            set.map(|s| {
-                s.into_iter()
-                    .filter(|c| {
-                        let keep = bounding.contains(c);
-                        if !keep {
-                            dropped.insert(format!("CAP_{c}"));
-                        }
-                        keep
-                    })
-                    .collect::<HashSet<_>>()
-            })
-        };
-        let b = clamp(caps.bounding().clone());
-        let e = clamp(caps.effective().clone());
-        let p = clamp(caps.permitted().clone());
-        let i = clamp(caps.inheritable().clone());
-        let a = clamp(caps.ambient().clone());
-        caps.set_bounding(b)
-            .set_effective(e)
-            .set_permitted(p)
-            .set_inheritable(i)
-            .set_ambient(a);
-        process.set_capabilities(Some(caps));
-        let mut dropped: Vec<String> = dropped.into_iter().collect();
-        dropped.sort();
-        out.dropped_capabilities = dropped;
-    }
-    if let Some(linux) = spec.linux_mut() {
-        let owned = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        if linux.masked_paths().is_none() {
-            linux.set_masked_paths(owned(DEFAULT_MASKED_PATHS));
-            out.defaults.push("linux.maskedPaths");
-        }
-        if linux.readonly_paths().is_none() {
-            linux.set_readonly_paths(owned(DEFAULT_READONLY_PATHS));
-            out.defaults.push("linux.readonlyPaths");
-        }
-        if linux.seccomp().is_none() {
-            if let Some(s) = seccomp {
-                linux.set_seccomp(Some(s));
-                out.defaults.push("linux.seccomp");
-            }
-        }
-    }
+    let Some(process) = spec.process_mut() else {
+        return out;
+    };
+    let Some(mut caps) = process.capabilities().clone() else {
+        return out;
+    };
+    let mut dropped: HashSet<String> = HashSet::new();
+    let mut clamp = |set: Option<HashSet<Capability>>| {
+        set.map(|s| {
+            s.into_iter()
+                .filter(|c| {
+                    let keep = bounding.contains(c);
+                    if !keep {
+                        dropped.insert(format!("CAP_{c}"));
+                    }
+                    keep
+                })
+                .collect::<HashSet<_>>()
+        })
+    };
+    let b = clamp(caps.bounding().clone());
+    let e = clamp(caps.effective().clone());
+    let p = clamp(caps.permitted().clone());
+    let i = clamp(caps.inheritable().clone());
+    let a = clamp(caps.ambient().clone());
+    caps.set_bounding(b)
+        .set_effective(e)
+        .set_permitted(p)
+        .set_inheritable(i)
+        .set_ambient(a);
+    process.set_capabilities(Some(caps));
+    let mut dropped: Vec<String> = dropped.into_iter().collect();
+    dropped.sort();
+    out.dropped_capabilities = dropped;
     out
 }
 
@@ -495,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn harden_clamps_capabilities_to_bounding_set() {
+    fn clamps_capabilities_to_bounding_set() {
         let mut v = minimal();
         v["process"]["capabilities"] = serde_json::json!({
             "bounding": ["CAP_KILL", "CAP_SYS_RESOURCE"],
@@ -504,7 +367,7 @@ mod tests {
         });
         let mut s = spec_of(v);
         let bounding: HashSet<Capability> = [Capability::Kill].into_iter().collect();
-        let h = harden(&mut s, &bounding, None);
+        let h = clamp_capabilities(&mut s, &bounding);
         assert_eq!(h.dropped_capabilities, vec!["CAP_SYS_RESOURCE".to_string()]);
         let caps = s
             .process()
@@ -518,30 +381,15 @@ mod tests {
     }
 
     #[test]
-    fn harden_fills_defaults_only_where_absent() {
-        let mut v = minimal();
-        v["linux"]["maskedPaths"] = serde_json::json!([]);
-        v["process"]["noNewPrivileges"] = false.into();
-        let mut s = spec_of(v);
-        let all: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
-        let h = harden(&mut s, &all, Some(default_seccomp().unwrap()));
-        let linux = s.linux().as_ref().unwrap();
-        assert_eq!(linux.masked_paths().as_ref().unwrap().len(), 0);
-        assert_eq!(
-            linux.readonly_paths().as_ref().unwrap().len(),
-            DEFAULT_READONLY_PATHS.len()
-        );
-        assert!(linux.seccomp().is_some());
-        assert_eq!(
-            s.process().as_ref().unwrap().no_new_privileges(),
-            Some(false)
-        );
-        assert!(h.defaults.contains(&"process.capabilities"));
-        assert!(!h.defaults.contains(&"linux.maskedPaths"));
-        assert!(h.dropped_capabilities.is_empty());
-        // A second pass changes nothing.
-        let again = harden(&mut s, &all, Some(default_seccomp().unwrap()));
-        assert_eq!(again, Hardening::default());
+    fn clamping_adds_nothing_to_a_config() {
+        let mut s = spec_of(minimal());
+        let before = s.clone();
+        let all: HashSet<Capability> = super::super::defaults::DEFAULT_CAPABILITIES
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(clamp_capabilities(&mut s, &all), Hardening::default());
+        assert_eq!(s, before);
     }
 
     #[test]

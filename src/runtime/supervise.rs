@@ -56,6 +56,12 @@ impl Signals {
         Ok(Signals { fd })
     }
 
+    /// The signalfd the blocked signals are read from (`berth run-once`
+    /// polls it while its `berth run` child runs).
+    pub fn fd(&self) -> &SignalFd {
+        &self.fd
+    }
+
     /// Unblocks the set again (after the child has been waited for).
     pub fn unblock(self) {
         let _ = Signals::set().thread_unblock();

@@ -41,7 +41,10 @@ pub const FORCED: [&str; 10] = [
 ];
 
 /// Variables with a host default that `--set` (or a previous install) replaces.
-pub const OVERRIDABLE: [&str; 7] = [
+///
+/// atomic's list had the first six; it also defaulted `RUNTIME` and `ATOMIC`
+/// only when unset, so they are overridable here too. See docs/variables.md.
+pub const OVERRIDABLE: [&str; 8] = [
     "RUN_DIRECTORY",
     "STATE_DIRECTORY",
     "CONF_DIRECTORY",
@@ -49,6 +52,7 @@ pub const OVERRIDABLE: [&str; 7] = [
     "UUID",
     "ALL_PROCESS_CAPABILITIES",
     "RUNTIME",
+    "ATOMIC",
 ];
 
 /// Where a value came from; `berth status` prints it beside the value.
@@ -186,7 +190,8 @@ pub struct Forced {
     pub host_gid: u32,
     /// `IMAGE_NAME`: the image reference as given.
     pub image_name: String,
-    /// `IMAGE_ID`: the image's digest.
+    /// `IMAGE_ID`: the image's manifest digest, hex without `sha256:` (what
+    /// atomic recorded as `docker.digest`); see [`image_id`].
     pub image_id: String,
 }
 
@@ -237,8 +242,13 @@ pub struct HostDefaults {
     pub conf_directory: String,
     /// `ALL_PROCESS_CAPABILITIES`; see [`capabilities_value`].
     pub all_process_capabilities: String,
-    /// `RUNTIME`: the runtime the unit's commands use.
+    /// `RUNTIME`: the absolute path of the executable that runs the
+    /// containers (`berth-run` for the bundled runtime, else crun, runc or
+    /// the `--runtime` path).
     pub runtime: String,
+    /// `ATOMIC`: the absolute path of the berth executable the units run;
+    /// [`HostDefaults::with_atomic`] sets it (`/usr/bin/berth` until then).
+    pub atomic: String,
 }
 
 impl HostDefaults {
@@ -250,13 +260,21 @@ impl HostDefaults {
             conf_directory: "/etc".into(),
             all_process_capabilities,
             runtime,
+            atomic: DEFAULT_ATOMIC.into(),
         }
+    }
+
+    /// The same defaults with `ATOMIC` = `atomic`.
+    pub fn with_atomic(mut self, atomic: String) -> Self {
+        self.atomic = atomic;
+        self
     }
 
     /// Defaults of a `--user` install: `$XDG_RUNTIME_DIR` (else
     /// `/run/user/UID`), `$XDG_DATA_HOME` (else `~/.local/share`),
     /// `$XDG_CONFIG_HOME` (else `~/.config`). As the XDG base directory spec
-    /// says, empty or relative values count as unset.
+    /// says, empty or relative values count as unset. (atomic used `~/.data`
+    /// and `~/.config`; docs/variables.md says why berth follows XDG.)
     pub fn user(dirs: &UserDirs, all_process_capabilities: String, runtime: String) -> Self {
         let home = dirs.home.trim_end_matches('/');
         HostDefaults {
@@ -267,8 +285,30 @@ impl HostDefaults {
             conf_directory: xdg(&dirs.xdg_config_home).unwrap_or_else(|| format!("{home}/.config")),
             all_process_capabilities,
             runtime,
+            atomic: DEFAULT_ATOMIC.into(),
         }
     }
+}
+
+/// Where the packages install berth: `ATOMIC` until the caller says otherwise.
+const DEFAULT_ATOMIC: &str = "/usr/bin/berth";
+
+/// `IMAGE_ID` of an image whose manifest digest is `digest`: the hex after
+/// `ALGORITHM:`, as atomic dropped the `sha256:` prefix of `docker.digest`.
+pub fn image_id(digest: &str) -> &str {
+    digest.split_once(':').map_or(digest, |(_, hex)| hex)
+}
+
+/// Whether a unit template asks for a pid file: it references `$PIDFILE`
+/// (or `${PIDFILE}`) anywhere, comments included. berth then has the
+/// container's `berth-run` write its pid there (`--pid-file`). atomic asked
+/// for `$EXEC_STOPPOST` too, because runc's pid file needed runc's `delete`
+/// afterwards; berth-run removes its own pid file, so naming the file is
+/// enough. A template that does not parse asks for nothing (rendering it
+/// reports the error).
+pub fn wants_pid_file(unit_template: &str) -> bool {
+    super::dollar::parse("service.template", unit_template)
+        .is_ok_and(|t| t.variables().contains("PIDFILE"))
 }
 
 fn xdg(var: &Option<String>) -> Option<String> {
@@ -348,6 +388,7 @@ pub fn resolve(sources: &Sources<'_>) -> Result<Values, ValuesError> {
         ("CONF_DIRECTORY", &host.conf_directory),
         ("ALL_PROCESS_CAPABILITIES", &host.all_process_capabilities),
         ("RUNTIME", &host.runtime),
+        ("ATOMIC", &host.atomic),
     ] {
         values.insert_default(name, value, Provenance::Default);
     }
@@ -516,6 +557,7 @@ mod tests {
                 "\"CAP_CHOWN\", \"CAP_KILL\"",
                 Provenance::Default,
             ),
+            ("ATOMIC", "/usr/bin/berth", Provenance::Default),
             ("CONF_DIRECTORY", "/etc", Provenance::Default),
             (
                 "DESTDIR",
@@ -801,5 +843,128 @@ mod tests {
         assert_eq!(json["NAME"]["provenance"], "forced");
         let back: Values = serde_json::from_value(json).unwrap();
         assert_eq!(back, v);
+    }
+
+    /// Every variable atomic set, for a system and a `--user` install.
+    #[test]
+    fn every_atomic_variable_for_system_and_user_installs() {
+        let f = Forced {
+            name: "etcd".into(),
+            destdir: "/var/lib/berth/containers/etcd.0".into(),
+            exec_start: "/usr/bin/berth-run etcd".into(),
+            exec_stop: "/usr/bin/berth kill --if-running etcd".into(),
+            exec_startpre: String::new(),
+            exec_stoppost: "/usr/bin/berth-run --cleanup etcd".into(),
+            host_uid: 1000,
+            host_gid: 100,
+            image_name: "registry.example/etcd:3".into(),
+            image_id: image_id("sha256:0123abcd").into(),
+        };
+        let system = HostDefaults::system("\"CAP_KILL\"".into(), "/usr/bin/berth-run".into())
+            .with_atomic("/usr/bin/berth".into());
+        let dirs = UserDirs {
+            home: "/home/u".into(),
+            uid: 1000,
+            gid: 100,
+            xdg_runtime_dir: Some("/run/user/1000".into()),
+            ..UserDirs::default()
+        };
+        let user = HostDefaults::user(&dirs, "\"CAP_KILL\"".into(), "/usr/bin/crun".into())
+            .with_atomic("/usr/local/bin/berth".into());
+        let common = [
+            ("NAME", "etcd"),
+            ("DESTDIR", "/var/lib/berth/containers/etcd.0"),
+            ("EXEC_START", "/usr/bin/berth-run etcd"),
+            ("EXEC_STOP", "/usr/bin/berth kill --if-running etcd"),
+            ("EXEC_STARTPRE", ""),
+            ("EXEC_STOPPOST", "/usr/bin/berth-run --cleanup etcd"),
+            ("HOST_UID", "1000"),
+            ("HOST_GID", "100"),
+            ("IMAGE_NAME", "registry.example/etcd:3"),
+            ("IMAGE_ID", "0123abcd"),
+            ("UUID", "u-1"),
+            ("ALL_PROCESS_CAPABILITIES", "\"CAP_KILL\""),
+        ];
+        let table = [
+            (
+                &system,
+                [
+                    ("RUN_DIRECTORY", "/run"),
+                    ("STATE_DIRECTORY", "/var/lib"),
+                    ("CONF_DIRECTORY", "/etc"),
+                    ("PIDFILE", "/run/container-etcd.pid"),
+                    ("RUNTIME", "/usr/bin/berth-run"),
+                    ("ATOMIC", "/usr/bin/berth"),
+                ],
+            ),
+            (
+                &user,
+                [
+                    ("RUN_DIRECTORY", "/run/user/1000"),
+                    ("STATE_DIRECTORY", "/home/u/.local/share"),
+                    ("CONF_DIRECTORY", "/home/u/.config"),
+                    ("PIDFILE", "/run/user/1000/container-etcd.pid"),
+                    ("RUNTIME", "/usr/bin/crun"),
+                    ("ATOMIC", "/usr/local/bin/berth"),
+                ],
+            ),
+        ];
+        for (host, scoped) in table {
+            let v = resolve(&Sources {
+                forced: &f,
+                set: &[],
+                previous: &map(&[]),
+                host,
+                manifest: &map(&[]),
+                generated_uuid: "u-1",
+            })
+            .unwrap();
+            for (name, value) in common.iter().chain(scoped.iter()) {
+                assert_eq!(v.get(name), Some(*value), "{name}");
+            }
+            assert_eq!(v.iter().count(), common.len() + scoped.len());
+        }
+    }
+
+    #[test]
+    fn runtime_and_atomic_can_be_set_but_the_image_id_cannot() {
+        let v = resolve_with(
+            &set(&["RUNTIME=/opt/crun", "ATOMIC=/opt/berth"]),
+            &map(&[]),
+            &map(&[]),
+        )
+        .unwrap();
+        assert_eq!(v.get("RUNTIME"), Some("/opt/crun"));
+        assert_eq!(v.get("ATOMIC"), Some("/opt/berth"));
+        assert!(resolve_with(&set(&["IMAGE_ID=x"]), &map(&[]), &map(&[])).is_err());
+    }
+
+    #[test]
+    fn image_id_is_the_digest_hex() {
+        assert_eq!(image_id("sha256:abc123"), "abc123");
+        assert_eq!(image_id("sha512:ff"), "ff");
+        assert_eq!(image_id("abc123"), "abc123");
+    }
+
+    #[test]
+    fn a_unit_template_naming_pidfile_wants_a_pid_file() {
+        for (template, wanted) in [
+            ("[Service]\nPIDFile=$PIDFILE\n", true),
+            ("[Service]\nPIDFile=${PIDFILE}\n", true),
+            (
+                "[Service]\nExecStart=$EXEC_START\nExecStopPost=$EXEC_STOPPOST\nPIDFile=$PIDFILE\n",
+                true,
+            ),
+            (
+                "# writes $PIDFILE\n[Service]\nExecStart=$EXEC_START\n",
+                true,
+            ),
+            ("[Service]\nExecStopPost=$EXEC_STOPPOST\n", false),
+            ("[Service]\nPIDFile=$$PIDFILE\n", false),
+            ("[Service]\nPIDFile=$PIDFILES\n", false),
+            ("[Service]\nExecStart=${PIDFILE\n", false),
+        ] {
+            assert_eq!(wants_pid_file(template), wanted, "{template}");
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`tree`]: comparable listings of directory trees, and `umoci unpack` as the
 //!   independent reference extraction.
 //! - [`debs`]: root filesystems from Debian packages, cached under `target/test-cache/`.
+//! - [`deploy`]: image layouts to install from, root snapshots, the failpoint driver.
 //! - [`berth`]: runs the berth binary against a private `--root` and environment.
 //! - [`guest`]: a cached Debian 12 root filesystem (debootstrap) booted with
 //!   `systemd-nspawn -b` on a per-machine overlay (the system tests).
@@ -23,6 +24,7 @@
 
 pub mod berth;
 pub mod debs;
+pub mod deploy;
 pub mod front;
 pub mod guest;
 pub mod oci;

@@ -157,9 +157,9 @@ fn base(libs: &[(&str, &str)]) -> Layer {
     l
 }
 
-/// berth's default runtime config skeleton with `args`, `env` and extra `mounts`.
+/// A runtime config skeleton (runc's shape) with `args`, `env` and extra `mounts`.
 fn config(args: &[&str], env: &[&str], mounts: &[Value]) -> String {
-    let mut c: Value = serde_json::from_str(include_str!("../../templates/config.json")).unwrap();
+    let mut c: Value = serde_json::from_str(include_str!("config-skeleton.json")).unwrap();
     c["process"]["args"] = json!(args);
     let mut e = vec!["PATH=/usr/sbin:/usr/bin".to_string()];
     e.extend(env.iter().map(|s| s.to_string()));

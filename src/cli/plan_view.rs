@@ -1,0 +1,93 @@
+//! How an install or update plan is shown: `--display` (every value, file
+//! and link, nothing changed) and the grants block (what the image's config
+//! allows beyond berth's default, on stderr and in `--json`).
+
+use crate::deploy::grants::{self, Grants};
+use crate::deploy::shared::HostfsAction;
+use crate::deploy::Plan;
+use crate::layout::Layout;
+
+/// A `--json` document with the `grants` field added beside the others.
+#[derive(serde::Serialize)]
+pub(super) struct WithGrants<'a, T: serde::Serialize> {
+    #[serde(flatten)]
+    pub(super) inner: &'a T,
+    /// What the config grants beyond berth's default (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) grants: Option<Grants>,
+}
+
+/// What the plan's config.json grants beyond berth's default config.
+pub(super) fn config_grants(plan: &Plan) -> Option<Grants> {
+    let config = plan.config.as_deref()?;
+    let state = match (plan.values.get("STATE_DIRECTORY"), plan.values.get("NAME")) {
+        (Some(dir), Some(name)) => Some(format!("{}/{name}", dir.trim_end_matches('/'))),
+        _ => None,
+    };
+    match grants::of_config(config, state.as_deref()) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!("{}: config.json: {e}", plan.name);
+            None
+        }
+    }
+}
+
+/// The grants block on stderr: nothing when the config grants nothing more.
+pub(super) fn print_grants(name: &str, grants: Option<&Grants>) {
+    let Some(g) = grants.filter(|g| !g.is_empty()) else {
+        return;
+    };
+    let mut block = format!("{name}: its config grants more than berth's default:");
+    for l in g.lines() {
+        block.push_str("\n  ");
+        block.push_str(&l);
+    }
+    eprintln!("{block}");
+}
+
+/// What `--display` prints: every value, file and link of the plan.
+pub(super) fn display(layout: &Layout, plan: &Plan, verb: &str) -> String {
+    let mut out = format!(
+        "Would {verb} {} from {} ({})\n",
+        plan.name, plan.image.reference, plan.image.digest
+    );
+    out.push_str(&format!(
+        "check out {} into {}/rootfs\n",
+        plan.image.commit, plan.deployment
+    ));
+    for (k, v) in plan.values.iter() {
+        out.push_str(&format!("value {k}={} ({})\n", v.value, v.provenance));
+    }
+    if let Some(c) = &plan.config {
+        out.push_str(&format!("write {}/config.json:\n{c}\n", plan.deployment));
+    }
+    for f in &plan.files {
+        if let Some(h) = plan.hostfs.iter().find(|h| h.path == f.path) {
+            match h.action {
+                HostfsAction::Write => {}
+                _ => {
+                    out.push_str(&format!("{} ({})\n", h.message, h.source));
+                    continue;
+                }
+            }
+        }
+        let text = String::from_utf8(f.content.clone())
+            .unwrap_or_else(|_| format!("<{} bytes of binary data>", f.content.len()));
+        out.push_str(&format!("write {} (mode {:o}):\n{text}", f.path, f.mode));
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!("write {}/info.json\n", plan.deployment));
+    for l in &plan.links {
+        out.push_str(&format!("symlink {} -> {}\n", l.path, l.target));
+    }
+    out.push_str(&format!(
+        "symlink {}/{} -> {}",
+        layout.containers_inside(),
+        plan.name,
+        plan.slot
+    ));
+    out
+}
