@@ -135,7 +135,7 @@ flannel_unit() {
   systemctl show -p Type -p NotifyAccess -p RuntimeDirectory -p Before -p ExecStopPost flannel.service |
     cut -c1-200
   [ "$(prop flannel.service Type)" = notify ] && [ "$(prop flannel.service NotifyAccess)" = all ] &&
-    [ "$(prop flannel.service RuntimeDirectory)" = flannel ] && [ -d /run/flannel ] &&
+    [ "$(prop flannel.service RuntimeDirectory)" = flannel ] &&
     prop flannel.service Before | grep -qw docker.service
 }
 
