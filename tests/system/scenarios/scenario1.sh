@@ -227,7 +227,7 @@ in_journal() {
 
 boot_metrics() { cluster_metric boot_to_cluster_active $CLUSTER; }
 
-# ms_since T0: milliseconds from T0 ($(now)) until etcd answers on its client port.
+# serving_ms T0: milliseconds from T0 ($(now)) until etcd answers on its client port.
 serving_ms() {
   local t0=$1 i
   for ((i = 0; i < 3000 * SLOWDOWN; i++)); do
