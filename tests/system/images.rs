@@ -8,7 +8,9 @@
 //! | archive       | tags             | process                                              |
 //! |---------------|------------------|------------------------------------------------------|
 //! | `etcd.tar`    | `1`, `2`, `broken` | etcd 3.4 (etcd-server), Type=notify, read-only root, state dir from tmpfiles, bind-mounted; hostfs `/usr/local/bin/${NAME}ctl` (renameFiles, installedFilesTemplate) |
+//! | `etcd.tar`    | `atomic`         | the same etcd in the shape of atomic's etcd image (scenario 1; `atomic_images.rs`): Type=simple, settings from hostfs `/etc/etcd/etcd.conf` |
 //! | `flannel.tar` | `1`              | a busybox flanneld stand-in: waits for etcd, reads the network key, writes `/run/flannel/subnet.env` on the host, sends READY=1 |
+//! | `flannel.tar` | `atomic`         | the stand-in in the shape of atomic's flannel image (scenario 1; `atomic_images.rs`): also writes docker's drop-in and `/etc/flanneld/lease` on the host |
 //! | `httpd.tar`   | `1`, `2`         | lighttpd, socket-activated (`server.systemd-socket-activation`) |
 //! | `engine.tar`  | `1`              | a busybox container-engine stand-in: sources flannel's `/run/flannel/subnet.env`, writes what it saw to `/run/engine/seen` on the host, sends READY=1; `After=`/`Requires=` flannel from defaultValues |
 //!
@@ -24,6 +26,10 @@ use serde_json::{json, Value};
 use crate::common::debs::extracted;
 use crate::common::oci::{oci_archive, Compression, Image, Layer, OciLayout};
 use crate::common::{cache_dir, run_ok, sha256_hex};
+
+/// Scenario 1's atomic-shaped etcd and flannel (`:atomic` tags).
+#[path = "atomic_images.rs"]
+mod atomic;
 
 /// Where the guest sees the archives.
 pub const GUEST_DIR: &str = "/mnt/images";
@@ -42,7 +48,11 @@ pub fn archives() -> &'static Path {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         write(&dir, "etcd", &etcd());
-        write(&dir, "flannel", &[("1", flannel())]);
+        write(
+            &dir,
+            "flannel",
+            &[("1", flannel()), ("atomic", atomic::flannel())],
+        );
         write(&dir, "httpd", &httpd());
         write(&dir, "engine", &[("1", engine())]);
         dir
@@ -279,6 +289,7 @@ fn etcd() -> Vec<(&'static str, Image)> {
         ("1", image("1", false)),
         ("2", image("2", false)),
         ("broken", image("broken", true)),
+        ("atomic", atomic::etcd(&base)),
     ]
 }
 
@@ -392,16 +403,20 @@ fn flannel() -> Image {
 /// and `/exports` = [service.template, config.json.template, tmpfiles.template,
 /// manifest.json].
 fn script_image(bin: (&str, &str), exports: [&str; 4]) -> Image {
+    let layer = script_layer(bin, exports).build(Compression::Gzip);
+    Image::new(vec![layer]).cmd(&[&format!("/{}", bin.0)])
+}
+
+/// [`script_image`]'s one layer, for images that add files (hostfs, mount points).
+fn script_layer(bin: (&str, &str), exports: [&str; 4]) -> Layer {
     let [service, config, tmpfiles, manifest] = exports;
-    let layer = base(&[])
+    base(&[])
         .file(bin.0, bin.1, 0o755)
         .file("usr/bin/sd-notify", sd_notify(), 0o755)
         .file("exports/service.template", service, 0o644)
         .file("exports/config.json.template", config, 0o644)
         .file("exports/tmpfiles.template", tmpfiles, 0o644)
         .file("exports/manifest.json", manifest, 0o644)
-        .build(Compression::Gzip);
-    Image::new(vec![layer]).cmd(&[&format!("/{}", bin.0)])
 }
 
 // ---- container engine stand-in (scenario 4: a manifest entry that requires flannel) --

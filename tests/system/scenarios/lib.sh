@@ -149,27 +149,34 @@ all_active() {
   return $rc
 }
 
-# cluster_metric NAME: seconds from systemd's userspace start to the last of etcd,
-# flannel and engine active, as metric NAME.
+# cluster_metric NAME [UNIT...]: seconds from systemd's userspace start to the last of
+# the UNITs (default etcd, flannel, engine) active, as metric NAME.
 cluster_metric() {
-  local t0 last=0 u t
+  local name=$1 t0 last=0 u t
+  shift
+  [ $# -gt 0 ] || set -- etcd.service flannel.service engine.service
   t0=$(systemctl show -p UserspaceTimestampMonotonic --value)
-  for u in etcd flannel engine; do
-    t=$(prop $u.service ActiveEnterTimestampMonotonic)
+  for u in "$@"; do
+    t=$(prop "$u" ActiveEnterTimestampMonotonic)
     [ "$t" -gt "$last" ] && last=$t
   done
-  metric "$1" "$(awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.3f", (b - a) / 1e6 }')" s
+  metric "$name" "$(awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.3f", (b - a) / 1e6 }')" s
 }
 
-# cluster_order: etcd < flannel < engine by ActiveEnterTimestampMonotonic.
+# cluster_order [UNIT...]: the UNITs (default etcd < flannel < engine) became active in
+# that order, by ActiveEnterTimestampMonotonic.
 cluster_order() {
-  local e f g
-  e=$(prop etcd.service ActiveEnterTimestampMonotonic)
-  f=$(prop flannel.service ActiveEnterTimestampMonotonic)
-  g=$(prop engine.service ActiveEnterTimestampMonotonic)
-  echo "ActiveEnterTimestampMonotonic etcd=$e flannel=$f engine=$g"
-  [ "$e" -gt 0 ] && [ "$e" -lt "$f" ] && [ "$f" -lt "$g" ]
+  local u t prev=0 rc=0
+  [ $# -gt 0 ] || set -- etcd.service flannel.service engine.service
+  for u in "$@"; do
+    t=$(prop "$u" ActiveEnterTimestampMonotonic)
+    echo "ActiveEnterTimestampMonotonic $u=$t"
+    [ "$t" -gt "$prev" ] || rc=1
+    prev=$t
+  done
+  return $rc
 }
+
 # wait_active UNIT [SECONDS]
 wait_active() {
   local i
