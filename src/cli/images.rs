@@ -237,6 +237,8 @@ fn list(g: &GlobalOpts) -> anyhow::Result<()> {
             if r.in_use { "yes" } else { "no" }
         ));
     }
+    // Created comes from the image config; references are validated.
+    let lines: Vec<String> = lines.iter().map(|l| output::escape_controls(l)).collect();
     output::println(&lines.join("\n"))?;
     Ok(())
 }
@@ -310,6 +312,8 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
             l.media_type
         ));
     }
+    // Every line but the headers is the image's: escaped line by line.
+    let out: Vec<String> = out.iter().map(|l| output::escape_controls(l)).collect();
     output::println(&out.join("\n"))?;
     Ok(())
 }
