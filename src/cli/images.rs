@@ -297,10 +297,17 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
             config["architecture"].as_str().unwrap_or("?")
         ),
     ];
-    for key in ["Entrypoint", "Cmd", "Env", "WorkingDir", "User", "Labels"] {
+    for key in ["Entrypoint", "Cmd", "Env", "WorkingDir", "User"] {
         let v = &config["config"][key];
         if !v.is_null() {
             out.push(format!("{key:<10} {v}"));
+        }
+    }
+    // One label a line, as the image has it (escaped below, like the rest).
+    if let Some(labels) = config["config"]["Labels"].as_object() {
+        out.push("Labels:".into());
+        for (k, v) in labels {
+            out.push(format!("  {k}={}", v.as_str().unwrap_or_default()));
         }
     }
     out.push("Layers:".into());
