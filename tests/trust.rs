@@ -197,6 +197,69 @@ fn images_inspect_shows_control_characters_escaped() {
     assert!(!list.stdout.contains('\u{1b}'), "{:?}", list.stdout);
 }
 
+/// A container config whose process runs as [`OTHER`] and may gain
+/// privileges, as an image with setuid binaries asks (without no_new_privs,
+/// loading the seccomp filter takes CAP_SYS_ADMIN).
+const SUID_CONFIG: &str = r#"{
+    "ociVersion": "1.0.0",
+    "process": {
+        "user": {"uid": 65534, "gid": 65534},
+        "args": ["/usr/bin/whoami-suid", "-u"],
+        "env": ["PATH=/usr/bin"],
+        "cwd": "/",
+        "capabilities": {
+            "bounding": ["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID"],
+            "effective": ["CAP_SYS_ADMIN"],
+            "permitted": ["CAP_SYS_ADMIN"]
+        },
+        "noNewPrivileges": false
+    },
+    "root": {"path": "rootfs", "readonly": true},
+    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+    "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}
+}
+"#;
+
+#[test]
+fn a_setuid_binary_keeps_working_inside_its_container() {
+    if !require_root() {
+        return;
+    }
+    // The host's `id`, setuid root, with the libraries it links.
+    let mut layer = Layer::new();
+    for d in [
+        "proc", "dev", "sys", "usr", "usr/bin", "exports", "lib64", "lib",
+    ] {
+        layer = layer.dir(d, 0o755);
+    }
+    layer = layer.dir("lib/x86_64-linux-gnu", 0o755);
+    let ldd = Command::new("ldd").arg("/usr/bin/id").output().unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let inside = lib.trim_start_matches('/').replacen("usr/", "", 1);
+        layer = layer.file(&inside, std::fs::read(lib).unwrap(), 0o755);
+    }
+    let layer = layer
+        .file(
+            "usr/bin/whoami-suid",
+            std::fs::read("/usr/bin/id").unwrap(),
+            0o4755,
+        )
+        .file("exports/config.json.template", SUID_CONFIG, 0o644)
+        .build(Compression::Gzip);
+    let image = Image::new(vec![layer]).label("atomic.run", "once");
+    let (reference, _keep) = layout(&image);
+    let b = Berth::new();
+    let run = b.run(&["run-once", &reference]);
+    run.ok();
+    assert_eq!(
+        run.stdout, "0\n",
+        "the container's setuid binary ran with this euid"
+    );
+}
+
 const TMPFILES: &str = "d /var/lib/$DIR 0700 root root - -\n";
 const MANIFEST: &str = r#"{"defaultValues": {"DIR": "app"}}"#;
 
