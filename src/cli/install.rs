@@ -364,10 +364,11 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     }
     out.push_str("\nfiles:");
     for f in &s.files {
-        out.push_str(&format!("\n  {} ({})", f.path, f.state));
+        let path = output::escape_controls(&f.path);
+        out.push_str(&format!("\n  {path} ({})", f.state));
     }
     for l in &s.links {
-        out.push_str(&format!("\n  {l} (link)"));
+        out.push_str(&format!("\n  {} (link)", output::escape_controls(l)));
     }
     if !s.journal.is_empty() {
         out.push_str("\njournal:");
