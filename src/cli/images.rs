@@ -237,6 +237,8 @@ fn list(g: &GlobalOpts) -> anyhow::Result<()> {
             if r.in_use { "yes" } else { "no" }
         ));
     }
+    // Created comes from the image config; references are validated.
+    let lines: Vec<String> = lines.iter().map(|l| output::escape_controls(l)).collect();
     output::println(&lines.join("\n"))?;
     Ok(())
 }
@@ -295,10 +297,17 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
             config["architecture"].as_str().unwrap_or("?")
         ),
     ];
-    for key in ["Entrypoint", "Cmd", "Env", "WorkingDir", "User", "Labels"] {
+    for key in ["Entrypoint", "Cmd", "Env", "WorkingDir", "User"] {
         let v = &config["config"][key];
         if !v.is_null() {
             out.push(format!("{key:<10} {v}"));
+        }
+    }
+    // One label a line, as the image has it (escaped below, like the rest).
+    if let Some(labels) = config["config"]["Labels"].as_object() {
+        out.push("Labels:".into());
+        for (k, v) in labels {
+            out.push(format!("  {k}={}", v.as_str().unwrap_or_default()));
         }
     }
     out.push("Layers:".into());
@@ -310,6 +319,8 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
             l.media_type
         ));
     }
+    // Every line but the headers is the image's: escaped line by line.
+    let out: Vec<String> = out.iter().map(|l| output::escape_controls(l)).collect();
     output::println(&out.join("\n"))?;
     Ok(())
 }

@@ -370,19 +370,21 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     }
     out.push_str("\nvalues:");
     for (k, v) in s.values.iter() {
-        out.push_str(&format!("\n  {k}={} ({})", v.value, v.provenance));
+        let value = output::escape_controls(&v.value);
+        out.push_str(&format!("\n  {k}={value} ({})", v.provenance));
     }
     out.push_str("\nfiles:");
     for f in &s.files {
-        out.push_str(&format!("\n  {} ({})", f.path, f.state));
+        let path = output::escape_controls(&f.path);
+        out.push_str(&format!("\n  {path} ({})", f.state));
     }
     for l in &s.links {
-        out.push_str(&format!("\n  {l} (link)"));
+        out.push_str(&format!("\n  {} (link)", output::escape_controls(l)));
     }
     if !s.journal.is_empty() {
         out.push_str("\njournal:");
         for l in &s.journal {
-            out.push_str(&format!("\n  {l}"));
+            out.push_str(&format!("\n  {}", output::escape_controls(l)));
         }
     }
     output::println(&out)?;

@@ -11,6 +11,28 @@ use serde::Serialize;
 use super::GlobalOpts;
 use crate::progress::{Event, Progress};
 
+/// `s` with its control characters made visible, for printing text an image
+/// (or a container's log) supplied in human output: C0 controls and DEL as
+/// `\x1b`, C1 controls as `\u{9b}`; everything else as is. A terminal
+/// escape sequence in a label then cannot move the cursor, retitle the
+/// window or hide what follows. `--json` output needs none of this (serde
+/// escapes controls).
+pub fn escape_controls(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let n = u32::from(c);
+        if n < 0x20 || n == 0x7f {
+            let _ = write!(out, "\\x{n:02x}");
+        } else if (0x80..0xa0).contains(&n) {
+            let _ = write!(out, "\\u{{{n:x}}}");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Prints one line to stdout.
 pub fn println(s: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -163,6 +185,27 @@ impl Progress for Renderer {
                     _ => {}
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_are_escaped_and_the_rest_kept() {
+        let table = [
+            ("plain text", "plain text"),
+            ("\x1b]0;owned\x07", "\\x1b]0;owned\\x07"),
+            ("\x1b[2J", "\\x1b[2J"),
+            ("a\nb\tc\rd", "a\\x0ab\\x09c\\x0dd"),
+            ("del\x7f", "del\\x7f"),
+            ("csi\u{9b}31m", "csi\\u{9b}31m"),
+            ("caf\u{e9} \u{2192} \\ \"q\"", "caf\u{e9} \u{2192} \\ \"q\""),
+        ];
+        for (input, want) in table {
+            assert_eq!(escape_controls(input), want, "{input:?}");
         }
     }
 }

@@ -304,7 +304,7 @@ pub fn stage(
         None => image::checkout(store, &plan.image.commit, &dep.join("rootfs"))?,
     }
     if let Some(config) = &plan.config {
-        write_file(&dep.join("config.json"), config.as_bytes(), 0o644)?;
+        write_file(&dep.join("config.json"), config.as_bytes(), SECRET_MODE)?;
     }
     for f in plan.files.iter().filter(|f| f.kind.is_file()) {
         let copy = dep.join("host").join(f.path.trim_start_matches('/'));
@@ -360,7 +360,11 @@ pub fn staged_files(layout: &Layout, info: &Info) -> Result<Vec<HostFile>, Deplo
         .collect()
 }
 
-/// Writes `info.json` into its deployment directory.
+/// Mode of `config.json` and `info.json`: both hold `--set` values, which
+/// may be secrets.
+pub const SECRET_MODE: u32 = 0o600;
+
+/// Writes `info.json` into its deployment directory (mode [`SECRET_MODE`]).
 pub fn write_info(layout: &Layout, info: &Info) -> Result<(), DeployError> {
     let path = in_root(layout, &info.dir(layout)).join("info.json");
     let json = serde_json::to_string_pretty(info).map_err(|e| DeployError::Invalid {
@@ -368,7 +372,7 @@ pub fn write_info(layout: &Layout, info: &Info) -> Result<(), DeployError> {
         detail: e.to_string(),
     })?;
     let tmp = path.with_extension("json.tmp");
-    write_file(&tmp, json.as_bytes(), 0o644)?;
+    write_file(&tmp, json.as_bytes(), SECRET_MODE)?;
     std::fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 

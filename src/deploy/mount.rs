@@ -1,7 +1,9 @@
 //! `berth mount NAME|IMAGE DIR` and `berth umount DIR`: a read-only look
 //! inside an installed container's deployment or a stored image.
 //!
-//! A container's `rootfs` is bind-mounted read-only at DIR. An image is
+//! A container's `rootfs` is bind-mounted read-only, `nosuid` and `nodev`
+//! at DIR (DIR is where other users may reach it: an image's setuid-root
+//! binaries must not run as root from there, nor its device nodes open). An image is
 //! checked out (hardlinks) under `ROOT/var/lib/berth/mounts/ID/rootfs`
 //! first; `umount` removes that checkout again. The checkout's files are
 //! the store's objects, so the mount is read-only: writing through it would
@@ -50,7 +52,12 @@ fn bind_read_only(source: &Path, dir: &Path) -> Result<(), DeployError> {
         None::<&str>,
         dir,
         None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_REC,
         None::<&str>,
     );
     if let Err(e) = ro {

@@ -280,7 +280,7 @@ fn fill(
     super::txn::write_synced(
         &slot.dir.join("config.json"),
         config.as_bytes(),
-        0o644,
+        super::install::SECRET_MODE,
         true,
     )?;
     Ok(())

@@ -61,12 +61,17 @@ impl Transaction {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        // 0600: steps name the files of deployments, and the data dir may
+        // be an older, wider one until the lock tightens it.
+        let file = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true),
+            0o600,
+        )
+        .open(&path)
+        .map_err(io_err(&path))?;
         Ok(Transaction {
             steps: Vec::new(),
             committed: false,

@@ -1,7 +1,7 @@
 //! The OSTree store: one repository per root, written by one berth at a time.
 //!
 //! ```text
-//! ROOT/var/lib/berth/
+//! ROOT/var/lib/berth/           mode 0700: only root (the user, for --user)
 //! ├── lock                      flock(2): one writer per root
 //! └── repo/                     OSTree repo, mode bare (bare-user when not root)
 //!     ├── refs/heads/berth/layer/sha256/<hex>   one commit per layer, keyed by diff_id
@@ -148,6 +148,7 @@ impl Store {
             repo.open(NOCANCEL)
                 .map_err(ot(|| format!("opening the store {}", path.display())))?;
         } else if create {
+            private_data_dir(layout)?;
             std::fs::create_dir_all(&path).map_err(|source| StoreError::Io {
                 path: path.clone(),
                 source,
@@ -244,16 +245,45 @@ impl Store {
     }
 }
 
-/// Takes the write lock of `root` (creating `var/lib/berth`).
+/// Mode of the data directory: the store holds images' setuid-root binaries
+/// (mode bare keeps them setuid, owned by root) and deployments hold
+/// `config.json` values; like podman's and docker's, it is out of other
+/// users' reach.
+pub const DATA_DIR_MODE: u32 = 0o700;
+
+/// Creates the data directory (`ROOT/var/lib/berth`, or the `--user` one)
+/// with [`DATA_DIR_MODE`], and sets that mode on an existing one (earlier
+/// berths made it 0755): every mutating verb passes here, as it takes the lock.
+pub fn private_data_dir(layout: &Layout) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let data = layout.data();
+    let io = |source| StoreError::Io {
+        path: data.clone(),
+        source,
+    };
+    if let Some(parent) = data.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    match std::fs::DirBuilder::new().mode(DATA_DIR_MODE).create(&data) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io(e)),
+        _ => {}
+    }
+    let mode = std::fs::metadata(&data).map_err(io)?.permissions().mode() & 0o7777;
+    if mode != DATA_DIR_MODE {
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(DATA_DIR_MODE))
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Takes the write lock of `root` (creating `var/lib/berth`, mode 0700).
 pub fn lock_root(layout: &Layout) -> Result<WriteLock, StoreError> {
     let path = layout.lock();
     let io = |source| StoreError::Io {
         path: path.clone(),
         source,
     };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
+    private_data_dir(layout)?;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

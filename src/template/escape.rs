@@ -14,7 +14,15 @@
 //!   line onto the next one and swallow the directive there. Comment text is
 //!   copied as is.
 //! - tmpfiles.d lines: `%` becomes `%%` (tmpfiles expands specifiers in its
-//!   path and argument fields).
+//!   path and argument fields), and the value stays inside the field it
+//!   stands in, as systemd-tmpfiles splits a line: the first six fields
+//!   (type, path, mode, user, group, age) are words that quotes and a
+//!   backslash before any character (taken as is) join, so there a space,
+//!   tab, `"`, `'` and `\` get a `\` before them; the rest of the line is
+//!   the argument, which systemd-tmpfiles C-unescapes, so there `\` becomes
+//!   `\\`. A placeholder right after a template's `\` is refused (the
+//!   template's escape would take the value's first character). An empty
+//!   value inserted as a whole field still drops that field.
 //! - `config.json`: the published templates use placeholders in two ways:
 //!   inside JSON strings (`"source": "${STATE_DIRECTORY}/etcd"`) and as raw
 //!   JSON between values (`$ADDTL_MOUNTS` adds mount objects;
@@ -86,6 +94,9 @@ pub enum Problem {
     /// Raw JSON (outside a string) that opens a string it does not close.
     #[error("is inserted as JSON here, but its value opens a string it does not close")]
     JsonOpenString,
+    /// Right after a `\` in a tmpfiles.d line.
+    #[error("follows a backslash in a tmpfiles.d line; put the backslash elsewhere")]
+    TmpfilesAfterBackslash,
 }
 
 /// Renders `template` with `values` for a file of `kind`; see the module docs.
@@ -93,6 +104,7 @@ pub fn render(template: &Template, values: &Values, kind: FileKind) -> Result<St
     let mut out = String::new();
     let mut unit = UnitLexer::default();
     let mut json = JsonLexer::default();
+    let mut tmpfiles = TmpfilesLexer::default();
     for token in template.tokens() {
         match token {
             Token::Literal(text) => {
@@ -100,7 +112,8 @@ pub fn render(template: &Template, values: &Values, kind: FileKind) -> Result<St
                 match kind {
                     FileKind::Unit => text.chars().for_each(|c| unit.feed(c)),
                     FileKind::Json => text.chars().for_each(|c| json.feed(c)),
-                    FileKind::Tmpfiles | FileKind::Plain => {}
+                    FileKind::Tmpfiles => text.chars().for_each(|c| tmpfiles.feed(c)),
+                    FileKind::Plain => {}
                 }
             }
             Token::Variable(p) => {
@@ -108,10 +121,7 @@ pub fn render(template: &Template, values: &Values, kind: FileKind) -> Result<St
                 let inserted = match kind {
                     FileKind::Unit => unit.insert(value, &mut out),
                     FileKind::Json => json.insert(value, &mut out),
-                    FileKind::Tmpfiles => {
-                        out.push_str(&value.replace('%', "%%"));
-                        Ok(())
-                    }
+                    FileKind::Tmpfiles => tmpfiles.insert(value, &mut out),
                     FileKind::Plain => {
                         out.push_str(value);
                         Ok(())
@@ -217,6 +227,78 @@ impl UnitLexer {
                 Ok(())
             }
         }
+    }
+}
+
+/// Fields after which the rest of a tmpfiles.d line is the argument.
+const TMPFILES_WORDS: usize = 6;
+
+/// Where on a tmpfiles.d line the text so far stands, as systemd-tmpfiles
+/// splits it (`extract_first_word` with quotes; the argument is the rest).
+#[derive(Debug, Default)]
+struct TmpfilesLexer {
+    /// Words ended on this line; [`TMPFILES_WORDS`] and more: the argument.
+    words: usize,
+    in_word: bool,
+    quote: Option<char>,
+    escaped: bool,
+    comment: bool,
+}
+
+impl TmpfilesLexer {
+    fn feed(&mut self, c: char) {
+        if c == '\n' {
+            *self = TmpfilesLexer::default();
+            return;
+        }
+        if self.comment || self.words >= TMPFILES_WORDS {
+            return;
+        }
+        if self.escaped {
+            self.escaped = false;
+            return;
+        }
+        match c {
+            '\\' => {
+                self.escaped = true;
+                self.in_word = true;
+            }
+            c if self.quote == Some(c) => self.quote = None,
+            '"' | '\'' if self.quote.is_none() => {
+                self.quote = Some(c);
+                self.in_word = true;
+            }
+            ' ' | '\t' if self.quote.is_none() => {
+                if self.in_word {
+                    self.words += 1;
+                    self.in_word = false;
+                }
+            }
+            '#' if self.words == 0 && !self.in_word => self.comment = true,
+            _ => self.in_word = true,
+        }
+    }
+
+    fn insert(&mut self, value: &str, out: &mut String) -> Result<(), Problem> {
+        if self.escaped {
+            return Err(Problem::TmpfilesAfterBackslash);
+        }
+        let in_field = !self.comment && self.words < TMPFILES_WORDS;
+        for c in value.chars() {
+            match c {
+                '%' => out.push_str("%%"),
+                ' ' | '\t' | '"' | '\'' | '\\' if in_field => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '\\' if !self.comment => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+        if in_field && !value.is_empty() {
+            self.in_word = true;
+        }
+        Ok(())
     }
 }
 
@@ -447,6 +529,52 @@ mod tests {
             FileKind::Tmpfiles,
         );
         assert_eq!(got.unwrap(), "d /var/lib/%%h 0700 - - -\n");
+    }
+
+    #[test]
+    fn tmpfiles_values_stay_inside_their_field() {
+        let t = |line: &str, v: &str| render_one(line, &[("V", v)], FileKind::Tmpfiles);
+        let table = [
+            ("d /x/$V 0700 - - -\n", "a b", "d /x/a\\ b 0700 - - -\n"),
+            (
+                "d /x/$V - - - -\n",
+                r#"q"u'o\te"#,
+                r#"d /x/q\"u\'o\\te - - - -"#,
+            ),
+            (
+                "d \"/x/$V\" - - - -\n",
+                "a b\"",
+                "d \"/x/a\\ b\\\"\" - - - -\n",
+            ),
+            ("d /x 0700 $V - -\n", "us er", "d /x 0700 us\\ er - -\n"),
+            (
+                "L /l - - - - /t/$V\n",
+                "a b\\c%",
+                "L /l - - - - /t/a b\\\\c%%\n",
+            ),
+            (
+                "L '/a b' - - - - /t/$V\n",
+                "x y",
+                "L '/a b' - - - - /t/x y\n",
+            ),
+            ("# d $V\nd /x/$V\n", "a b", "# d a b\nd /x/a\\ b\n"),
+        ];
+        for (line, value, want) in table {
+            let want = if want.ends_with('\n') {
+                want.to_string()
+            } else {
+                format!("{want}\n")
+            };
+            assert_eq!(t(line, value).unwrap(), want, "{line:?} with {value:?}");
+        }
+        let err = t("d /x\\$V - - - -\n", "a").unwrap_err();
+        assert!(matches!(
+            err,
+            RenderError::Unsafe {
+                problem: Problem::TmpfilesAfterBackslash,
+                ..
+            }
+        ));
     }
 
     #[test]
