@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::deploy::layout_one;
 use common::oci::{Compression, Image, Layer, OciLayout};
 use common::tree::path_set;
 use common::{require_all, require_root, run_ok, Berth};
@@ -50,17 +51,6 @@ const CONFIG: &str = r#"{
 const TMPFILES: &str = "d    ${STATE_DIRECTORY}/${NAME}    0700 root root - -\n";
 
 const MANIFEST: &str = r#"{"defaultValues": {"ETCD_PORT": "2379"}}"#;
-
-/// A layout with `image` tagged `t`; returns `oci:DIR:t` and the tempdir keeping it.
-fn layout(image: &Image) -> (String, tempfile::TempDir) {
-    let dir = common::tempdir();
-    let mut l = OciLayout::create(dir.path().join("layout"));
-    l.add_image("t", image);
-    (
-        format!("oci:{}:t", dir.path().join("layout").display()),
-        dir,
-    )
-}
 
 fn etcd_image() -> Image {
     let layer = Layer::new()
@@ -131,7 +121,7 @@ fn etcd_like_image_installs_enables_lists_and_uninstalls() {
     if !require_all(&["systemctl"]) {
         return;
     }
-    let (reference, _keep) = layout(&etcd_image());
+    let (reference, _keep) = layout_one(&etcd_image());
     let b = Berth::new();
     let root = b.root();
     // The root (an image being built) has its own berth: units run that one.
@@ -272,7 +262,7 @@ fn image_without_exports_gets_berth_defaults() {
     if !require_root() {
         return;
     }
-    let (reference, _keep) = layout(&plain_image());
+    let (reference, _keep) = layout_one(&plain_image());
     let b = Berth::new();
     let root = b.root();
     // No --name: the name comes from the reference.
@@ -394,7 +384,7 @@ fn pre_1_0_template_installs_in_its_1_0_form_and_as_written() {
     if !require_root() {
         return;
     }
-    let (reference, _keep) = layout(&old_image());
+    let (reference, _keep) = layout_one(&old_image());
     let b = Berth::new();
     // --display shows the upgrade notes and the grants, and the 1.0 text.
     b.run(&["pull", &reference]).ok();
@@ -446,7 +436,7 @@ fn json_output_carries_the_grants() {
     if !require_root() {
         return;
     }
-    let (reference, _keep) = layout(&old_image());
+    let (reference, _keep) = layout_one(&old_image());
     let b = Berth::new();
     let r = b.run(&["--json", "install", "--name", "old", &reference]);
     r.ok();
@@ -471,7 +461,7 @@ fn bad_inputs_are_usage_errors_and_change_nothing() {
     if !require_root() {
         return;
     }
-    let (reference, _keep) = layout(&etcd_image());
+    let (reference, _keep) = layout_one(&etcd_image());
     let b = Berth::new();
     let root = b.root();
     b.pull(&reference, &[]).ok();
@@ -504,7 +494,7 @@ fn display_changes_nothing() {
     if !require_root() {
         return;
     }
-    let (reference, _keep) = layout(&etcd_image());
+    let (reference, _keep) = layout_one(&etcd_image());
     let b = Berth::new();
     let root = b.root();
     b.pull(&reference, &[]).ok();
@@ -529,7 +519,7 @@ fn failure_at_any_step_restores_the_root() {
     if !require_root() {
         return;
     }
-    let (reference, _keep) = layout(&etcd_image());
+    let (reference, _keep) = layout_one(&etcd_image());
     let mut b = Berth::new();
     let root = b.root();
     b.pull(&reference, &[]).ok();
@@ -584,7 +574,7 @@ fn copied_config_json_gets_default_tmpfiles_lines() {
         .replace("$NAME", "app")
         .replace("${STATE_DIRECTORY}/${NAME}", "/var/lib/app-data")
         .replace("$ETCD_PORT", "1");
-    let (reference, _keep) = layout(&exports_image("config.json", &config));
+    let (reference, _keep) = layout_one(&exports_image("config.json", &config));
     let b = Berth::new();
     let root = b.root();
     b.run(&["install", "--name", "app", &reference]).ok();
@@ -647,7 +637,7 @@ fn bad_exports_fail_before_anything_changes() {
         ),
     ];
     for (i, (file, content, needle)) in cases.iter().enumerate() {
-        let (reference, _keep) = layout(&exports_image(file, content));
+        let (reference, _keep) = layout_one(&exports_image(file, content));
         b.pull(&reference, &[]).ok();
         let before = host_state(&root);
         b.run(&["install", "--name", &format!("bad{i}"), &reference])
@@ -662,7 +652,7 @@ fn install_clears_what_a_dead_install_left() {
     if !require_root() {
         return;
     }
-    let (reference, _keep) = layout(&etcd_image());
+    let (reference, _keep) = layout_one(&etcd_image());
     let b = Berth::new();
     let root = b.root();
     b.run(&["install", "--name", "etcd", &reference]).ok();

@@ -16,22 +16,12 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::oci::{Compression, Image, Layer, OciLayout};
+use common::deploy::layout_one;
+use common::oci::{Compression, Image, Layer};
 use common::{require, require_root, Berth};
 
 /// `nobody`.
 const OTHER: u32 = 65534;
-
-/// A layout with `image` tagged `t`; returns `oci:DIR:t` and the tempdir keeping it.
-fn layout(image: &Image) -> (String, tempfile::TempDir) {
-    let dir = common::tempdir();
-    let mut l = OciLayout::create(dir.path().join("layout"));
-    l.add_image("t", image);
-    (
-        format!("oci:{}:t", dir.path().join("layout").display()),
-        dir,
-    )
-}
 
 /// An image whose `usr/bin/whoami-suid` is the host's `id`, setuid root.
 fn suid_image() -> Image {
@@ -86,7 +76,7 @@ fn other_users_cannot_reach_the_store_or_deployments() {
     if !require_root() || !require("setpriv") {
         return;
     }
-    let (reference, _keep) = layout(&suid_image());
+    let (reference, _keep) = layout_one(&suid_image());
     let b = Berth::new();
     let root = b.root();
     b.run(&["install", "--name", "app", &reference]).ok();
@@ -131,7 +121,7 @@ fn berth_mount_does_not_hand_out_setuid_root() {
     if !require_root() || !require("setpriv") {
         return;
     }
-    let (reference, _keep) = layout(&suid_image());
+    let (reference, _keep) = layout_one(&suid_image());
     let b = Berth::new();
     b.run(&["install", "--name", "app", &reference]).ok();
     let dir = common::tempdir();
@@ -156,7 +146,7 @@ fn an_existing_open_store_is_tightened_by_the_next_install() {
     if !require_root() {
         return;
     }
-    let (reference, _keep) = layout(&suid_image());
+    let (reference, _keep) = layout_one(&suid_image());
     let b = Berth::new();
     b.run(&["install", "--name", "a", &reference]).ok();
     let data = b.root().join("var/lib/berth");
@@ -174,7 +164,7 @@ fn images_inspect_shows_control_characters_escaped() {
     }
     let evil = "\u{1b}]0;pwned\u{7}\u{1b}[2Jgone\u{9b}31m";
     let image = suid_image().label("evil", evil);
-    let (reference, _keep) = layout(&image);
+    let (reference, _keep) = layout_one(&image);
     let b = Berth::new();
     b.pull(&reference, &[]).ok();
     let r = b.run(&["images", "inspect", &reference]);
@@ -250,7 +240,7 @@ fn a_setuid_binary_keeps_working_inside_its_container() {
         .file("exports/config.json.template", SUID_CONFIG, 0o644)
         .build(Compression::Gzip);
     let image = Image::new(vec![layer]).label("atomic.run", "once");
-    let (reference, _keep) = layout(&image);
+    let (reference, _keep) = layout_one(&image);
     let b = Berth::new();
     let run = b.run(&["run-once", &reference]);
     run.ok();
@@ -275,7 +265,7 @@ fn a_set_value_with_a_space_stays_one_tmpfiles_path() {
         .file("exports/tmpfiles.template", TMPFILES, 0o644)
         .file("exports/manifest.json", MANIFEST, 0o644)
         .build(Compression::Gzip);
-    let (reference, _keep) = layout(&Image::new(vec![layer]).entrypoint(&["/bin/app"]));
+    let (reference, _keep) = layout_one(&Image::new(vec![layer]).entrypoint(&["/bin/app"]));
     let b = Berth::new();
     let root = b.root();
     let value = r#"my "data" \dir"#;

@@ -19,6 +19,12 @@ pub fn layout(images: &[(&str, Image)]) -> (String, tempfile::TempDir) {
     (format!("oci:{}", dir.path().join("layout").display()), dir)
 }
 
+/// A layout holding `image` tagged `t`; returns `oci:DIR:t` and its keeper.
+pub fn layout_one(image: &Image) -> (String, tempfile::TempDir) {
+    let (src, dir) = layout(&[("t", image.clone())]);
+    (format!("{src}:t"), dir)
+}
+
 /// Everything below `root` except the store and the lock: path → what it is
 /// (symlink target, directory mode, or file mode and content hash).
 pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
