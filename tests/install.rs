@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::deploy::layout_one;
-use common::oci::{Compression, Image, Layer, OciLayout};
+use common::oci::{Compression, Image, Layer};
 use common::tree::path_set;
 use common::{require_all, require_root, run_ok, Berth};
 
