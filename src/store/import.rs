@@ -17,6 +17,7 @@ use ostree::prelude::*;
 
 use super::{ot, refs, Store, StoreError, NOCANCEL};
 use crate::image::layer::{self, DigestReader, Entry, Meta};
+use crate::image::limits::{MeteredReader, SizeBudget};
 use crate::Error;
 
 /// Commit metadata key: the layer's diff_id.
@@ -47,27 +48,40 @@ pub struct Imported {
 
 /// Imports one layer blob. `verify_blob` is the compressed digest to check
 /// (None when the caller already checked the bytes); `diff_id` is always
-/// checked. Writes the layer ref only when everything matched.
+/// checked. What the layer decompresses to is charged to `budget`; past a
+/// cap the import stops with [`crate::image::layer::LayerError::TooLarge`]. Writes the layer ref
+/// only when everything matched; on any error the transaction is aborted and
+/// nothing of the layer is committed.
 pub fn import_layer(
     store: &Store,
     blob: impl Read,
     blob_digest: &str,
     verify_blob: bool,
     diff_id: &str,
+    budget: &SizeBudget,
 ) -> Result<Imported, Error> {
     let layer_ref = refs::layer_ref(diff_id).map_err(|e| StoreError::Damaged(e.to_string()))?;
     let repo = store.repo();
-    store.transaction(|| -> Result<Imported, Error> {
+    let meter = budget.meter(blob_digest);
+    let result = store.transaction(|| -> Result<Imported, Error> {
         let mut compressed = DigestReader::new(blob);
         let (_, plain) = layer::decompress(BufReader::with_capacity(256 * 1024, &mut compressed))
             .map_err(|e| read_err(blob_digest, &e))?;
-        let mut plain = DigestReader::new(plain);
+        let mut plain = DigestReader::new(MeteredReader::new(plain, &meter));
         let mut builder = TreeBuilder::new(repo)?;
-        let summary = layer::read_layer(&mut plain, blob_digest, |entry| builder.add(entry))?;
+        let summary = layer::read_layer(&mut plain, blob_digest, |entry| {
+            if let Entry::File { size, .. } = &entry {
+                meter.file(*size)?;
+            }
+            builder.add(entry)
+        })?;
         plain.drain().map_err(|e| read_err(blob_digest, &e))?;
         let (actual_diff, _) = plain.finish();
         compressed_drain(&mut compressed, blob_digest)?;
         let (actual_blob, _) = compressed.finish();
+        if let Some(e) = meter.error() {
+            return Err(e.into());
+        }
         if verify_blob && actual_blob != blob_digest {
             return Err(StoreError::BlobMismatch {
                 expected: blob_digest.to_string(),
@@ -89,7 +103,13 @@ pub fn import_layer(
             commit,
             entries: summary.entries,
         })
-    })
+    });
+    // A tripped cap shows first as a read error wherever the tar reader was;
+    // the cap is the cause.
+    match (result, meter.error()) {
+        (Err(_), Some(cap)) => Err(cap.into()),
+        (result, _) => result,
+    }
 }
 
 fn compressed_drain<R: Read>(r: &mut DigestReader<R>, digest: &str) -> Result<u64, Error> {
