@@ -160,6 +160,7 @@ fn pull_one(
         }
     };
     let budget = SizeBudget::new(&shown, req.remote.limits);
+    charge_stored_layers(store, &fetched.layers, &budget)?;
     let to_fetch = check_declared_sizes(&shown, &missing(store, &fetched.layers)?, &budget)?;
     progress.event(Event::Resolved {
         reference: shown.clone(),
@@ -236,6 +237,28 @@ fn check_declared_sizes(
         .into());
     }
     Ok(total)
+}
+
+/// Charges the layers already in the store to the image's budget (each
+/// diff_id once), so the image cap covers the whole image.
+fn charge_stored_layers(
+    store: &Store,
+    layers: &[LayerInfo],
+    budget: &SizeBudget,
+) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for l in layers {
+        if !seen.insert(l.diff_id.as_str()) {
+            continue;
+        }
+        let r = refs::layer_ref(&l.diff_id).map_err(|e| StoreError::Damaged(e.to_string()))?;
+        if let Some(commit) = store.resolve(&r)? {
+            // Layers stored before berth recorded sizes count as empty.
+            let size = import::stored_size(store, &commit)?.unwrap_or(0);
+            budget.charge_stored(&l.digest, size)?;
+        }
+    }
+    Ok(())
 }
 
 /// What the downloads and imports of one pull share.

@@ -1706,6 +1706,15 @@ fn layers_past_max_image_size_together_exit_6_and_the_last_is_not_stored() {
         "the layer past the cap was stored: {refs}"
     );
     assert_not_listed(&b, &layout.dir.display().to_string());
+    // The first layer is stored now (a pull resumes from it) and still counts.
+    b.pull(&source, &flags)
+        .code(6)
+        .stderr_has(&["5 MiB", "--max-image-size"]);
+    b.pull(
+        &source,
+        &["--max-layer-size", "4M", "--max-image-size", "7M"],
+    )
+    .ok();
     b.fsck();
 }
 

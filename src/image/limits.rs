@@ -160,6 +160,20 @@ impl SizeBudget {
         }
     }
 
+    /// Charges a layer already in the store (`size` bytes decompressed) to
+    /// the image's budget: the cap is on the whole image, not on what one
+    /// pull happens to fetch.
+    pub fn charge_stored(&self, digest: &str, size: u64) -> Result<(), LayerError> {
+        if self.take(size) {
+            return Ok(());
+        }
+        Err(LayerError::TooLarge {
+            image: self.image.clone(),
+            digest: digest.to_string(),
+            cap: Cap::Image(self.limits.image),
+        })
+    }
+
     /// Takes `n` bytes from the image's budget; false when that passes the cap.
     fn take(&self, n: u64) -> bool {
         let before = self.used.fetch_add(n, Ordering::SeqCst);
@@ -192,6 +206,11 @@ impl Meter<'_> {
     pub fn file(&self, size: u64) -> Result<(), LayerError> {
         self.files.set(self.files.get().saturating_add(size));
         self.recharge()
+    }
+
+    /// Bytes charged so far: what the layer decompresses to, once read whole.
+    pub fn charged(&self) -> u64 {
+        self.charged.get()
     }
 
     /// The cap this layer hit, if any.
@@ -353,6 +372,24 @@ mod tests {
             "{e}"
         );
         assert_eq!(two.tripped(), Some(Cap::Image(150)));
+    }
+
+    #[test]
+    fn stored_layers_count_towards_the_image_cap() {
+        let b = small(100, 150);
+        b.charge_stored("sha256:01", 100).unwrap();
+        let m = b.meter("sha256:02");
+        m.stream_bytes(50).unwrap();
+        assert_eq!(m.charged(), 50);
+        assert!(m.stream_bytes(1).is_err());
+        let e = small(100, 150)
+            .charge_stored("sha256:03", 151)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sha256:03") && e.contains("--max-image-size"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub const META_DIFF_ID: &str = "berth.diff-id";
 pub const META_IMPLICIT: &str = "berth.implicit-dirs";
 /// Commit metadata key: whether the layer holds whiteouts.
 pub const META_WHITEOUTS: &str = "berth.whiteouts";
+/// Commit metadata key: the bytes the layer decompressed to (u64), charged
+/// to the image cap when a later pull finds the layer already stored.
+pub const META_SIZE: &str = "berth.size";
 
 /// Files smaller than this are written in one call.
 const INLINE_MAX: u64 = 64 * 1024;
@@ -97,7 +100,7 @@ pub fn import_layer(
             }
             .into());
         }
-        let commit = builder.commit(diff_id, blob_digest)?;
+        let commit = builder.commit(diff_id, blob_digest, meter.charged())?;
         repo.transaction_set_ref(None, &layer_ref, Some(&commit));
         Ok(Imported {
             commit,
@@ -110,6 +113,17 @@ pub fn import_layer(
         (Err(_), Some(cap)) => Err(cap.into()),
         (result, _) => result,
     }
+}
+
+/// The decompressed size recorded in layer commit `commit`; `None` for
+/// layers imported before berth recorded it.
+pub fn stored_size(store: &Store, commit: &str) -> Result<Option<u64>, Error> {
+    let (v, _) = store
+        .repo()
+        .load_commit(commit)
+        .map_err(ot(|| format!("loading layer commit {commit}")))?;
+    let meta = glib::VariantDict::new(Some(&v.child_value(0)));
+    Ok(meta.lookup::<u64>(META_SIZE).ok().flatten())
 }
 
 fn compressed_drain<R: Read>(r: &mut DigestReader<R>, digest: &str) -> Result<u64, Error> {
@@ -314,7 +328,7 @@ impl<'r> TreeBuilder<'r> {
         Ok(())
     }
 
-    fn commit(self, diff_id: &str, blob_digest: &str) -> Result<String, Error> {
+    fn commit(self, diff_id: &str, blob_digest: &str, size: u64) -> Result<String, Error> {
         let root = self
             .repo
             .write_mtree(&self.root, NOCANCEL)
@@ -327,6 +341,7 @@ impl<'r> TreeBuilder<'r> {
         let implicit: Vec<String> = self.implicit.into_iter().collect();
         dict.insert(META_IMPLICIT, implicit);
         dict.insert(META_WHITEOUTS, self.whiteouts);
+        dict.insert(META_SIZE, size);
         let meta = dict.end();
         let commit = self
             .repo
