@@ -11,6 +11,7 @@ use std::sync::{mpsc, Arc};
 use serde::Serialize;
 
 use crate::image::archive;
+use crate::image::limits::{self, SizeBudget};
 use crate::image::manifest::{self, Fetched, LayerInfo, Platform};
 use crate::image::reference::{self, ImageRef};
 use crate::image::regconf::{self, RegistriesConf};
@@ -140,7 +141,11 @@ fn pull_one(
                 }
             }
             let m = manifest::parse_manifest(&shown, &bytes)?;
-            let config = rt.block_on(remote.fetch_config(m.config().digest().as_ref()))?;
+            let config = rt.block_on(remote.fetch_config(
+                &shown,
+                m.config().digest().as_ref(),
+                m.config().size(),
+            ))?;
             let fetched = manifest::assemble(&shown, bytes, digest, index_digest, m, config)?;
             (Source::Remote(remote), fetched)
         }
@@ -154,10 +159,9 @@ fn pull_one(
             (Source::Local(local), fetched)
         }
     };
-    let to_fetch: u64 = missing(store, &fetched.layers)?
-        .iter()
-        .map(|l| l.size)
-        .sum();
+    let budget = SizeBudget::new(&shown, req.remote.limits);
+    charge_stored_layers(store, &fetched.layers, &budget)?;
+    let to_fetch = check_declared_sizes(&shown, &missing(store, &fetched.layers)?, &budget)?;
     progress.event(Event::Resolved {
         reference: shown.clone(),
         digest: fetched.manifest_digest.clone(),
@@ -165,8 +169,15 @@ fn pull_one(
         to_fetch,
     });
     let fetched_flags = match source {
-        Source::Remote(remote) => fetch_remote(store, rt, remote, &fetched, req.jobs, progress)?,
-        Source::Local(local) => fetch_local(store, &local, &fetched, progress)?,
+        Source::Remote(remote) => {
+            let pipeline = Pipeline {
+                image: &shown,
+                budget: &budget,
+                jobs: req.jobs,
+            };
+            fetch_remote(store, rt, remote, &fetched, progress, pipeline)?
+        }
+        Source::Local(local) => fetch_local(store, &local, &fetched, progress, &shown, &budget)?,
     };
     let mut layer_commits = Vec::new();
     for l in &fetched.layers {
@@ -182,6 +193,83 @@ fn pull_one(
         commit: commit.clone(),
     });
     Ok(outcome(r, &fetched, commit, true, &fetched_flags))
+}
+
+/// Refuses layers whose blobs alone pass the caps (a blob holds at least
+/// about as many bytes as it decompresses to, and the download is bounded by
+/// the declared size, so this bounds the disk a pull uses before it starts).
+/// Returns the bytes to fetch.
+fn check_declared_sizes(
+    image: &str,
+    missing: &[LayerInfo],
+    budget: &SizeBudget,
+) -> Result<u64, Error> {
+    let caps = budget.limits();
+    let mut total = 0u64;
+    for l in missing {
+        total = total.saturating_add(l.size);
+        let (what, size, limit) = if l.size > caps.layer {
+            (
+                format!("layer {} (compressed)", l.digest),
+                l.size,
+                caps.layer,
+            )
+        } else if total > caps.image {
+            (
+                "the image's layers (compressed)".to_string(),
+                total,
+                caps.image,
+            )
+        } else {
+            continue;
+        };
+        let flag = if limit == caps.layer && size == l.size {
+            "--max-layer-size"
+        } else {
+            "--max-image-size"
+        };
+        return Err(RegistryError::TooLarge {
+            image: image.to_string(),
+            what,
+            size,
+            limit: format!("{} ({flag})", limits::format_size(limit)),
+        }
+        .into());
+    }
+    Ok(total)
+}
+
+/// Charges the layers already in the store to the image's budget (each
+/// diff_id once), so the image cap covers the whole image.
+fn charge_stored_layers(
+    store: &Store,
+    layers: &[LayerInfo],
+    budget: &SizeBudget,
+) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for l in layers {
+        if !seen.insert(l.diff_id.as_str()) {
+            continue;
+        }
+        let r = refs::layer_ref(&l.diff_id).map_err(|e| StoreError::Damaged(e.to_string()))?;
+        if let Some(commit) = store.resolve(&r)? {
+            // Layers stored before berth recorded sizes count as empty.
+            let size = import::stored_size(store, &commit)?.unwrap_or(0);
+            budget.charge_stored(&l.digest, size)?;
+        }
+    }
+    Ok(())
+}
+
+/// What the downloads and imports of one pull share.
+#[derive(Clone, Copy)]
+struct Pipeline<'a> {
+    /// The image, as errors name it.
+    image: &'a str,
+    /// The decompressed bytes the pull may still write.
+    budget: &'a SizeBudget,
+    /// Parallel downloads.
+    jobs: usize,
 }
 
 fn unchanged(r: &ImageRef, old: &image::ImageRecord) -> PullOutcome {
@@ -272,6 +360,8 @@ fn fetch_local(
     local: &archive::Local,
     fetched: &Fetched,
     progress: &Arc<dyn Progress>,
+    image: &str,
+    budget: &SizeBudget,
 ) -> Result<Vec<bool>, Error> {
     let missing = missing(store, &fetched.layers)?;
     for l in &missing {
@@ -279,8 +369,21 @@ fn fetch_local(
             digest: l.digest.clone(),
             size: l.size,
         });
-        let blob = local.open_blob(&l.digest)?;
-        import::import_layer(store, blob, &l.digest, true, &l.diff_id)?;
+        let mut blob = local.open_blob(image, &l.digest, l.size)?;
+        let imported = import::import_layer(
+            store,
+            &mut blob.reader,
+            &l.digest,
+            false,
+            &l.diff_id,
+            budget,
+        );
+        if let Err(e) = imported {
+            // A blob that differs from its descriptor often fails to
+            // decompress first; its digest is the cause to report.
+            blob.verdict()?;
+            return Err(e);
+        }
         progress.event(Event::LayerStored {
             digest: l.digest.clone(),
             fetched: true,
@@ -315,8 +418,8 @@ fn fetch_remote(
     rt: &tokio::runtime::Runtime,
     remote: Remote,
     fetched: &Fetched,
-    jobs: usize,
     progress: &Arc<dyn Progress>,
+    pipeline: Pipeline<'_>,
 ) -> Result<Vec<bool>, Error> {
     let missing = missing(store, &fetched.layers)?;
     if missing.is_empty() {
@@ -327,7 +430,7 @@ fn fetch_remote(
         path: dir.clone(),
         source,
     })?;
-    let result = download_and_import(store, rt, remote, &missing, &dir, jobs, progress);
+    let result = download_and_import(store, rt, remote, &missing, &dir, progress, pipeline);
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         tracing::warn!("cannot remove {}: {e}", dir.display());
     }
@@ -341,19 +444,21 @@ fn download_and_import(
     remote: Remote,
     missing: &[LayerInfo],
     dir: &Path,
-    jobs: usize,
     progress: &Arc<dyn Progress>,
+    pipeline: Pipeline<'_>,
 ) -> Result<(), Error> {
     let remote = Arc::new(remote);
-    let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let image: Arc<str> = Arc::from(pipeline.image);
+    let permits = Arc::new(tokio::sync::Semaphore::new(pipeline.jobs.max(1)));
     let (tx, rx) = mpsc::channel::<Download>();
     let mut handles = Vec::new();
     for l in missing.iter().cloned() {
-        let (remote, permits, tx, progress) = (
+        let (remote, permits, tx, progress, image) = (
             remote.clone(),
             permits.clone(),
             tx.clone(),
             progress.clone(),
+            image.clone(),
         );
         let path = dir.join(l.digest.replace(':', "-"));
         handles.push(rt.spawn(async move {
@@ -365,7 +470,7 @@ fn download_and_import(
                 size: l.size,
             });
             let res = remote
-                .fetch_blob(&l.digest, l.size, &path, progress.as_ref())
+                .fetch_blob(&image, &l.digest, l.size, &path, progress.as_ref())
                 .await;
             let _ = tx.send((l, path, res));
         }));
@@ -382,7 +487,7 @@ fn download_and_import(
     let layout = store.layout();
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| import_worker(layout, &rx, &failed, progress));
+            scope.spawn(|| import_worker(layout, &rx, &failed, progress, pipeline.budget));
         }
     });
     let err = failed.lock().ok().and_then(|mut f| f.take());
@@ -403,6 +508,7 @@ fn import_worker(
     rx: &std::sync::Mutex<mpsc::Receiver<Download>>,
     failed: &std::sync::Mutex<Option<Error>>,
     progress: &Arc<dyn Progress>,
+    budget: &SizeBudget,
 ) {
     let record = |e: Error| {
         if let Ok(mut f) = failed.lock() {
@@ -433,7 +539,9 @@ fn import_worker(
                     source,
                 })
             })
-            .and_then(|file| import::import_layer(&own, file, &l.digest, false, &l.diff_id));
+            .and_then(|file| {
+                import::import_layer(&own, file, &l.digest, false, &l.diff_id, budget)
+            });
         let _ = std::fs::remove_file(&path);
         if let Err(e) = imported {
             return record(e);

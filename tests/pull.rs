@@ -21,7 +21,7 @@ use serde_json::Value;
 use tar::EntryType;
 
 use common::debs::busybox_rootfs;
-use common::front::Front;
+use common::front::{Front, Length};
 use common::oci::{
     docker_archive, oci_archive, random_bytes, raw_header, truncated_tar, Blob, Built, Compression,
     Image, Layer, OciLayout,
@@ -1499,4 +1499,266 @@ fn rm_refuses_an_image_an_installed_container_uses_unless_forced() {
     b.run(&["images", "rm", "--force", reference.as_str()])
         .code(0);
     assert!(b.images().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// m. bounded input: sizes that lie, decompression bombs, corrupt local blobs
+// ---------------------------------------------------------------------------------------
+
+/// What a user would compare before and after a refused pull: every object path and
+/// `ostree refs`.
+fn store_state(b: &Berth) -> (BTreeSet<String>, String) {
+    let out = std::process::Command::new("ostree")
+        .arg("refs")
+        .arg(format!("--repo={}", b.repo().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ostree refs failed: {out:?}");
+    (b.objects(), String::from_utf8(out.stdout).unwrap())
+}
+
+/// A berth whose store already holds one small image (from an `oci:` layout), so "as
+/// before" is not trivially empty; the temp dir keeps the layout alive.
+fn store_with_one_image() -> (Berth, tempfile::TempDir) {
+    let dir = common::tempdir();
+    let mut layout = OciLayout::create(dir.path().join("base"));
+    let layer = Layer::new()
+        .file("base", "base\n", 0o644)
+        .build(Compression::Gzip);
+    layout.add_image("base", &Image::new(vec![layer]));
+    let b = Berth::new();
+    b.pull(&format!("oci:{}:base", layout.dir.display()), &[])
+        .ok();
+    (b, dir)
+}
+
+/// No blob download of a pull is left in the repo's tmp/.
+#[track_caller]
+fn assert_no_pull_tmp(b: &Berth) {
+    let left: Vec<String> = std::fs::read_dir(b.repo().join("tmp"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("berth-pull-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "pull downloads left behind: {left:?}");
+}
+
+#[test]
+fn registry_sending_more_than_declared_exits_6_and_stores_nothing() {
+    if !ready(&[]) {
+        return;
+    }
+    let layer = data_layer(4096, 31);
+    let p = push_layer("berth-test/bounded-long", layer.clone());
+    let front = Front::new(plain().addr());
+    let via = p.reference.replacen(plain().addr(), front.addr(), 1);
+    let (b, _keep) = store_with_one_image();
+    let before = store_state(&b);
+    let blobs = [
+        ("layer", layer.digest.clone(), layer.size()),
+        (
+            "config",
+            p.built.config_digest.clone(),
+            p.built.config.len() as u64,
+        ),
+    ];
+    for (what, digest, size) in blobs {
+        front.clear();
+        front.resize_blob(&digest, size + (1 << 20), Length::Announced);
+        b.pull(&via, &["--tls-verify=false"]).code(6).stderr_has(&[
+            &via,
+            &digest,
+            &format!("{size} bytes"),
+            "more than",
+        ]);
+        assert_eq!(
+            store_state(&b),
+            before,
+            "the refused {what} changed the store"
+        );
+        assert_not_listed(&b, "berth-test/bounded-long");
+        assert_no_pull_tmp(&b);
+    }
+    b.fsck();
+}
+
+#[test]
+fn registry_streaming_without_end_is_cut_off_at_the_declared_size() {
+    if !ready(&[]) {
+        return;
+    }
+    /// The front gives up after this much; berth must hang up long before.
+    const ENDLESS: u64 = 4 << 30;
+    let layer = data_layer(4096, 32);
+    let p = push_layer("berth-test/bounded-endless", layer.clone());
+    let front = Front::new(plain().addr());
+    front.resize_blob(&layer.digest, ENDLESS, Length::CloseDelimited);
+    let via = p.reference.replacen(plain().addr(), front.addr(), 1);
+    let (b, _keep) = store_with_one_image();
+    let before = store_state(&b);
+    b.pull(&via, &["--tls-verify=false"]).code(6).stderr_has(&[
+        &via,
+        &layer.digest,
+        &format!("{} bytes", layer.size()),
+        "more than",
+    ]);
+    let blob = format!("/blobs/{}", layer.digest);
+    common::wait_for(
+        "the front to notice the hang-up",
+        Duration::from_secs(120),
+        || front.matching("GET", &blob).iter().all(|r| r.done),
+    );
+    let gets = front.matching("GET", &blob);
+    assert_eq!(
+        gets.len(),
+        1,
+        "an integrity fault must not be retried: {gets:?}"
+    );
+    assert!(
+        gets[0].sent < ENDLESS,
+        "berth read the endless body to its end: {gets:?}"
+    );
+    assert_eq!(store_state(&b), before);
+    assert_not_listed(&b, "berth-test/bounded-endless");
+    assert_no_pull_tmp(&b);
+    b.fsck();
+}
+
+#[test]
+fn registry_sending_less_than_declared_exits_6_naming_both_sizes() {
+    if !ready(&[]) {
+        return;
+    }
+    let layer = data_layer(4096, 33);
+    let p = push_layer("berth-test/bounded-short", layer.clone());
+    let front = Front::new(plain().addr());
+    let short = layer.size() - 100;
+    front.resize_blob(&layer.digest, short, Length::CloseDelimited);
+    let via = p.reference.replacen(plain().addr(), front.addr(), 1);
+    let b = Berth::new();
+    b.pull(&via, &["--tls-verify=false"]).code(6).stderr_has(&[
+        &layer.digest,
+        &format!("{short} bytes"),
+        &format!("declares {}", layer.size()),
+    ]);
+    assert_not_listed(&b, "berth-test/bounded-short");
+}
+
+/// A gzip layer of `mib` MiB of zeros in one file: a few KiB on the wire.
+fn zeros_layer(mib: usize) -> Blob {
+    Layer::new()
+        .file("zeros", vec![0u8; mib << 20], 0o644)
+        .build(Compression::Gzip)
+}
+
+#[test]
+fn decompression_bomb_past_max_layer_size_exits_6_and_stores_nothing() {
+    if !ready(&[]) {
+        return;
+    }
+    let bomb = zeros_layer(32);
+    assert!(bomb.size() < 1 << 20, "not much of a bomb: {}", bomb.size());
+    let p = push_layer("berth-test/bounded-bomb", bomb.clone());
+    let (b, _keep) = store_with_one_image();
+    let before = store_state(&b);
+    b.pull(
+        &p.reference,
+        &["--tls-verify=false", "--max-layer-size", "4M"],
+    )
+    .code(6)
+    .stderr_has(&[&p.reference, &bomb.digest, "4 MiB", "--max-layer-size"]);
+    assert_eq!(store_state(&b), before);
+    assert_not_listed(&b, "berth-test/bounded-bomb");
+    assert_no_pull_tmp(&b);
+    b.fsck();
+    // Under the default caps the same image is fine.
+    b.pull(&p.reference, &["--tls-verify=false"]).ok();
+}
+
+#[test]
+fn layers_past_max_image_size_together_exit_6_and_the_last_is_not_stored() {
+    if !ready(&[]) {
+        return;
+    }
+    let one = zeros_layer(3);
+    let two = Layer::new()
+        .file("zeros2", vec![0u8; 3 << 20], 0o644)
+        .build(Compression::Gzip);
+    let dir = common::tempdir();
+    let mut layout = OciLayout::create(dir.path().join("layout"));
+    layout.add_image("t", &Image::new(vec![one, two.clone()]));
+    let source = format!("oci:{}:t", layout.dir.display());
+    let b = Berth::new();
+    let flags = ["--max-layer-size", "4M", "--max-image-size", "5M"];
+    b.pull(&source, &flags).code(6).stderr_has(&[
+        &source,
+        &two.digest,
+        "5 MiB",
+        "--max-image-size",
+    ]);
+    let (_, refs) = store_state(&b);
+    let hex = two.diff_id.trim_start_matches("sha256:");
+    assert!(
+        !refs.contains(hex),
+        "the layer past the cap was stored: {refs}"
+    );
+    assert_not_listed(&b, &layout.dir.display().to_string());
+    // The first layer is stored now (a pull resumes from it) and still counts.
+    b.pull(&source, &flags)
+        .code(6)
+        .stderr_has(&["5 MiB", "--max-image-size"]);
+    b.pull(
+        &source,
+        &["--max-layer-size", "4M", "--max-image-size", "7M"],
+    )
+    .ok();
+    b.fsck();
+}
+
+#[test]
+fn local_blob_with_a_flipped_byte_exits_6_naming_both_digests_and_the_file() {
+    if !ready(&[]) {
+        return;
+    }
+    for what in ["layer", "config"] {
+        let dir = common::tempdir();
+        let mut layout = OciLayout::create(dir.path().join("layout"));
+        let layer = Layer::new()
+            .file("data", random_bytes(20_000, 41), 0o644)
+            .build(Compression::Gzip);
+        let built = layout.add_image("t", &Image::new(vec![layer.clone()]));
+        let (digest, mut bytes) = match what {
+            "layer" => (layer.digest.clone(), layer.bytes.clone()),
+            _ => (built.config_digest.clone(), built.config.clone()),
+        };
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        let actual = digest_of(&bytes);
+        let file = layout.blob_path(&digest);
+        std::fs::write(&file, &bytes).unwrap();
+        let archive = dir.path().join("image.oci.tar");
+        oci_archive(&layout.dir, &archive);
+
+        let (b, _keep) = store_with_one_image();
+        let before = store_state(&b);
+        let source = format!("oci:{}:t", layout.dir.display());
+        b.pull(&source, &[])
+            .code(6)
+            .stderr_has(&[&digest, &actual, &file.display().to_string()]);
+        let source = format!("oci-archive:{}:t", archive.display());
+        b.pull(&source, &[]).code(6).stderr_has(&[
+            &digest,
+            &actual,
+            &archive.display().to_string(),
+        ]);
+        assert_eq!(
+            store_state(&b),
+            before,
+            "a corrupt {what} changed the store"
+        );
+        b.fsck();
+    }
 }

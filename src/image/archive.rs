@@ -3,6 +3,12 @@
 //!
 //! Archives are never unpacked: their tar index is read once and blobs are
 //! streamed from their offsets in the file.
+//!
+//! A local source is no more trusted than a registry: every blob is read
+//! through a [`CheckedReader`] against its descriptor (no byte past the
+//! declared size, then length and sha256), and an error names the file, the
+//! expected and the actual digest. Files without a descriptor (`index.json`,
+//! a docker archive's `manifest.json` and config) are read up to a fixed cap.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,6 +18,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::ImageIndex;
 use serde::Deserialize;
 
+use super::blob::{self, CheckedReader, Fault};
 use super::manifest::{self, Fetched, Kind, Platform};
 use super::reference::ImageRef;
 use super::registry::RegistryError;
@@ -112,11 +119,35 @@ impl Local {
         }
     }
 
-    fn read(&self, name: &str) -> Result<Vec<u8>, RegistryError> {
+    /// Where `name` is, as errors name it: the file, or archive and entry.
+    fn shown(&self, name: &str) -> String {
+        match &self.files {
+            Files::Dir(dir) => dir.join(name).display().to_string(),
+            Files::Tar { path, .. } => format!("{}, entry {name}", path.display()),
+        }
+    }
+
+    /// Reads a file that has no descriptor, up to `limit` bytes.
+    fn read(
+        &self,
+        image: &str,
+        name: &str,
+        limit: u64,
+        what: String,
+    ) -> Result<Vec<u8>, RegistryError> {
         let mut buf = Vec::new();
         self.open(name)?
+            .take(limit.saturating_add(1))
             .read_to_end(&mut buf)
             .map_err(|e| src_err(self.path(), format!("reading {name}: {e}")))?;
+        if buf.len() as u64 > limit {
+            return Err(RegistryError::TooLarge {
+                image: image.to_string(),
+                what: format!("{what} ({})", self.shown(name)),
+                size: buf.len() as u64,
+                limit: format!("{limit} bytes, berth's limit for it"),
+            });
+        }
         Ok(buf)
     }
 
@@ -131,16 +162,88 @@ impl Local {
         Ok(format!("blobs/sha256/{hex}"))
     }
 
-    /// Streams the blob with `digest` (the caller verifies the digest).
-    pub fn open_blob(&self, digest: &str) -> Result<Box<dyn Read + Send>, RegistryError> {
+    /// Opens the blob `digest` of `image` for streaming, checked against its
+    /// descriptor's `size` as it is read (see [`LocalBlob`]).
+    pub fn open_blob(
+        &self,
+        image: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<LocalBlob, RegistryError> {
         let name = self.blob_name(digest)?;
-        self.open(&name)
+        Ok(LocalBlob {
+            reader: CheckedReader::new(self.open(&name)?, digest, size),
+            image: image.to_string(),
+            digest: digest.to_string(),
+            file: self.shown(&name),
+        })
     }
 
-    fn read_blob(&self, digest: &str) -> Result<Vec<u8>, RegistryError> {
-        let bytes = self.read(&self.blob_name(digest)?)?;
-        manifest::check_digest(&bytes, digest)?;
+    /// Reads a small blob (manifest, index, config) whole, refusing a
+    /// descriptor that declares more than `limit`, and checks it.
+    fn read_blob(
+        &self,
+        image: &str,
+        what: &str,
+        digest: &str,
+        size: u64,
+        limit: String,
+        max: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        if size > max {
+            return Err(RegistryError::TooLarge {
+                image: image.to_string(),
+                what: format!("{what} {digest} ({})", self.shown(&self.blob_name(digest)?)),
+                size,
+                limit,
+            });
+        }
+        let mut blob = self.open_blob(image, digest, size)?;
+        let mut bytes = Vec::new();
+        let read = blob.reader.read_to_end(&mut bytes);
+        blob.verdict()?;
+        read.map_err(|e| src_err(self.path(), format!("reading {}: {e}", blob.file)))?;
         Ok(bytes)
+    }
+}
+
+/// One blob of a local source, read through a [`CheckedReader`]: reading past
+/// the declared size, or to an end with the wrong length or digest, fails.
+pub struct LocalBlob {
+    /// The blob's bytes, checked as they are read.
+    pub reader: CheckedReader<Box<dyn Read + Send>>,
+    image: String,
+    digest: String,
+    file: String,
+}
+
+impl LocalBlob {
+    /// Checks what the consumer left unread and returns the verdict as an
+    /// error naming the image, the file and both digests (or both sizes).
+    /// Call it after any failure of the consumer: a corrupt blob often shows
+    /// first as a decompression error, and this names the real cause.
+    pub fn verdict(&mut self) -> Result<(), RegistryError> {
+        let fault = match self.reader.verify() {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(fault)) => fault,
+            Err(e) => {
+                return Err(RegistryError::Source {
+                    path: PathBuf::from(&self.file),
+                    detail: format!("reading blob {}: {e}", self.digest),
+                })
+            }
+        };
+        Err(RegistryError::Blob {
+            image: self.image.clone(),
+            digest: self.digest.clone(),
+            from: format!("file {}", self.file),
+            fault,
+        })
+    }
+
+    /// The fault found while reading, if any.
+    pub fn fault(&self) -> Option<&Fault> {
+        self.reader.fault()
     }
 }
 
@@ -173,7 +276,12 @@ fn resolve_layout(
     tag: Option<&str>,
     platform: &Platform,
 ) -> Result<Fetched, RegistryError> {
-    let index_bytes = local.read("index.json")?;
+    let index_bytes = local.read(
+        shown,
+        "index.json",
+        blob::MAX_MANIFEST_SIZE,
+        "the layout's index".into(),
+    )?;
     let index: ImageIndex = serde_json::from_slice(&index_bytes)
         .map_err(|e| src_err(local.path(), format!("index.json is invalid: {e}")))?;
     fn tagged(d: &oci_spec::image::Descriptor) -> Option<&str> {
@@ -205,17 +313,39 @@ fn resolve_layout(
             }
         },
     };
+    let read_manifest = |digest: &str, size: u64| {
+        local.read_blob(
+            shown,
+            "manifest",
+            digest,
+            size,
+            blob::manifest_limit(),
+            blob::MAX_MANIFEST_SIZE,
+        )
+    };
     let mut digest = entry.digest().to_string();
-    let mut bytes = local.read_blob(&digest)?;
+    let mut bytes = read_manifest(&digest, entry.size())?;
     let mut index_digest = None;
     if let Kind::Index(inner) = manifest::classify(shown, &bytes)? {
         let chosen = manifest::choose(shown, &inner, platform)?;
+        let size = inner
+            .manifests()
+            .iter()
+            .find(|d| d.digest().to_string() == chosen)
+            .map_or(0, |d| d.size());
         index_digest = Some(digest);
-        bytes = local.read_blob(&chosen)?;
+        bytes = read_manifest(&chosen, size)?;
         digest = chosen;
     }
     let m = manifest::parse_manifest(shown, &bytes)?;
-    let config = local.read_blob(m.config().digest().as_ref())?;
+    let config = local.read_blob(
+        shown,
+        "config",
+        m.config().digest().as_ref(),
+        m.config().size(),
+        blob::config_limit(),
+        blob::MAX_CONFIG_SIZE,
+    )?;
     manifest::assemble(shown, bytes, digest, index_digest, m, config)
 }
 
@@ -246,7 +376,13 @@ fn resolve_docker(
     shown: &str,
     name: Option<&str>,
 ) -> Result<Fetched, RegistryError> {
-    let entries: Vec<DockerEntry> = serde_json::from_slice(&local.read("manifest.json")?)
+    let listing = local.read(
+        shown,
+        "manifest.json",
+        blob::MAX_MANIFEST_SIZE,
+        "the archive's manifest.json".into(),
+    )?;
+    let entries: Vec<DockerEntry> = serde_json::from_slice(&listing)
         .map_err(|e| src_err(local.path(), format!("manifest.json is invalid: {e}")))?;
     let entry = match name {
         Some(n) => entries
@@ -263,7 +399,12 @@ fn resolve_docker(
             }
         },
     };
-    let config = local.read(&entry.config)?;
+    let config = local.read(
+        shown,
+        &entry.config,
+        blob::MAX_CONFIG_SIZE,
+        "the image config".into(),
+    )?;
     let config_digest = manifest::sha256_digest(&config);
     let mut layers = Vec::new();
     for layer in &entry.layers {

@@ -128,6 +128,16 @@ pub enum LayerError {
         /// Normalised symlink path.
         path: String,
     },
+    /// The layer decompresses to more than a cap allows.
+    #[error("{image}: layer {digest}: {cap}; nothing of it was stored. Raise the limit only for an image you trust")]
+    TooLarge {
+        /// The image being pulled.
+        image: String,
+        /// Layer digest.
+        digest: String,
+        /// The cap it passed.
+        cap: super::limits::Cap,
+    },
     /// A header field (mode, uid, gid, a pax record) that cannot be read.
     #[error("layer {digest}: entry {path:?} has an unreadable {field}; refusing the image")]
     BadHeader {

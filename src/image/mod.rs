@@ -2,7 +2,9 @@
 //! and the tar filter every layer passes through.
 
 pub mod archive;
+pub mod blob;
 pub mod layer;
+pub mod limits;
 pub mod manifest;
 pub mod reference;
 pub mod regconf;

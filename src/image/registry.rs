@@ -15,9 +15,10 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use sha2::Digest as _;
 use tokio::io::AsyncWriteExt;
 
+use super::blob::{self, BlobCheck, Fault};
+use super::limits::Limits;
 use super::manifest::{self, Platform};
 use super::reference::RegistryRef;
 use super::regconf::{self, Credentials, RegistriesConf};
@@ -78,6 +79,31 @@ pub enum RegistryError {
         /// Digest of what arrived.
         actual: String,
     },
+    /// A blob differs from its descriptor: more or fewer bytes, or another
+    /// digest. More than declared is never read past the declared size.
+    #[error("{image}: blob {digest} from {from}: {fault}; refusing the image")]
+    Blob {
+        /// The image being pulled.
+        image: String,
+        /// The descriptor's digest.
+        digest: String,
+        /// Where it came from: the registry, or the file of a local source.
+        from: String,
+        /// How it differs.
+        fault: Fault,
+    },
+    /// A manifest, config or layer larger than berth accepts.
+    #[error("{image}: {what} is {size} bytes, more than {limit}; refusing the image")]
+    TooLarge {
+        /// The image being pulled.
+        image: String,
+        /// What it is (`manifest sha256:…`, `config sha256:…`, a file).
+        what: String,
+        /// Its size (declared, or received so far).
+        size: u64,
+        /// The cap and where it comes from.
+        limit: String,
+    },
     /// A manifest that cannot be used.
     #[error("{reference}: {detail}")]
     BadManifest {
@@ -125,7 +151,9 @@ impl RegistryError {
             | RegistryError::Denied { .. }
             | RegistryError::Transport { .. } => ErrorKind::Network,
             RegistryError::NotFound { .. } => ErrorKind::NotFound,
-            RegistryError::DigestMismatch { .. } => ErrorKind::Integrity,
+            RegistryError::DigestMismatch { .. }
+            | RegistryError::Blob { .. }
+            | RegistryError::TooLarge { .. } => ErrorKind::Integrity,
             RegistryError::BadManifest { .. } | RegistryError::NoPlatform { .. } => {
                 ErrorKind::Failed
             }
@@ -136,9 +164,13 @@ impl RegistryError {
     }
 }
 
-/// How to reach registries: the user's flags.
+/// How to reach registries, and how much any source may make berth store:
+/// the user's flags.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteOptions {
+    /// `--max-layer-size`, `--max-image-size`: caps on what an image
+    /// decompresses to (registries and local sources alike).
+    pub limits: Limits,
     /// `--creds USER:PASS`.
     pub creds: Option<Credentials>,
     /// `--authfile F`.
@@ -309,6 +341,10 @@ impl Remote {
     /// Resolves `tag_or_digest` to an image manifest for `platform`,
     /// following an index when there is one. Returns the manifest bytes, its
     /// digest and the index digest.
+    ///
+    /// A manifest named by tag has no descriptor: it may be at most
+    /// [`blob::MAX_MANIFEST_SIZE`]. One chosen from an index must have the
+    /// size the index declares.
     pub async fn fetch_manifest(
         &mut self,
         reference: &str,
@@ -316,11 +352,24 @@ impl Remote {
         platform: &Platform,
     ) -> Result<(Vec<u8>, String, Option<String>), RegistryError> {
         let (bytes, digest) = self.raw_manifest(tag_or_digest).await?;
+        self.check_manifest_size(reference, &digest, bytes.len() as u64)?;
         let (bytes, digest, index_digest) = match manifest::classify(reference, &bytes)? {
             manifest::Kind::Manifest => (bytes, digest, None),
             manifest::Kind::Index(index) => {
                 let chosen = manifest::choose(reference, &index, platform)?;
+                let declared = index
+                    .manifests()
+                    .iter()
+                    .find(|d| d.digest().to_string() == chosen)
+                    .map(|d| d.size());
+                if let Some(declared) = declared {
+                    self.check_manifest_size(reference, &chosen, declared)?;
+                }
                 let (child, child_digest) = self.raw_manifest(&chosen).await?;
+                self.check_manifest_size(reference, &chosen, child.len() as u64)?;
+                if let Some(declared) = declared {
+                    self.check_declared_size(reference, &chosen, declared, child.len() as u64)?;
+                }
                 (child, child_digest, Some(digest))
             }
         };
@@ -328,34 +377,98 @@ impl Remote {
         Ok((bytes, digest, index_digest))
     }
 
-    /// Fetches the image config named by a manifest and checks its digest.
-    pub async fn fetch_config(&self, config_digest: &str) -> Result<Vec<u8>, RegistryError> {
+    fn check_manifest_size(
+        &self,
+        image: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        if size > blob::MAX_MANIFEST_SIZE {
+            return Err(RegistryError::TooLarge {
+                image: image.to_string(),
+                what: format!("manifest {digest} on {}", self.registry),
+                size,
+                limit: blob::manifest_limit(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_declared_size(
+        &self,
+        image: &str,
+        digest: &str,
+        declared: u64,
+        received: u64,
+    ) -> Result<(), RegistryError> {
+        let fault = match received.cmp(&declared) {
+            std::cmp::Ordering::Equal => return Ok(()),
+            std::cmp::Ordering::Greater => Fault::TooLong { declared },
+            std::cmp::Ordering::Less => Fault::TooShort { declared, received },
+        };
+        Err(self.blob_err(image, digest, fault))
+    }
+
+    fn blob_err(&self, image: &str, digest: &str, fault: Fault) -> RegistryError {
+        RegistryError::Blob {
+            image: image.to_string(),
+            digest: digest.to_string(),
+            from: format!("registry {}", self.registry),
+            fault,
+        }
+    }
+
+    /// Fetches the image config named by a manifest, reading at most its
+    /// declared `size` (itself at most [`blob::MAX_CONFIG_SIZE`]), and checks
+    /// its size and digest.
+    pub async fn fetch_config(
+        &self,
+        image: &str,
+        config_digest: &str,
+        size: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        if size > blob::MAX_CONFIG_SIZE {
+            return Err(RegistryError::TooLarge {
+                image: image.to_string(),
+                what: format!("config {config_digest}"),
+                size,
+                limit: blob::config_limit(),
+            });
+        }
         let reference = self.reference(config_digest);
         let mut attempt = 0u32;
-        let config = loop {
+        loop {
             attempt += 1;
             let mut buf = Vec::new();
+            let mut check = BlobCheck::new(config_digest, size);
             match self
-                .client
-                .pull_blob(&reference, config_digest, &mut buf)
+                .fetch_blob_once(&reference, config_digest, &mut buf, &mut check, None)
                 .await
             {
-                Ok(()) => break buf,
-                Err(e) if attempt < ATTEMPTS && retryable(&e) => {
+                Ok(()) => match check.finish() {
+                    Ok(()) => return Ok(buf),
+                    Err(fault) => return Err(self.blob_err(image, config_digest, fault)),
+                },
+                Err(BlobError::Remote(e)) if attempt < ATTEMPTS && retryable(&e) => {
                     tracing::warn!("{config_digest}: attempt {attempt} failed ({e}); retrying");
                     tokio::time::sleep(BACKOFF * 2u32.pow(attempt - 1)).await;
                 }
-                Err(e) => return Err(self.map_err(RawError::Oci(e), config_digest)),
+                Err(BlobError::Body(e)) if attempt < ATTEMPTS => {
+                    tracing::warn!("{config_digest}: attempt {attempt} failed ({e}); retrying");
+                    tokio::time::sleep(BACKOFF * 2u32.pow(attempt - 1)).await;
+                }
+                Err(e) => return Err(self.blob_failure(e, image, config_digest, &check, attempt)),
             }
-        };
-        manifest::check_digest(&config, config_digest)?;
-        Ok(config)
+        }
     }
 
-    /// Streams one blob into `dest` (created or truncated), checking size and
-    /// digest. On a mismatch the file is deleted.
+    /// Streams one blob of `image` into `dest` (created or truncated),
+    /// reading at most its declared `size`, and checks size and digest. More
+    /// than declared, a clean end before it or another digest is an
+    /// integrity error, never retried; on any error the file is deleted.
     pub async fn fetch_blob(
         &self,
+        image: &str,
         digest: &str,
         size: u64,
         dest: &Path,
@@ -365,48 +478,70 @@ impl Remote {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self
-                .fetch_blob_once(&reference, digest, dest, progress)
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(BlobError::Mismatch(actual)) => {
-                    let _ = std::fs::remove_file(dest);
-                    return Err(RegistryError::DigestMismatch {
-                        expected: digest.to_string(),
-                        actual,
-                    });
-                }
-                Err(BlobError::Io(e)) => {
-                    let _ = std::fs::remove_file(dest);
-                    return Err(RegistryError::Io {
-                        path: dest.to_path_buf(),
-                        source: e,
-                    });
-                }
-                Err(BlobError::Remote(e)) => {
-                    if attempt >= ATTEMPTS || !retryable(&e) {
-                        let _ = std::fs::remove_file(dest);
-                        return Err(self.map_err(RawError::Oci(e), digest));
-                    }
-                    self.backoff(digest, attempt, &e.to_string(), progress)
+            let mut check = BlobCheck::new(digest, size);
+            let res = match tokio::fs::File::create(dest).await {
+                Ok(mut file) => {
+                    let res = self
+                        .fetch_blob_once(&reference, digest, &mut file, &mut check, Some(progress))
                         .await;
-                }
-                Err(BlobError::Body(e)) => {
-                    if attempt >= ATTEMPTS {
-                        let _ = std::fs::remove_file(dest);
-                        return Err(RegistryError::Transport {
-                            registry: self.registry.clone(),
-                            detail: format!(
-                                "blob {digest}: connection failed after {attempt} attempts: {e}"
-                            ),
-                        });
+                    match file.flush().await {
+                        Ok(()) => res,
+                        Err(e) => res.and(Err(BlobError::Io(e))),
                     }
-                    self.backoff(digest, attempt, &e.to_string(), progress)
-                        .await;
+                }
+                Err(e) => Err(BlobError::Io(e)),
+            };
+            let retry = match res {
+                Ok(()) => match check.finish() {
+                    Ok(()) => return Ok(()),
+                    Err(fault) => Err(BlobError::Fault(fault)),
+                },
+                Err(BlobError::Remote(e)) if attempt < ATTEMPTS && retryable(&e) => {
+                    Ok(e.to_string())
+                }
+                Err(BlobError::Body(e)) if attempt < ATTEMPTS => Ok(e.to_string()),
+                Err(e) => Err(e),
+            };
+            match retry {
+                Ok(reason) => self.backoff(digest, attempt, &reason, progress).await,
+                Err(e) => {
+                    let _ = std::fs::remove_file(dest);
+                    return Err(match e {
+                        BlobError::Io(source) => RegistryError::Io {
+                            path: dest.to_path_buf(),
+                            source,
+                        },
+                        other => self.blob_failure(other, image, digest, &check, attempt),
+                    });
                 }
             }
-            let _ = size;
+        }
+    }
+
+    /// The error for a blob that could not be fetched (not an integrity fault).
+    fn blob_failure(
+        &self,
+        e: BlobError,
+        image: &str,
+        digest: &str,
+        check: &BlobCheck,
+        attempt: u32,
+    ) -> RegistryError {
+        match e {
+            BlobError::Remote(e) => self.map_err(RawError::Oci(e), digest),
+            BlobError::Body(e) => RegistryError::Transport {
+                registry: self.registry.clone(),
+                detail: format!(
+                    "blob {digest}: connection failed after {attempt} attempts, {} of {} bytes received: {e}",
+                    check.received(),
+                    check.received() + check.remaining()
+                ),
+            },
+            BlobError::Fault(fault) => self.blob_err(image, digest, fault),
+            BlobError::Io(source) => RegistryError::Io {
+                path: PathBuf::from(digest),
+                source,
+            },
         }
     }
 
@@ -420,50 +555,50 @@ impl Remote {
         tokio::time::sleep(BACKOFF * 2u32.pow(attempt - 1)).await;
     }
 
-    async fn fetch_blob_once(
+    /// One GET of a blob into `out`, fed through `check`: stops (with
+    /// [`Fault::TooLong`]) at the first byte past the declared size, and
+    /// before reading when the response announces more. `Ok` when the body
+    /// ended cleanly; the caller then asks `check` for the verdict.
+    async fn fetch_blob_once<W: tokio::io::AsyncWrite + Unpin>(
         &self,
         reference: &Reference,
         digest: &str,
-        dest: &Path,
-        progress: &dyn Progress,
+        out: &mut W,
+        check: &mut BlobCheck,
+        progress: Option<&dyn Progress>,
     ) -> Result<(), BlobError> {
         let mut stream = self
             .client
             .pull_blob_stream(reference, digest)
             .await
             .map_err(BlobError::Remote)?;
-        let mut file = tokio::fs::File::create(dest).await.map_err(BlobError::Io)?;
-        let mut hasher = sha2::Sha256::new();
-        let mut received = 0u64;
-        let mut body_error = None;
+        let declared = check.remaining();
+        if stream.content_length.is_some_and(|len| len > declared) {
+            return Err(BlobError::Fault(Fault::TooLong { declared }));
+        }
         while let Some(chunk) = stream.stream.next().await {
             match chunk {
                 Ok(bytes) => {
-                    hasher.update(&bytes);
-                    received += bytes.len() as u64;
-                    file.write_all(&bytes).await.map_err(BlobError::Io)?;
-                    progress.event(Event::LayerBytes {
-                        digest: digest.to_string(),
-                        bytes: received,
-                    });
+                    // Past the declared size nothing more is written or read.
+                    let n = check.update(&bytes).map_err(BlobError::Fault)?;
+                    out.write_all(bytes.get(..n).unwrap_or_default())
+                        .await
+                        .map_err(BlobError::Io)?;
+                    if let Some(p) = progress {
+                        p.event(Event::LayerBytes {
+                            digest: digest.to_string(),
+                            bytes: check.received(),
+                        });
+                    }
                 }
-                Err(e) => {
-                    body_error = Some(e);
-                    break;
-                }
+                // oci-client checks the digest itself and reports a mismatch
+                // as an error at the end of a complete body: `check` has the
+                // verdict then. Anything else is a transport failure.
+                Err(e) if e.to_string().to_lowercase().contains("digest") => return Ok(()),
+                Err(e) => return Err(BlobError::Body(e)),
             }
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if actual == digest {
-            file.flush().await.map_err(BlobError::Io)?;
-            return Ok(());
-        }
-        match body_error {
-            // oci-client's own verification reports a mismatch as an error at
-            // the end of a complete body; a short body is a transport failure.
-            Some(e) if !e.to_string().to_lowercase().contains("digest") => Err(BlobError::Body(e)),
-            _ => Err(BlobError::Mismatch(actual)),
-        }
+        Ok(())
     }
 
     async fn retry<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, RawError>
@@ -633,7 +768,7 @@ enum RawError {
 enum BlobError {
     Remote(OciDistributionError),
     Body(std::io::Error),
-    Mismatch(String),
+    Fault(Fault),
     Io(std::io::Error),
 }
 

@@ -17,6 +17,7 @@ use ostree::prelude::*;
 
 use super::{ot, refs, Store, StoreError, NOCANCEL};
 use crate::image::layer::{self, DigestReader, Entry, Meta};
+use crate::image::limits::{MeteredReader, SizeBudget};
 use crate::Error;
 
 /// Commit metadata key: the layer's diff_id.
@@ -25,6 +26,9 @@ pub const META_DIFF_ID: &str = "berth.diff-id";
 pub const META_IMPLICIT: &str = "berth.implicit-dirs";
 /// Commit metadata key: whether the layer holds whiteouts.
 pub const META_WHITEOUTS: &str = "berth.whiteouts";
+/// Commit metadata key: the bytes the layer decompressed to (u64), charged
+/// to the image cap when a later pull finds the layer already stored.
+pub const META_SIZE: &str = "berth.size";
 
 /// Files smaller than this are written in one call.
 const INLINE_MAX: u64 = 64 * 1024;
@@ -47,27 +51,40 @@ pub struct Imported {
 
 /// Imports one layer blob. `verify_blob` is the compressed digest to check
 /// (None when the caller already checked the bytes); `diff_id` is always
-/// checked. Writes the layer ref only when everything matched.
+/// checked. What the layer decompresses to is charged to `budget`; past a
+/// cap the import stops with [`crate::image::layer::LayerError::TooLarge`]. Writes the layer ref
+/// only when everything matched; on any error the transaction is aborted and
+/// nothing of the layer is committed.
 pub fn import_layer(
     store: &Store,
     blob: impl Read,
     blob_digest: &str,
     verify_blob: bool,
     diff_id: &str,
+    budget: &SizeBudget,
 ) -> Result<Imported, Error> {
     let layer_ref = refs::layer_ref(diff_id).map_err(|e| StoreError::Damaged(e.to_string()))?;
     let repo = store.repo();
-    store.transaction(|| -> Result<Imported, Error> {
+    let meter = budget.meter(blob_digest);
+    let result = store.transaction(|| -> Result<Imported, Error> {
         let mut compressed = DigestReader::new(blob);
         let (_, plain) = layer::decompress(BufReader::with_capacity(256 * 1024, &mut compressed))
             .map_err(|e| read_err(blob_digest, &e))?;
-        let mut plain = DigestReader::new(plain);
+        let mut plain = DigestReader::new(MeteredReader::new(plain, &meter));
         let mut builder = TreeBuilder::new(repo)?;
-        let summary = layer::read_layer(&mut plain, blob_digest, |entry| builder.add(entry))?;
+        let summary = layer::read_layer(&mut plain, blob_digest, |entry| {
+            if let Entry::File { size, .. } = &entry {
+                meter.file(*size)?;
+            }
+            builder.add(entry)
+        })?;
         plain.drain().map_err(|e| read_err(blob_digest, &e))?;
         let (actual_diff, _) = plain.finish();
         compressed_drain(&mut compressed, blob_digest)?;
         let (actual_blob, _) = compressed.finish();
+        if let Some(e) = meter.error() {
+            return Err(e.into());
+        }
         if verify_blob && actual_blob != blob_digest {
             return Err(StoreError::BlobMismatch {
                 expected: blob_digest.to_string(),
@@ -83,13 +100,30 @@ pub fn import_layer(
             }
             .into());
         }
-        let commit = builder.commit(diff_id, blob_digest)?;
+        let commit = builder.commit(diff_id, blob_digest, meter.charged())?;
         repo.transaction_set_ref(None, &layer_ref, Some(&commit));
         Ok(Imported {
             commit,
             entries: summary.entries,
         })
-    })
+    });
+    // A tripped cap shows first as a read error wherever the tar reader was;
+    // the cap is the cause.
+    match (result, meter.error()) {
+        (Err(_), Some(cap)) => Err(cap.into()),
+        (result, _) => result,
+    }
+}
+
+/// The decompressed size recorded in layer commit `commit`; `None` for
+/// layers imported before berth recorded it.
+pub fn stored_size(store: &Store, commit: &str) -> Result<Option<u64>, Error> {
+    let (v, _) = store
+        .repo()
+        .load_commit(commit)
+        .map_err(ot(|| format!("loading layer commit {commit}")))?;
+    let meta = glib::VariantDict::new(Some(&v.child_value(0)));
+    Ok(meta.lookup::<u64>(META_SIZE).ok().flatten())
 }
 
 fn compressed_drain<R: Read>(r: &mut DigestReader<R>, digest: &str) -> Result<u64, Error> {
@@ -294,7 +328,7 @@ impl<'r> TreeBuilder<'r> {
         Ok(())
     }
 
-    fn commit(self, diff_id: &str, blob_digest: &str) -> Result<String, Error> {
+    fn commit(self, diff_id: &str, blob_digest: &str, size: u64) -> Result<String, Error> {
         let root = self
             .repo
             .write_mtree(&self.root, NOCANCEL)
@@ -307,6 +341,7 @@ impl<'r> TreeBuilder<'r> {
         let implicit: Vec<String> = self.implicit.into_iter().collect();
         dict.insert(META_IMPLICIT, implicit);
         dict.insert(META_WHITEOUTS, self.whiteouts);
+        dict.insert(META_SIZE, size);
         let meta = dict.end();
         let commit = self
             .repo

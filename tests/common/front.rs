@@ -3,7 +3,9 @@
 //! It answers every request with `Connection: close` (one request per connection, so no
 //! keep-alive bookkeeping), reads the whole upstream response, and can then misbehave
 //! according to [`Rule`]s: answer a status code instead of proxying, flip a byte of the
-//! body, close the connection part-way through the body, or send the body slowly. In
+//! body, close the connection part-way through the body, send the body slowly, or send
+//! a body of another length (longer, shorter, or practically without end, with or
+//! without a Content-Length saying so). In
 //! token mode it also plays an anonymous Bearer-token registry: `401` with
 //! `WWW-Authenticate: Bearer realm="http://ADDR/token",service="berth-test"` until the
 //! client presents the token that `/token` hands out.
@@ -37,6 +39,15 @@ pub enum Action {
         /// Body bytes sent before closing.
         bytes: usize,
     },
+    /// Proxy, but send `to` bytes of body instead: the real body cut to `to`, or followed
+    /// by zeros up to `to`. The front stops by itself after `to` bytes (or when the client
+    /// hangs up), so a large `to` is a body "without end" that still ends.
+    Resize {
+        /// Body bytes to send.
+        to: u64,
+        /// Whether a Content-Length announces them.
+        length: Length,
+    },
     /// Proxy, sending the body `chunk` bytes at a time with `pause` between chunks.
     Throttle {
         /// Bytes per write.
@@ -44,6 +55,15 @@ pub enum Action {
         /// Pause after each write.
         pause: Duration,
     },
+}
+
+/// Content-Length the front announces for an [`Action::Resize`]d body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    /// The new length: the client expects every byte.
+    Announced,
+    /// None: the body ends when the connection closes.
+    CloseDelimited,
 }
 
 /// A fault injected into requests whose path contains `path_contains`.
@@ -190,6 +210,16 @@ impl Front {
             path_contains: path_contains.to_string(),
             method: Some("GET".into()),
             action: Action::Throttle { chunk, pause },
+            times: None,
+        });
+    }
+
+    /// Every GET of blob `digest` gets a body of `to` bytes (see [`Action::Resize`]).
+    pub fn resize_blob(&self, digest: &str, to: u64, length: Length) {
+        self.add(Rule {
+            path_contains: format!("/blobs/{digest}"),
+            method: Some("GET".into()),
+            action: Action::Resize { to, length },
             times: None,
         });
     }
@@ -489,6 +519,12 @@ fn send_body(
     action: Option<Action>,
     update: Update<'_>,
 ) -> io::Result<()> {
+    if let Some(Action::Resize { to, length }) = &action {
+        let (to, length) = (*to, *length);
+        if status == 200 {
+            return send_resized(shared, conn, head, body, to, length, update);
+        }
+    }
     conn.write_all(head.as_bytes())?;
     let (chunk, pause, limit) = match action {
         Some(Action::FlipByte { offset }) if status == 200 && !body.is_empty() => {
@@ -513,6 +549,47 @@ fn send_body(
         if !pause.is_zero() && sent < limit {
             std::thread::sleep(pause);
         }
+    }
+    conn.flush()
+}
+
+/// Sends `head` with its Content-Length replaced (or dropped), then `to` bytes: `body`
+/// cut or padded with zeros. Stops at `to`, on a write error (the client hung up) or when
+/// the front stops.
+fn send_resized(
+    shared: &Shared,
+    conn: &mut TcpStream,
+    head: &str,
+    body: &[u8],
+    to: u64,
+    length: Length,
+    update: Update<'_>,
+) -> io::Result<()> {
+    let mut out = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("content-length:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    if length == Length::Announced {
+        out.push_str(&format!("Content-Length: {to}\r\n"));
+    }
+    out.push_str("\r\n");
+    conn.write_all(out.as_bytes())?;
+    let zeros = [0u8; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < to && !shared.stop.load(Ordering::SeqCst) {
+        let left = usize::try_from(to - sent).unwrap_or(usize::MAX);
+        let from_body = body.get(sent as usize..).unwrap_or_default();
+        let piece = if from_body.is_empty() {
+            &zeros[..zeros.len().min(left)]
+        } else {
+            &from_body[..from_body.len().min(left).min(zeros.len())]
+        };
+        conn.write_all(piece)?;
+        sent += piece.len() as u64;
+        update(&|r| r.sent = sent);
     }
     conn.flush()
 }
