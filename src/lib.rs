@@ -8,6 +8,7 @@
 //! - [`logging`]: the lean logging set-up of the runtime verbs.
 //! - [`progress`]: events the library reports while it works; `cli` renders them.
 //! - [`pull`]: the pull pipeline from reference to image commit.
+//! - [`rootfs`]: the one root-relative file layer: every path below `--root` resolved inside it.
 //! - [`runtime`]: `berth run`: the bundled OCI runtime (libcontainer) or crun/runc, notify relay, signals.
 //! - [`template`]: image templates (`$VAR`), the variables of an install, per-file escaping.
 //! - [`systemd`]: unit and container names, unit text, ownership marker, offline enablement.
@@ -23,6 +24,7 @@ pub mod logging;
 pub mod manifest;
 pub mod progress;
 pub mod pull;
+pub mod rootfs;
 pub mod runtime;
 pub mod store;
 pub mod systemd;
