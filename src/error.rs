@@ -91,6 +91,9 @@ pub enum Error {
     /// `berth apply`/`diff`: the manifest.
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
+    /// A path below the root could not be used (a planted symlink, a loop, I/O).
+    #[error(transparent)]
+    Root(#[from] crate::rootfs::RootError),
     /// `berth apply`: one entry's install, update or removal failed.
     #[error("{file}: container {name:?}: {action} failed: {source}")]
     InEntry {
@@ -116,6 +119,7 @@ impl Error {
             Error::Runtime(e) => e.kind(),
             Error::Deploy(e) => e.kind(),
             Error::RunOnce(e) => e.kind(),
+            Error::Root(e) => e.kind(),
             Error::Manifest(_) | Error::Layout(_) => ErrorKind::Usage,
             Error::InEntry { source, .. } => source.kind(),
         }

@@ -163,24 +163,60 @@ impl Layout {
         &self.data
     }
 
-    /// berth's data directory on the host.
+    /// The root, opened: every path below it resolves inside it.
+    pub fn open_root(&self) -> Result<crate::rootfs::Root, crate::rootfs::RootError> {
+        crate::rootfs::Root::open(&self.root)
+    }
+
+    /// The journal of the open transaction, as seen inside the root.
+    pub fn journal_inside(&self) -> PathBuf {
+        PathBuf::from(format!("{}/journal", self.data))
+    }
+
+    /// The write lock, as seen inside the root.
+    pub fn lock_inside(&self) -> PathBuf {
+        PathBuf::from(format!("{}/lock", self.data))
+    }
+
+    /// berth's data directory on the host: resolved inside the root, so
+    /// a symlink planted on the way (`ROOT/var/lib -> /elsewhere`) leads to
+    /// `ROOT/elsewhere`, never out of the root. When it cannot be resolved
+    /// (a loop, a dangling link) this is the plain joined path, and every
+    /// verb that writes refuses first ([`Layout::resolve_data`], called as
+    /// it takes the lock).
     pub fn data(&self) -> PathBuf {
-        self.host(&self.data)
+        self.resolve_data()
+            .unwrap_or_else(|_| self.host(&self.data))
+    }
+
+    /// `NAME` in the data directory on the host, resolved inside the root
+    /// (falling back as [`Layout::data`] does).
+    fn below_data(&self, name: &str) -> PathBuf {
+        let inside = format!("{}/{name}", self.data);
+        self.open_root()
+            .and_then(|r| r.resolve(Path::new(&inside)))
+            .unwrap_or_else(|_| self.host(&inside))
+    }
+
+    /// berth's data directory on the host, resolved inside the root; an
+    /// error names what is in the way.
+    pub fn resolve_data(&self) -> Result<PathBuf, crate::rootfs::RootError> {
+        self.open_root()?.resolve(Path::new(&self.data))
     }
 
     /// The OSTree repository.
     pub fn repo(&self) -> PathBuf {
-        self.data().join("repo")
+        self.below_data("repo")
     }
 
     /// The write lock.
     pub fn lock(&self) -> PathBuf {
-        self.data().join("lock")
+        self.below_data("lock")
     }
 
     /// The journal of the open transaction.
     pub fn journal(&self) -> PathBuf {
-        self.data().join("journal")
+        self.below_data("journal")
     }
 
     /// The deployments directory, as seen inside the root.
@@ -190,17 +226,17 @@ impl Layout {
 
     /// The deployments directory on the host.
     pub fn containers(&self) -> PathBuf {
-        self.data().join("containers")
+        self.below_data("containers")
     }
 
     /// Checkouts behind `berth mount IMAGE`.
     pub fn mounts(&self) -> PathBuf {
-        self.data().join("mounts")
+        self.below_data("mounts")
     }
 
     /// Container → the manifest that installed it (`berth apply`).
     pub fn owners(&self) -> PathBuf {
-        self.data().join("owners.json")
+        self.below_data("owners.json")
     }
 
     /// The unit directory, as seen inside the root.

@@ -9,12 +9,13 @@ use super::plan::{plan, Plan, PlanRequest};
 use super::recover::{check_free, recover};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
-use super::{containers_dir, failpoint, in_root, io_err, DeployError, EntryKind, Info};
+use super::{containers_inside, failpoint, DeployError, EntryKind, Info};
 use crate::image::registry::{RegistryError, RemoteOptions};
 use crate::image::{reference, regconf};
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::pull::{self, PullRequest};
+use crate::rootfs::Root;
 use crate::store::image::{self, ImageRecord};
 use crate::store::{lock_root, Store, StoreError};
 use crate::systemd::manager::{Manager, ManagerError};
@@ -91,8 +92,8 @@ pub fn install(
         return Ok(plan);
     }
     let mut txn = Transaction::journaled(layout)?;
-    txn.create_dir_all(&containers_dir(layout))?;
-    let mut info = stage(layout, &mut txn, &store, &plan, None)?;
+    txn.create_dir_all(&containers_inside(layout))?;
+    let mut info = stage(&mut txn, &store, &plan, None)?;
     failpoint("stage")?;
     let switched = switch(
         layout,
@@ -109,13 +110,12 @@ pub fn install(
     let mut plan = plan;
     plan.kept = switched.kept;
     plan.shared = switched.shared;
-    let active = containers_dir(layout).join(name.as_str());
-    let tmp = containers_dir(layout).join(format!(".{name}.tmp"));
-    super::txn::remove_any(&tmp)?;
-    txn.created(&tmp)?;
-    std::os::unix::fs::symlink(&plan.slot, &tmp).map_err(io_err(&tmp))?;
+    let active = containers_inside(layout).join(name.as_str());
+    let tmp = containers_inside(layout).join(format!(".{name}.tmp"));
+    txn.root().remove(&tmp)?;
+    txn.symlink(&tmp, Path::new(&plan.slot))?;
     txn.rename_new(&tmp, &active)?;
-    sync_dir(&containers_dir(layout))?;
+    txn.root().sync_dir(&containers_inside(layout))?;
     failpoint("commit")?;
     apply_tmpfiles(layout, manager, &info)?;
     manager.reload().map_err(DeployError::from)?;
@@ -287,31 +287,35 @@ pub fn host_files(plan: &Plan) -> Vec<HostFile> {
 /// files under `host/` (rollback restores them from there). Returns its
 /// info, written by [`write_info`] once the switch has recorded its dirs.
 pub fn stage(
-    layout: &Layout,
     txn: &mut Transaction,
     store: &Store,
     plan: &Plan,
     reuse: Option<&Path>,
 ) -> Result<Info, Error> {
-    let dep = in_root(layout, &plan.deployment);
-    txn.created(&dep)?;
-    std::fs::create_dir(&dep).map_err(io_err(&dep))?;
+    let dep = PathBuf::from(&plan.deployment);
+    txn.create_dir(&dep, 0o755)?;
     failpoint("checkout")?;
     match reuse {
         // A checkout of the same commit (the replaced slot's): moved, not
         // made again; undo moves it back.
         Some(rootfs) => txn.rename(rootfs, &dep.join("rootfs"))?,
-        None => image::checkout(store, &plan.image.commit, &dep.join("rootfs"))?,
+        // libostree writes by path: the deployment directory resolved
+        // inside the root (it was just made there).
+        None => {
+            let host = txn.root().resolve(&dep)?;
+            image::checkout(store, &plan.image.commit, &host.join("rootfs"))?
+        }
     }
+    let root = txn.root();
     if let Some(config) = &plan.config {
-        write_file(&dep.join("config.json"), config.as_bytes(), SECRET_MODE)?;
+        root.write_atomic(&dep.join("config.json"), config.as_bytes(), SECRET_MODE)?;
     }
     for f in plan.files.iter().filter(|f| f.kind.is_file()) {
         let copy = dep.join("host").join(f.path.trim_start_matches('/'));
         if let Some(parent) = copy.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+            root.create_dir_all(parent, 0o755)?;
         }
-        write_file(&copy, &f.content, f.mode)?;
+        root.write_atomic(&copy, &f.content, f.mode)?;
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -332,19 +336,20 @@ pub fn stage(
 
 /// The host files of a staged deployment, from its `host/` copies.
 pub fn staged_files(layout: &Layout, info: &Info) -> Result<Vec<HostFile>, DeployError> {
-    let dep = in_root(layout, &info.dir(layout));
+    let root = layout.open_root()?;
+    let dep = PathBuf::from(info.dir(layout));
     info.files
         .iter()
         .map(|f| {
             let copy = dep.join("host").join(f.path.trim_start_matches('/'));
             let content = match f.kind {
-                EntryKind::File => std::fs::read(&copy).map_err(io_err(&copy))?,
+                EntryKind::File => root.read(&copy)?,
                 EntryKind::Symlink => f.target.clone().unwrap_or_default().into_bytes(),
                 EntryKind::Dir => Vec::new(),
             };
             if super::sha256(&content) != f.sha256 {
                 return Err(DeployError::Invalid {
-                    file: copy.display().to_string(),
+                    file: Root::show(&copy),
                     detail: "does not match the checksum in info.json; the deployment is damaged"
                         .into(),
                 });
@@ -366,25 +371,14 @@ pub const SECRET_MODE: u32 = 0o600;
 
 /// Writes `info.json` into its deployment directory (mode [`SECRET_MODE`]).
 pub fn write_info(layout: &Layout, info: &Info) -> Result<(), DeployError> {
-    let path = in_root(layout, &info.dir(layout)).join("info.json");
+    let path = PathBuf::from(info.dir(layout)).join("info.json");
     let json = serde_json::to_string_pretty(info).map_err(|e| DeployError::Invalid {
         file: "info.json".into(),
         detail: e.to_string(),
     })?;
-    let tmp = path.with_extension("json.tmp");
-    write_file(&tmp, json.as_bytes(), SECRET_MODE)?;
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))
-}
-
-fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), DeployError> {
-    super::txn::write_synced(path, content, mode, false)
-}
-
-/// fsyncs a directory, so renames in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<(), DeployError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    Ok(layout
+        .open_root()?
+        .write_atomic(&path, json.as_bytes(), SECRET_MODE)?)
 }
 
 /// Applies the container's tmpfiles.d entry at once where systemd runs
@@ -406,7 +400,7 @@ pub fn apply_tmpfiles(
     else {
         return Ok(());
     };
-    let path = in_root(layout, &f.path);
+    let path = layout.open_root()?.resolve(Path::new(&f.path))?;
     let mut cmd = std::process::Command::new("systemd-tmpfiles");
     if layout.is_user() {
         cmd.arg("--user");
@@ -415,7 +409,7 @@ pub fn apply_tmpfiles(
         .arg("--create")
         .arg(&path)
         .output()
-        .map_err(io_err(Path::new("systemd-tmpfiles")))?;
+        .map_err(super::io_err(Path::new("systemd-tmpfiles")))?;
     if !out.status.success() {
         return Err(DeployError::Invalid {
             file: f.path.clone(),

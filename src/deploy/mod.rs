@@ -113,6 +113,9 @@ pub enum DeployError {
     /// The service manager refused or failed an operation.
     #[error(transparent)]
     Manager(#[from] crate::systemd::manager::ManagerError),
+    /// A path below the root could not be used (a planted symlink, a loop, I/O).
+    #[error(transparent)]
+    Root(#[from] crate::rootfs::RootError),
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -135,6 +138,7 @@ impl DeployError {
             | DeployError::Unit { .. }
             | DeployError::Invalid { .. } => ErrorKind::Usage,
             DeployError::NoPrevious { .. } => ErrorKind::NotFound,
+            DeployError::Root(e) => e.kind(),
             DeployError::Io { .. } | DeployError::Manager(_) | DeployError::Failed { .. } => {
                 ErrorKind::Failed
             }
@@ -215,6 +219,11 @@ pub fn berth_for_root(layout: &Layout, current: &Path) -> PathBuf {
 /// `path` (absolute, as seen inside the root) on the host.
 pub fn in_root(layout: &Layout, path: &str) -> PathBuf {
     layout.host(path)
+}
+
+/// The deployments directory, as seen inside the root.
+pub fn containers_inside(layout: &Layout) -> PathBuf {
+    PathBuf::from(layout.containers_inside())
 }
 
 /// The deployments directory on the host.
@@ -334,9 +343,15 @@ impl Info {
 
     /// Reads `info.json` of the deployment directory `slot` (`NAME`, `NAME.0`).
     pub fn read_slot(layout: &Layout, slot: &str) -> Result<Info, DeployError> {
-        let path = containers_dir(layout).join(slot).join("info.json");
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        serde_json::from_str(&text).map_err(|e| DeployError::Invalid {
+        let path = containers_inside(layout).join(slot).join("info.json");
+        let text = match layout.open_root()?.read(&path) {
+            Ok(t) => t,
+            Err(crate::rootfs::RootError::Io { source, .. }) => {
+                return Err(io_err(&layout.host(&path.display().to_string()))(source))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        serde_json::from_slice(&text).map_err(|e| DeployError::Invalid {
             file: path.display().to_string(),
             detail: e.to_string(),
         })

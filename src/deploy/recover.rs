@@ -3,25 +3,27 @@
 
 use std::path::{Path, PathBuf};
 
-use super::txn::remove_any;
-use super::{containers_dir, in_root, DeployError};
+use super::{containers_inside, DeployError};
 use crate::layout::Layout;
+use crate::rootfs::Root;
 use crate::systemd::dropin::DROPIN_FILE;
 use crate::systemd::{is_owned_by, ContainerName};
 
 /// Clears what an install of `name` killed before its commit point left.
 /// Without the `NAME` symlink nothing of `name` is installed, so its slot,
 /// `*.tmp` files, unit, drop-in and tmpfiles files carrying the marker for `name`,
-/// and links to that unit are leftovers.
+/// and links to that unit are leftovers. Every path is looked at and
+/// removed through the root (a link planted there is removed itself,
+/// never followed).
 pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError> {
-    let cdir = containers_dir(layout);
-    if cdir.join(name.as_str()).symlink_metadata().is_ok() {
+    let root = layout.open_root()?;
+    let cdir = containers_inside(layout);
+    if root.exists(&cdir.join(name.as_str())) {
         return Ok(());
     }
-    let unit_inside = format!("{}/{name}.service", layout.unit_dir());
-    let unit = in_root(layout, &unit_inside);
-    let tmpfiles = in_root(layout, &format!("{}/{name}.conf", layout.tmpfiles_dir()));
-    let dropin_dir = in_root(layout, &format!("{unit_inside}.d"));
+    let unit = PathBuf::from(format!("{}/{name}.service", layout.unit_dir()));
+    let tmpfiles = PathBuf::from(format!("{}/{name}.conf", layout.tmpfiles_dir()));
+    let dropin_dir = PathBuf::from(format!("{}.d", unit.display()));
     let dropin = dropin_dir.join(DROPIN_FILE);
     let mut stale = vec![
         cdir.join(format!("{name}.0")),
@@ -32,49 +34,54 @@ pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError>
         tmp_of(&dropin),
     ];
     for f in [&tmpfiles, &dropin, &unit] {
-        if std::fs::read_to_string(f).is_ok_and(|t| is_owned_by(&t, name)) {
+        let owned = root
+            .read_file_nofollow(f)
+            .ok()
+            .flatten()
+            .is_some_and(|t| is_owned_by(&String::from_utf8_lossy(&t), name));
+        if owned {
             stale.push(f.clone());
         }
     }
     if stale.contains(&unit) {
-        stale.extend(links_to(&in_root(layout, layout.unit_dir()), &unit_inside));
+        stale.extend(links_to(&root, Path::new(layout.unit_dir()), &unit));
     }
-    for p in stale.iter().filter(|p| p.symlink_metadata().is_ok()) {
+    for p in stale.iter().filter(|p| root.exists(p)) {
         tracing::warn!(
             "removing {}, left by an install of {name} that did not finish",
             p.display()
         );
-        remove_any(p)?;
+        root.remove(p)?;
     }
     // The drop-in directory, when berth's drop-in was all it held.
     let had_dropin = stale.contains(&dropin);
-    if had_dropin && std::fs::read_dir(&dropin_dir).is_ok_and(|mut d| d.next().is_none()) {
-        remove_any(&dropin_dir)?;
+    if had_dropin && root.read_dir(&dropin_dir).is_ok_and(|d| d.is_empty()) {
+        root.remove(&dropin_dir)?;
     }
     Ok(())
 }
 
-/// The staging name of `path`.
+/// The staging name older berths gave `path` (`PATH.tmp`); berth now
+/// stages under names unique to the process, journaled.
 pub fn tmp_of(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.tmp", path.display()))
 }
 
 /// Symlinks in `dir` and its `*.wants`/`*.requires` directories pointing to `target`.
-fn links_to(dir: &Path, target: &str) -> Vec<PathBuf> {
+fn links_to(root: &Root, dir: &Path, target: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n.ends_with(".wants") || n.ends_with(".requires") {
-                dirs.push(e.path());
-            }
+    for n in root.read_dir(dir).unwrap_or_default() {
+        let n = n.to_string_lossy();
+        if n.ends_with(".wants") || n.ends_with(".requires") {
+            dirs.push(dir.join(&*n));
         }
     }
     for d in dirs {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if std::fs::read_link(e.path()).is_ok_and(|t| t == Path::new(target)) {
-                out.push(e.path());
+        for n in root.read_dir(&d).unwrap_or_default() {
+            let p = d.join(n);
+            if root.read_link(&p).is_ok_and(|t| t == target) {
+                out.push(p);
             }
         }
     }
@@ -83,13 +90,14 @@ fn links_to(dir: &Path, target: &str) -> Vec<PathBuf> {
 
 /// Refuses when anything of `name` is installed (exit 4).
 pub fn check_free(layout: &Layout, name: &ContainerName) -> Result<(), DeployError> {
-    let c = containers_dir(layout);
-    let unit = in_root(layout, &format!("{}/{name}.service", layout.unit_dir()));
+    let root = layout.open_root()?;
+    let c = containers_inside(layout);
+    let unit = PathBuf::from(format!("{}/{name}.service", layout.unit_dir()));
     for p in [c.join(name.as_str()), c.join(format!("{name}.0")), unit] {
-        if p.symlink_metadata().is_ok() {
+        if root.lstat(&p)?.is_some() {
             return Err(DeployError::Exists {
                 name: name.to_string(),
-                path: p,
+                path: layout.host(&p.display().to_string()),
             });
         }
     }

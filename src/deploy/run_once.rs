@@ -277,11 +277,10 @@ fn fill(
         config = replace_args(&config, &req.args)?;
     }
     image::checkout(store, &slot.image.commit, &slot.dir.join("rootfs"))?;
-    super::txn::write_synced(
-        &slot.dir.join("config.json"),
+    layout.open_root()?.write_new(
+        &Path::new(inside).join("config.json"),
         config.as_bytes(),
         super::install::SECRET_MODE,
-        true,
     )?;
     Ok(())
 }
@@ -364,8 +363,12 @@ pub fn cleanup(layout: &Layout, slot: &Slot) -> Result<(), Error> {
         Ok((_, Err(e))) => tracing::warn!("{}: runtime state left alone: {e}", slot.id),
         Err(e) => tracing::debug!("{}: no runtime directory: {e}", slot.id),
     }
-    if let Err(e) = super::txn::remove_any(&slot.dir) {
-        first.get_or_insert(e.into());
+    // remove_dir_all does not follow symlinks in the tree.
+    match std::fs::remove_dir_all(&slot.dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            first.get_or_insert(super::io_err(&slot.dir)(e).into());
+        }
+        _ => {}
     }
     remove_empty(&slot.created);
     first.map_or(Ok(()), Err)

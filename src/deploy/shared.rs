@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{io_err, DeployError, EntryKind};
+use super::{DeployError, EntryKind};
 use crate::layout::Layout;
 
 /// The registry file's name in berth's data directory.
@@ -64,19 +64,19 @@ pub struct Registry {
     pub dirs: BTreeMap<String, Vec<String>>,
 }
 
-/// The registry file on the host.
+/// The registry file, as seen inside the root.
 pub fn registry_path(layout: &Layout) -> PathBuf {
-    layout.data().join(REGISTRY_FILE)
+    PathBuf::from(layout.data_inside()).join(REGISTRY_FILE)
 }
 
 impl Registry {
     /// Reads the registry below the root (empty when absent).
     pub fn load(layout: &Layout) -> Result<Registry, DeployError> {
         let path = registry_path(layout);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Registry::default()),
-            Err(e) => return Err(io_err(&path)(e)),
+        let text = match layout.open_root()?.read(&path) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+            Err(e) if e.is_not_found() => return Ok(Registry::default()),
+            Err(e) => return Err(e.into()),
         };
         serde_json::from_str(&text).map_err(|e| DeployError::Invalid {
             file: path.display().to_string(),
@@ -92,13 +92,17 @@ impl Registry {
     /// created.
     pub fn load_adopting(layout: &Layout) -> Result<Registry, DeployError> {
         let mut reg = Registry::load(layout)?;
-        let Ok(entries) = std::fs::read_dir(layout.containers()) else {
+        let root = layout.open_root()?;
+        let cdir = super::containers_inside(layout);
+        let Ok(entries) = root.read_dir(&cdir) else {
             return Ok(reg);
         };
         let mut names: Vec<String> = entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .iter()
+            .filter(|n| {
+                matches!(root.lstat(&cdir.join(n)), Ok(Some(e)) if e.kind == crate::rootfs::Kind::Symlink)
+            })
+            .map(|n| n.to_string_lossy().into_owned())
             .filter(|n| crate::systemd::ContainerName::parse(n).is_ok())
             .collect();
         names.sort();

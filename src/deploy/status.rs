@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::update::other_slot;
-use super::{in_root, DeployError, Info};
+use super::{DeployError, Info};
 use crate::layout::Layout;
 use crate::systemd::manager::Manager;
 use crate::systemd::{ContainerName, UnitName};
@@ -79,6 +79,7 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
     }
     let info = Info::read(layout, name.as_str())?;
     let reg = super::shared::Registry::load(layout)?;
+    let root = layout.open_root()?;
     let files = info
         .files
         .iter()
@@ -89,9 +90,9 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
                 owner.map_or((f.kind, f.sha256.as_str()), |e| (e.kind, e.sha256.as_str()));
             FileState {
                 path: f.path.clone(),
-                state: if in_root(layout, &f.path).symlink_metadata().is_err() {
+                state: if !root.exists(std::path::Path::new(&f.path)) {
                     "missing"
-                } else if !super::switch::unchanged(layout, &f.path, kind, sum) {
+                } else if !super::switch::unchanged(&root, &f.path, kind, sum) {
                     "modified"
                 } else if owner.is_some() {
                     "shared"

@@ -16,12 +16,13 @@
 //!   they are empty.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::shared::{decide, registry_path, HostfsAction, Registry, SharedPath};
 use super::txn::Transaction;
-use super::{in_root, io_err, sha256, DeployError, EntryKind, Info, Link, WrittenFile};
+use super::{sha256, DeployError, EntryKind, Info, Link, WrittenFile};
 use crate::layout::Layout;
+use crate::rootfs::{Kind, Root};
 
 /// A host path of the deployment being switched to.
 #[derive(Debug, Clone)]
@@ -83,39 +84,35 @@ impl Switched {
     }
 }
 
-/// Whether `path` on the host is still what berth wrote there.
-pub(crate) fn unchanged(layout: &Layout, path: &str, kind: EntryKind, sum: &str) -> bool {
-    let p = in_root(layout, path);
+/// Whether `path` (as seen inside the root) is still what berth wrote there.
+pub(crate) fn unchanged(root: &Root, path: &str, kind: EntryKind, sum: &str) -> bool {
+    let p = Path::new(path);
     match kind {
-        EntryKind::File => !p.is_symlink() && std::fs::read(&p).is_ok_and(|b| sha256(&b) == sum),
-        EntryKind::Symlink => {
-            std::fs::read_link(&p).is_ok_and(|t| sha256(t.as_os_str().as_encoded_bytes()) == sum)
-        }
-        EntryKind::Dir => p.symlink_metadata().is_ok_and(|m| m.is_dir()),
+        EntryKind::File => root
+            .read_file_nofollow(p)
+            .ok()
+            .flatten()
+            .is_some_and(|b| sha256(&b) == sum),
+        EntryKind::Symlink => root
+            .read_link(p)
+            .is_ok_and(|t| sha256(t.as_os_str().as_encoded_bytes()) == sum),
+        EntryKind::Dir => matches!(root.lstat(p), Ok(Some(e)) if e.kind == Kind::Dir),
     }
 }
 
 /// Whether the host already has exactly `f`.
-fn same(layout: &Layout, f: &HostFile) -> bool {
-    let p = in_root(layout, &f.path);
-    let mode_ok = mode_of(&p) == Some(f.mode);
+fn same(root: &Root, f: &HostFile) -> bool {
+    let mode_ok = matches!(root.lstat(Path::new(&f.path)), Ok(Some(e)) if e.mode == f.mode);
     match f.kind {
-        EntryKind::File => unchanged(layout, &f.path, f.kind, &sha256(&f.content)) && mode_ok,
-        EntryKind::Symlink => unchanged(layout, &f.path, f.kind, &sha256(&f.content)),
-        EntryKind::Dir => unchanged(layout, &f.path, f.kind, "") && mode_ok,
+        EntryKind::File => unchanged(root, &f.path, f.kind, &sha256(&f.content)) && mode_ok,
+        EntryKind::Symlink => unchanged(root, &f.path, f.kind, &sha256(&f.content)),
+        EntryKind::Dir => unchanged(root, &f.path, f.kind, "") && mode_ok,
     }
-}
-
-fn mode_of(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt as _;
-    path.symlink_metadata()
-        .ok()
-        .map(|m| m.permissions().mode() & 0o7777)
 }
 
 /// One switch: the registry, what was created and what is reported.
 struct Run<'a> {
-    layout: &'a Layout,
+    root: Root,
     name: &'a str,
     reg: Registry,
     created: Vec<String>,
@@ -125,36 +122,32 @@ struct Run<'a> {
 impl Run<'_> {
     /// Writes `f` at its path (replacing what is there), parents created.
     fn write(&mut self, txn: &mut Transaction, f: &HostFile) -> Result<(), DeployError> {
-        let p = in_root(self.layout, &f.path);
-        let exists = p.symlink_metadata().is_ok();
-        if !exists {
+        let p = Path::new(&f.path);
+        let there = self.root.lstat(p)?;
+        if there.is_none() {
             if let Some(parent) = p.parent() {
                 let made = txn.create_dir_all(parent)?;
                 self.record_dirs(made);
             }
         }
         match f.kind {
-            EntryKind::File => txn.put_file(&p, &f.content, f.mode)?,
+            EntryKind::File => txn.put_file(p, &f.content, f.mode)?,
             EntryKind::Symlink => {
-                if exists {
-                    txn.remove(&p)?;
+                if there.is_some() {
+                    txn.remove(p)?;
                 }
-                txn.created(&p)?;
                 let target = f.target().unwrap_or_default();
-                std::os::unix::fs::symlink(&target, &p).map_err(io_err(&p))?;
+                txn.symlink(p, Path::new(&target))?;
             }
             EntryKind::Dir => {
-                use std::os::unix::fs::PermissionsExt as _;
-                if exists && !p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-                    txn.remove(&p)?;
+                let is_dir = there.is_some_and(|e| e.kind == Kind::Dir);
+                if there.is_some() && !is_dir {
+                    txn.remove(p)?;
                 }
                 // A directory that is there keeps its mode (a chmod would
                 // not be undone with the transaction).
-                if !p.is_dir() {
-                    txn.created(&p)?;
-                    std::fs::create_dir(&p).map_err(io_err(&p))?;
-                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(f.mode))
-                        .map_err(io_err(&p))?;
+                if !is_dir {
+                    txn.create_dir(p, f.mode)?;
                     self.created.push(f.path.clone());
                 }
             }
@@ -162,11 +155,9 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn record_dirs(&mut self, made: Vec<std::path::PathBuf>) {
+    fn record_dirs(&mut self, made: Vec<PathBuf>) {
         for d in made {
-            if let Ok(rel) = d.strip_prefix(self.layout.root()) {
-                self.created.push(format!("/{}", rel.display()));
-            }
+            self.created.push(Root::show(&d));
         }
     }
 
@@ -178,12 +169,12 @@ impl Run<'_> {
         kind: EntryKind,
         sum: &str,
     ) -> Result<(), DeployError> {
-        let p = in_root(self.layout, path);
-        if p.symlink_metadata().is_err() {
+        let p = Path::new(path);
+        if !self.root.exists(p) {
             return Ok(());
         }
-        if unchanged(self.layout, path, kind, sum) {
-            txn.remove(&p)?;
+        if unchanged(&self.root, path, kind, sum) {
+            txn.remove(p)?;
             self.out.removed.push(path.to_string());
         } else {
             self.out.kept.push(format!(
@@ -209,9 +200,8 @@ impl Run<'_> {
                 ),
             });
         }
-        let p = in_root(self.layout, &f.path);
         let sum = sha256(&f.content);
-        let on_host = p.symlink_metadata().is_ok();
+        let on_host = self.root.lstat(Path::new(&f.path))?.is_some();
         let action = decide(
             &self.reg,
             self.name,
@@ -279,9 +269,9 @@ impl Run<'_> {
         };
         let edited = recorded
             .as_ref()
-            .filter(|r| on_host && !unchanged(self.layout, &f.path, r.kind, &r.sha256));
+            .filter(|r| on_host && !unchanged(&self.root, &f.path, r.kind, &r.sha256));
         match edited {
-            _ if same(self.layout, f) => {}
+            _ if same(&self.root, f) => {}
             Some(r) => {
                 self.out.kept.push(format!(
                     "{}: modified since berth wrote it; left in place (the new version is not installed)",
@@ -325,18 +315,19 @@ impl Run<'_> {
         idle.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
         for d in idle {
             self.reg.dirs.remove(&d);
-            let p = in_root(self.layout, &d);
-            let Ok(entries) = std::fs::read_dir(&p) else {
+            let p = Path::new(&d);
+            if !matches!(self.root.lstat(p), Ok(Some(e)) if e.kind == Kind::Dir) {
+                continue;
+            }
+            let Ok(entries) = self.root.read_dir(p) else {
                 continue;
             };
             // Entries staged for removal by this transaction don't count.
-            let empty = entries.flatten().all(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .ends_with(super::txn::REMOVED_SUFFIX)
-            });
+            let empty = entries
+                .iter()
+                .all(|e| e.to_string_lossy().ends_with(super::txn::REMOVED_SUFFIX));
             if empty {
-                txn.remove(&p)?;
+                txn.remove(p)?;
                 self.out.removed.push(d);
             } else {
                 self.out.kept.push(format!(
@@ -367,8 +358,9 @@ pub fn switch(
 ) -> Result<Switched, DeployError> {
     let reg = Registry::load_adopting(layout)?;
     let loaded = Registry::load(layout)?;
+    let root = txn.root().clone();
     let mut run = Run {
-        layout,
+        root: root.clone(),
         name,
         reg,
         created: Vec::new(),
@@ -390,10 +382,10 @@ pub fn switch(
         if links.contains(l) {
             continue;
         }
-        let p = in_root(layout, &l.path);
-        match std::fs::read_link(&p) {
+        let p = Path::new(&l.path);
+        match root.read_link(p) {
             Ok(t) if t == Path::new(&l.target) => {
-                txn.remove(&p)?;
+                txn.remove(p)?;
                 run.out.removed.push(l.path.clone());
             }
             Ok(_) => run
@@ -430,14 +422,13 @@ pub fn switch(
             run.hostfs(txn, f, old_files.get(f.path.as_str()).copied())?;
             continue;
         }
-        let p = in_root(layout, &f.path);
-        if p.symlink_metadata().is_ok() {
-            if same(layout, f) {
+        if root.lstat(Path::new(&f.path))?.is_some() {
+            if same(&root, f) {
                 continue;
             }
             let edited = old_files
                 .get(f.path.as_str())
-                .is_some_and(|old| !unchanged(layout, &old.path, old.kind, &old.sha256));
+                .is_some_and(|old| !unchanged(&root, &old.path, old.kind, &old.sha256));
             if edited {
                 tracing::warn!(
                     "{}: replacing local edits (use a drop-in for local changes)",
@@ -448,18 +439,17 @@ pub fn switch(
         run.write(txn, f)?;
     }
     for l in links {
-        let p = in_root(layout, &l.path);
-        if std::fs::read_link(&p).is_ok_and(|t| t == Path::new(&l.target)) {
+        let p = Path::new(&l.path);
+        if root.read_link(p).is_ok_and(|t| t == Path::new(&l.target)) {
             continue;
         }
-        if p.symlink_metadata().is_ok() {
-            txn.remove(&p)?;
+        if root.lstat(p)?.is_some() {
+            txn.remove(p)?;
         } else if let Some(parent) = p.parent() {
             let made = txn.create_dir_all(parent)?;
             run.record_dirs(made);
         }
-        txn.created(&p)?;
-        std::os::unix::fs::symlink(&l.target, &p).map_err(io_err(&p))?;
+        txn.symlink(p, Path::new(&l.target))?;
     }
     let mine: Vec<String> = files
         .iter()
@@ -479,7 +469,7 @@ pub fn switch(
 fn save(layout: &Layout, txn: &mut Transaction, reg: &Registry) -> Result<(), DeployError> {
     let path = registry_path(layout);
     if reg.is_empty() {
-        if path.symlink_metadata().is_ok() {
+        if txn.root().exists(&path) {
             txn.remove(&path)?;
         }
         return Ok(());

@@ -22,14 +22,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{io_err, DeployError};
+use super::DeployError;
 use crate::layout::Layout;
+use crate::rootfs::{OpenMode, Root};
 
 /// Suffix of paths staged for removal.
 pub const REMOVED_SUFFIX: &str = ".~berth-removed~";
 
-/// The journal of the open transaction, relative to the root.
+/// Mode of the journal: steps name the files of deployments.
+const JOURNAL_MODE: u32 = 0o600;
 
+/// One journaled step; paths are as seen inside the root.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 enum Step {
@@ -40,43 +43,47 @@ enum Step {
     Commit,
 }
 
-/// Steps done so far; undone on drop unless committed.
-#[derive(Debug, Default)]
+/// Steps done so far below one root; undone on drop unless committed.
+#[derive(Debug)]
 pub struct Transaction {
+    root: Root,
     steps: Vec<Step>,
     committed: bool,
     journal: Option<(PathBuf, std::fs::File)>,
 }
 
 impl Transaction {
-    /// An empty transaction, in memory only.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty transaction below `root`, in memory only.
+    pub fn new(root: Root) -> Self {
+        Transaction {
+            root,
+            steps: Vec::new(),
+            committed: false,
+            journal: None,
+        }
     }
 
-    /// An empty transaction journaled below `root` (the caller holds the
-    /// root's lock and has run [`recover_journal`]).
+    /// An empty transaction journaled below the layout's root (the caller
+    /// holds the root's lock and has run [`recover_journal`]). The journal
+    /// is opened through the root, never through a symlink (`O_NOFOLLOW`).
     pub fn journaled(layout: &Layout) -> Result<Self, DeployError> {
-        let path = layout.journal();
+        let root = layout.open_root()?;
+        let path = layout.journal_inside();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            root.create_dir_all(dir, 0o755)?;
         }
-        // 0600: steps name the files of deployments, and the data dir may
-        // be an older, wider one until the lock tightens it.
-        let file = std::os::unix::fs::OpenOptionsExt::mode(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true),
-            0o600,
-        )
-        .open(&path)
-        .map_err(io_err(&path))?;
+        let file = root.open_file(&path, OpenMode::WriteTruncate, JOURNAL_MODE)?;
         Ok(Transaction {
+            root,
             steps: Vec::new(),
             committed: false,
             journal: Some((path, file)),
         })
+    }
+
+    /// The root this transaction works below.
+    pub fn root(&self) -> &Root {
+        &self.root
     }
 
     fn log(&mut self, step: Step) -> Result<(), DeployError> {
@@ -88,10 +95,20 @@ impl Transaction {
             line.push(b'\n');
             file.write_all(&line)
                 .and_then(|_| file.sync_data())
-                .map_err(io_err(path))?;
+                .map_err(|source| DeployError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         self.steps.push(step);
         Ok(())
+    }
+
+    fn exists_err(&self, path: &Path) -> DeployError {
+        DeployError::Io {
+            path: PathBuf::from(Root::show(path)),
+            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        }
     }
 
     /// Records that `path` did not exist and is created by this transaction
@@ -102,13 +119,13 @@ impl Transaction {
         })
     }
 
-    /// Creates `dir` and every missing ancestor, recording each one created.
-    /// Returns the directories created, outermost first.
+    /// Creates `dir` and every missing ancestor (0755), recording each one
+    /// created. Returns the directories created, outermost first.
     pub fn create_dir_all(&mut self, dir: &Path) -> Result<Vec<PathBuf>, DeployError> {
         let mut missing = Vec::new();
         let mut cur = Some(dir);
         while let Some(d) = cur {
-            if d.symlink_metadata().is_ok() {
+            if d.file_name().is_none() || self.root.exists(d) {
                 break;
             }
             missing.push(d.to_path_buf());
@@ -117,42 +134,53 @@ impl Transaction {
         missing.reverse();
         for d in &missing {
             self.created(d)?;
-            std::fs::create_dir(d).map_err(io_err(d))?;
+            self.root.create_dir_all(d, 0o755)?;
         }
         Ok(missing)
     }
 
-    /// Writes a new file at `path` (which must not exist) with `mode`.
-    pub fn write_new(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), DeployError> {
-        if path.symlink_metadata().is_ok() {
-            return Err(io_err(path)(std::io::Error::from(
-                std::io::ErrorKind::AlreadyExists,
-            )));
+    /// Creates the directory `path` (which must not exist) with `mode`.
+    pub fn create_dir(&mut self, path: &Path, mode: u32) -> Result<(), DeployError> {
+        self.created(path)?;
+        Ok(self.root.create_dir(path, mode)?)
+    }
+
+    /// Creates the symlink `path` (which must not exist) pointing at `target`.
+    pub fn symlink(&mut self, path: &Path, target: &Path) -> Result<(), DeployError> {
+        if self.root.exists(path) {
+            return Err(self.exists_err(path));
         }
         self.created(path)?;
-        write_synced(path, content, mode, true)
+        Ok(self.root.symlink(target, path)?)
+    }
+
+    /// Writes a new file at `path` (which must not exist) with `mode`.
+    pub fn write_new(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), DeployError> {
+        if self.root.exists(path) {
+            return Err(self.exists_err(path));
+        }
+        self.created(path)?;
+        Ok(self.root.write_new(path, content, mode)?)
     }
 
     /// Renames `from` (created by this transaction) to `to`, which must not exist.
     pub fn rename_new(&mut self, from: &Path, to: &Path) -> Result<(), DeployError> {
-        if to.symlink_metadata().is_ok() {
-            return Err(io_err(to)(std::io::Error::from(
-                std::io::ErrorKind::AlreadyExists,
-            )));
+        if self.root.exists(to) {
+            return Err(self.exists_err(to));
         }
         // Journaled first: undo removes `to` (and `from`, if the rename never happened).
         self.created(to)?;
-        std::fs::rename(from, to).map_err(io_err(to))?;
-        Ok(())
+        Ok(self.root.rename_noreplace(from, to)?)
     }
 
     /// Puts `content` at `path` with `mode`: a new file, or one replacing
-    /// the current file (staged for removal, restored on undo).
+    /// the current file (staged for removal, restored on undo). The new
+    /// content is staged under a name unique to this process, journaled,
+    /// so nothing of the operator's beside `path` is touched.
     pub fn put_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), DeployError> {
-        let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-        remove_any(&tmp)?;
+        let tmp = Root::temp_name(path);
         self.write_new(&tmp, content, mode)?;
-        if path.symlink_metadata().is_ok() {
+        if self.root.exists(path) {
             self.remove(path)?;
         }
         self.rename_new(&tmp, path)
@@ -164,38 +192,35 @@ impl Transaction {
         let mut staged = path.as_os_str().to_os_string();
         staged.push(REMOVED_SUFFIX);
         let staged = PathBuf::from(staged);
-        remove_any(&staged)?;
+        self.root.remove(&staged)?;
         self.log(Step::Removed {
             path: path.to_path_buf(),
             staged: staged.clone(),
         })?;
-        std::fs::rename(path, &staged).map_err(io_err(path))?;
-        Ok(())
+        Ok(self.root.rename_noreplace(path, &staged)?)
     }
 
     /// Points the symlink `path` (which exists) at `target`, atomically;
     /// undo points it back.
     pub fn replace_symlink(&mut self, path: &Path, target: &Path) -> Result<(), DeployError> {
-        let old = std::fs::read_link(path).map_err(io_err(path))?;
+        let old = self.root.read_link(path)?;
         self.log(Step::Symlink {
             path: path.to_path_buf(),
             old,
         })?;
-        set_symlink(path, target)
+        set_symlink(&self.root, path, target)
     }
 
     /// Renames `from` to `to` (which must not exist); undo renames it back.
     pub fn rename(&mut self, from: &Path, to: &Path) -> Result<(), DeployError> {
-        if to.symlink_metadata().is_ok() {
-            return Err(io_err(to)(std::io::Error::from(
-                std::io::ErrorKind::AlreadyExists,
-            )));
+        if self.root.exists(to) {
+            return Err(self.exists_err(to));
         }
         self.log(Step::Moved {
             from: from.to_path_buf(),
             to: to.to_path_buf(),
         })?;
-        std::fs::rename(from, to).map_err(io_err(to))
+        Ok(self.root.rename_noreplace(from, to)?)
     }
 
     /// Makes every step permanent: paths staged for removal are deleted
@@ -205,55 +230,61 @@ impl Transaction {
             tracing::warn!("{e}");
         }
         self.committed = true;
-        finish(&std::mem::take(&mut self.steps));
+        finish(&self.root, &std::mem::take(&mut self.steps));
+        self.close_journal();
+    }
+
+    fn close_journal(&mut self) {
         if let Some((path, _)) = self.journal.take() {
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!("{}: {e}", path.display());
-            }
-        }
-    }
-}
-
-/// Atomically points `path` at `target` (a new symlink renamed over it).
-fn set_symlink(path: &Path, target: &Path) -> Result<(), DeployError> {
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    remove_any(&tmp)?;
-    std::os::unix::fs::symlink(target, &tmp).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))?;
-    }
-    Ok(())
-}
-
-fn finish(steps: &[Step]) {
-    for step in steps {
-        if let Step::Removed { staged, .. } = step {
-            if let Err(e) = remove_any(staged) {
+            if let Err(e) = self.root.remove(&path) {
                 tracing::warn!("{e}");
             }
         }
     }
 }
 
-fn undo(steps: Vec<Step>) {
+/// Atomically points `path` at `target` (a new symlink under a name unique
+/// to this process, renamed over it).
+fn set_symlink(root: &Root, path: &Path, target: &Path) -> Result<(), DeployError> {
+    let tmp = Root::temp_name(path);
+    root.symlink(target, &tmp)?;
+    if let Err(e) = root.rename(&tmp, path) {
+        let _ = root.remove(&tmp);
+        return Err(e.into());
+    }
+    if let Some(dir) = path.parent() {
+        root.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn finish(root: &Root, steps: &[Step]) {
+    for step in steps {
+        if let Step::Removed { staged, .. } = step {
+            if let Err(e) = root.remove(staged) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+fn undo(root: &Root, steps: Vec<Step>) {
     for step in steps.into_iter().rev() {
-        let result = match &step {
-            Step::Created { path } => remove_any(path),
+        let result: Result<(), DeployError> = match &step {
+            Step::Created { path } => root.remove(path).map_err(Into::into),
             Step::Removed { path, staged } => {
-                if staged.symlink_metadata().is_ok() {
-                    remove_any(path)
-                        .and_then(|_| std::fs::rename(staged, path).map_err(io_err(path)))
+                if root.exists(staged) {
+                    root.remove(path)
+                        .and_then(|_| root.rename(staged, path))
+                        .map_err(Into::into)
                 } else {
                     Ok(())
                 }
             }
-            Step::Symlink { path, old } => set_symlink(path, old),
+            Step::Symlink { path, old } => set_symlink(root, path, old),
             Step::Moved { from, to } => {
-                if to.symlink_metadata().is_ok() && from.symlink_metadata().is_err() {
-                    std::fs::rename(to, from).map_err(io_err(from))
+                if root.exists(to) && !root.exists(from) {
+                    root.rename(to, from).map_err(Into::into)
                 } else {
                     Ok(())
                 }
@@ -271,12 +302,8 @@ impl Drop for Transaction {
         if self.committed {
             return;
         }
-        undo(std::mem::take(&mut self.steps));
-        if let Some((path, _)) = self.journal.take() {
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!("{}: {e}", path.display());
-            }
-        }
+        undo(&self.root, std::mem::take(&mut self.steps));
+        self.close_journal();
     }
 }
 
@@ -294,12 +321,18 @@ pub enum Recovered {
 /// Undoes (or, past its commit point, finishes) a transaction a killed
 /// berth left journaled below `root`. The caller holds the root's lock.
 pub fn recover_journal(layout: &Layout) -> Result<Recovered, DeployError> {
-    let path = layout.journal();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Recovered::Nothing),
-        Err(e) => return Err(io_err(&path)(e)),
+    let root = layout.open_root()?;
+    let path = layout.journal_inside();
+    let mut file = match root.open_file(&path, OpenMode::Read, 0) {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => return Ok(Recovered::Nothing),
+        Err(e) => return Err(e.into()),
     };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(|source| DeployError::Io {
+        path: path.clone(),
+        source,
+    })?;
     // A torn last line (killed mid-write) was never acted on: skip it.
     let steps: Vec<Step> = text
         .lines()
@@ -307,55 +340,18 @@ pub fn recover_journal(layout: &Layout) -> Result<Recovered, DeployError> {
         .collect();
     let outcome = if steps.iter().any(|s| matches!(s, Step::Commit)) {
         tracing::warn!("finishing an operation that was interrupted after its commit point");
-        finish(&steps);
+        finish(&root, &steps);
         Recovered::Finished
     } else {
         tracing::warn!(
             "undoing an operation that was interrupted ({} steps)",
             steps.len()
         );
-        undo(steps);
+        undo(&root, steps);
         Recovered::Undone
     };
-    std::fs::remove_file(&path).map_err(io_err(&path))?;
+    root.remove(&path)?;
     Ok(outcome)
-}
-
-/// Removes a file, symlink or directory tree; absent is fine.
-pub fn remove_any(path: &Path) -> Result<(), DeployError> {
-    let Ok(meta) = path.symlink_metadata() else {
-        return Ok(());
-    };
-    let r = if meta.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    };
-    r.map_err(io_err(path))
-}
-
-/// Writes `content` to `path` with exactly `mode` (the umask must not narrow what the
-/// image or template asked for) and fsyncs it; `new`: the file must not exist yet,
-/// else it is truncated.
-pub(crate) fn write_synced(
-    path: &Path,
-    content: &[u8],
-    mode: u32,
-    new: bool,
-) -> Result<(), DeployError> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).mode(mode);
-    if new {
-        o.create_new(true);
-    } else {
-        o.create(true).truncate(true);
-    }
-    let mut f = o.open(path).map_err(io_err(path))?;
-    f.write_all(content).map_err(io_err(path))?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(io_err(path))?;
-    f.sync_all().map_err(io_err(path))
 }
 
 #[cfg(test)]
@@ -386,7 +382,9 @@ mod tests {
         out
     }
 
-    fn scenario(t: &mut Transaction, dir: &Path) {
+    /// The steps, on the inside path `/d` below the transaction's root.
+    fn scenario(t: &mut Transaction) {
+        let dir = Path::new("/d");
         t.create_dir_all(&dir.join("a/b")).unwrap();
         t.put_file(&dir.join("a/b/f"), b"x", 0o644).unwrap();
         t.put_file(&dir.join("old"), b"new", 0o600).unwrap();
@@ -405,19 +403,22 @@ mod tests {
 
     #[test]
     fn drop_undoes_and_commit_keeps() {
-        let dir = tempfile::tempdir().unwrap();
-        setup(dir.path());
-        let before = listing(dir.path());
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        setup(&dir);
+        let before = listing(&dir);
+        let open = || Root::open(root.path()).unwrap();
         {
-            let mut t = Transaction::new();
-            scenario(&mut t, dir.path());
-            assert_ne!(listing(dir.path()), before);
+            let mut t = Transaction::new(open());
+            scenario(&mut t);
+            assert_ne!(listing(&dir), before);
         }
-        assert_eq!(listing(dir.path()), before);
-        let mut t = Transaction::new();
-        scenario(&mut t, dir.path());
+        assert_eq!(listing(&dir), before);
+        let mut t = Transaction::new(open());
+        scenario(&mut t);
         t.commit();
-        let after = listing(dir.path());
+        let after = listing(&dir);
         assert!(after.contains(&("old".into(), "new".into())));
         assert!(after.contains(&("link".into(), "-> b".into())));
         assert!(!after
@@ -434,7 +435,7 @@ mod tests {
         let before = listing(&dir);
         // Killed mid-way: the process dies without running Drop.
         let mut t = Transaction::journaled(&Layout::system(root.path())).unwrap();
-        scenario(&mut t, &dir);
+        scenario(&mut t);
         std::mem::forget(t);
         assert_ne!(listing(&dir), before);
         assert_eq!(
@@ -448,7 +449,7 @@ mod tests {
         );
         // Killed after the commit line: finished, not undone.
         let mut t = Transaction::journaled(&Layout::system(root.path())).unwrap();
-        scenario(&mut t, &dir);
+        scenario(&mut t);
         t.log(Step::Commit).unwrap();
         std::mem::forget(t);
         assert_eq!(
@@ -468,15 +469,62 @@ mod tests {
         setup(&dir);
         let before = listing(&dir);
         let mut t = Transaction::journaled(&Layout::system(root.path())).unwrap();
-        t.put_file(&dir.join("old"), b"new", 0o644).unwrap();
+        t.put_file(Path::new("/d/old"), b"new", 0o644).unwrap();
         // Journaled, then killed before the rename.
         t.log(Step::Removed {
-            path: dir.join("gone"),
-            staged: dir.join(format!("gone{REMOVED_SUFFIX}")),
+            path: PathBuf::from("/d/gone"),
+            staged: PathBuf::from(format!("/d/gone{REMOVED_SUFFIX}")),
         })
         .unwrap();
         std::mem::forget(t);
         recover_journal(&Layout::system(root.path())).unwrap();
         assert_eq!(listing(&dir), before);
+    }
+}
+
+#[cfg(test)]
+mod rooted {
+    #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+    use super::*;
+
+    #[test]
+    fn put_file_leaves_an_unrelated_tmp_and_undo_restores_all() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/f"), "old").unwrap();
+        std::fs::write(root.path().join("etc/f.tmp"), "operator's").unwrap();
+        std::fs::create_dir_all(root.path().join("etc/g.tmp/tree")).unwrap();
+        {
+            let mut t = Transaction::new(Root::open(root.path()).unwrap());
+            t.put_file(Path::new("/etc/f"), b"new", 0o644).unwrap();
+            t.put_file(Path::new("/etc/g"), b"new", 0o644).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(root.path().join("etc/f")).unwrap(),
+                "new"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("etc/f")).unwrap(),
+            "old"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("etc/f.tmp")).unwrap(),
+            "operator's"
+        );
+        assert!(root.path().join("etc/g.tmp/tree").is_dir());
+        assert!(!root.path().join("etc/g").exists());
+    }
+
+    #[test]
+    fn a_journal_symlink_is_refused_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        std::fs::create_dir_all(root.join("var/lib/berth")).unwrap();
+        let victim = tmp.path().join("x/ld.so.preload");
+        std::os::unix::fs::symlink(&victim, root.join("var/lib/berth/journal")).unwrap();
+        let e = Transaction::journaled(&Layout::system(&root)).unwrap_err();
+        assert!(e.to_string().contains("/var/lib/berth/journal"), "{e}");
+        assert!(!victim.exists());
+        assert!(!tmp.path().join("x").exists());
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::switch::switch;
 use super::txn::{recover_journal, Transaction};
-use super::{containers_dir, failpoint, in_root, DeployError, Info};
+use super::{containers_inside, failpoint, in_root, DeployError, Info};
 use crate::layout::Layout;
 use crate::store::lock_root;
 use crate::systemd::manager::Manager;
@@ -33,9 +33,10 @@ pub fn uninstall(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<R
     let name = ContainerName::parse(name).map_err(DeployError::from)?;
     let _lock = lock_root(layout)?;
     recover_journal(layout)?;
-    let cdir = containers_dir(layout);
+    let cdir = containers_inside(layout);
     let active = cdir.join(name.as_str());
-    if !active.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+    let root = layout.open_root()?;
+    if !matches!(root.lstat(&active)?, Some(e) if e.kind == crate::rootfs::Kind::Symlink) {
         return Err(DeployError::NotInstalled {
             name: name.to_string(),
         }
@@ -66,7 +67,7 @@ pub fn uninstall(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<R
     txn.remove(&active)?;
     for slot in [format!("{name}.0"), format!("{name}.1")] {
         let p = cdir.join(&slot);
-        if p.symlink_metadata().is_ok() {
+        if root.exists(&p) {
             txn.remove(&p)?;
             out.removed
                 .push(format!("{}/{slot}", layout.containers_inside()));

@@ -17,7 +17,7 @@ use super::install::{
 use super::plan::{plan, Plan, PlanRequest};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
-use super::{containers_dir, failpoint, DeployError, Info};
+use super::{containers_inside, failpoint, DeployError, Info};
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::store::{lock_root, Store, StoreError};
@@ -83,8 +83,9 @@ pub fn other_slot(name: &ContainerName, active: &str) -> String {
 }
 
 fn active_info(layout: &Layout, name: &ContainerName) -> Result<Info, DeployError> {
-    let link = containers_dir(layout).join(name.as_str());
-    if !link.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+    let link = containers_inside(layout).join(name.as_str());
+    let root = layout.open_root()?;
+    if !matches!(root.lstat(&link)?, Some(e) if e.kind == crate::rootfs::Kind::Symlink) {
         return Err(DeployError::NotInstalled {
             name: name.to_string(),
         });
@@ -157,9 +158,9 @@ pub fn update(
         return Ok(out);
     }
     let mut txn = Transaction::journaled(layout)?;
-    let other = containers_dir(layout).join(&slot);
+    let other = containers_inside(layout).join(&slot);
     let mut reuse = None;
-    if other.symlink_metadata().is_ok() {
+    if txn.root().exists(&other) {
         // The rollback target of the previous update is replaced; its
         // checkout is reused when it is of the same commit.
         let same = Info::read_slot(layout, &slot).is_ok_and(|i| i.image.commit == record.commit);
@@ -167,11 +168,13 @@ pub fn update(
         let mut staged = other.clone().into_os_string();
         staged.push(super::txn::REMOVED_SUFFIX);
         let rootfs = std::path::PathBuf::from(staged).join("rootfs");
-        if same && rootfs.is_dir() {
+        let is_dir =
+            matches!(txn.root().lstat(&rootfs), Ok(Some(e)) if e.kind == crate::rootfs::Kind::Dir);
+        if same && is_dir {
             reuse = Some(rootfs);
         }
     }
-    let mut info = stage(layout, &mut txn, &store, &plan, reuse.as_deref())?;
+    let mut info = stage(&mut txn, &store, &plan, reuse.as_deref())?;
     failpoint("update-stage")?;
     let files = host_files(&plan);
     let switched = switch(
@@ -253,7 +256,7 @@ fn activate(
 ) -> Result<bool, Error> {
     let service = current.service().and_then(|u| UnitName::parse(u).ok());
     let was_running = service.as_ref().is_some_and(|u| manager.is_running(u));
-    let link = containers_dir(layout).join(name.as_str());
+    let link = containers_inside(layout).join(name.as_str());
     txn.replace_symlink(&link, Path::new(&info.deployment))?;
     failpoint("switch")?;
     apply_tmpfiles(layout, manager, info)?;

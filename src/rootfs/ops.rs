@@ -137,6 +137,18 @@ impl Root {
             .map_err(|e| self.err(path, "setting the mode", e))
     }
 
+    /// Gives the directory `path` (resolved inside the root, so a link to
+    /// a directory counts) exactly `mode`, when it has another.
+    pub fn ensure_dir_mode(&self, path: &Path, mode: u32) -> Result<(), RootError> {
+        let fd = self.open_dir(path)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.err(path, "looking at", e))?;
+        if st.st_mode & 0o7777 != mode {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                .map_err(|e| self.err(path, "setting the mode", e))?;
+        }
+        Ok(())
+    }
+
     /// Opens the file `path` itself (`O_NOFOLLOW`: a symlink there is an
     /// error, never followed), creating it with `mode` where `how` says.
     pub fn open_file(

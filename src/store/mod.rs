@@ -19,8 +19,10 @@ pub mod import;
 pub mod merge;
 pub mod refs;
 
-use std::fs::{File, OpenOptions};
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::rootfs::{OpenMode, RootError};
 
 use ostree::gio;
 use ostree::glib;
@@ -39,6 +41,9 @@ pub enum StoreError {
         /// libostree's error.
         source: glib::Error,
     },
+    /// A path below the root could not be used (a planted symlink, a loop).
+    #[error(transparent)]
+    Root(#[from] RootError),
     /// Filesystem error outside libostree.
     #[error("{path}: {source}")]
     Io {
@@ -111,6 +116,7 @@ impl StoreError {
             | StoreError::BlobMismatch { .. }
             | StoreError::LayerRead { .. } => ErrorKind::Integrity,
             StoreError::Destination { .. } => ErrorKind::Usage,
+            StoreError::Root(e) => e.kind(),
             StoreError::Ostree { .. } | StoreError::Io { .. } => ErrorKind::Failed,
         }
     }
@@ -149,10 +155,8 @@ impl Store {
                 .map_err(ot(|| format!("opening the store {}", path.display())))?;
         } else if create {
             private_data_dir(layout)?;
-            std::fs::create_dir_all(&path).map_err(|source| StoreError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let inside = Path::new(layout.data_inside()).join("repo");
+            layout.open_root()?.create_dir_all(&inside, 0o755)?;
             let mode = if nix::unistd::geteuid().is_root() {
                 ostree::RepoMode::Bare
             } else {
@@ -254,29 +258,19 @@ pub const DATA_DIR_MODE: u32 = 0o700;
 /// Creates the data directory (`ROOT/var/lib/berth`, or the `--user` one)
 /// with [`DATA_DIR_MODE`], and sets that mode on an existing one (earlier
 /// berths made it 0755): every mutating verb passes here, as it takes the lock.
+/// It is made and checked through the root: a symlink on the way resolves
+/// inside the root, and one that cannot (a loop, a dangling link) is refused.
 pub fn private_data_dir(layout: &Layout) -> Result<(), StoreError> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    let data = layout.data();
-    let io = |source| StoreError::Io {
-        path: data.clone(),
-        source,
-    };
-    if let Some(parent) = data.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    match std::fs::DirBuilder::new().mode(DATA_DIR_MODE).create(&data) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io(e)),
-        _ => {}
-    }
-    let mode = std::fs::metadata(&data).map_err(io)?.permissions().mode() & 0o7777;
-    if mode != DATA_DIR_MODE {
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(DATA_DIR_MODE))
-            .map_err(io)?;
-    }
+    let root = layout.open_root()?;
+    let data = Path::new(layout.data_inside());
+    root.create_dir_all(data, DATA_DIR_MODE)?;
+    root.resolve(data)?;
+    root.ensure_dir_mode(data, DATA_DIR_MODE)?;
     Ok(())
 }
 
 /// Takes the write lock of `root` (creating `var/lib/berth`, mode 0700).
+/// The lock file is opened through the root, `O_NOFOLLOW`.
 pub fn lock_root(layout: &Layout) -> Result<WriteLock, StoreError> {
     let path = layout.lock();
     let io = |source| StoreError::Io {
@@ -284,13 +278,10 @@ pub fn lock_root(layout: &Layout) -> Result<WriteLock, StoreError> {
         source,
     };
     private_data_dir(layout)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
+    let file =
+        layout
+            .open_root()?
+            .open_file(&layout.lock_inside(), OpenMode::ReadWriteCreate, 0o600)?;
     use nix::fcntl::{Flock, FlockArg};
     let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
