@@ -173,6 +173,11 @@ impl Layout {
         PathBuf::from(format!("{}/journal", self.data))
     }
 
+    /// Container → the manifest that installed it, as seen inside the root.
+    pub fn owners_inside(&self) -> PathBuf {
+        PathBuf::from(format!("{}/owners.json", self.data))
+    }
+
     /// The write lock, as seen inside the root.
     pub fn lock_inside(&self) -> PathBuf {
         PathBuf::from(format!("{}/lock", self.data))

@@ -11,7 +11,7 @@ use super::exports::{Exports, HostfsWhat};
 use super::plan::{check_host_path, PlannedFile};
 use super::render;
 use super::shared::{decide, HostfsAction, Registry};
-use super::{in_root, DeployError, EntryKind, Info};
+use super::{DeployError, EntryKind, Info};
 use crate::layout::Layout;
 use crate::systemd::ContainerName;
 use crate::template::{FileKind, Values};
@@ -39,6 +39,7 @@ pub(crate) fn hostfs_actions(
     sources: &BTreeMap<String, String>,
 ) -> Result<Vec<PlannedHostfs>, DeployError> {
     let reg = Registry::load_adopting(layout)?;
+    let root = layout.open_root()?;
     let mut out = Vec::new();
     for f in files.iter().filter(|f| !f.owned) {
         let source = sources.get(&f.path).cloned().unwrap_or_default();
@@ -51,7 +52,7 @@ pub(crate) fn hostfs_actions(
                 ),
             });
         }
-        let on_host = in_root(layout, &f.path).symlink_metadata().is_ok();
+        let on_host = root.lstat(std::path::Path::new(&f.path))?.is_some();
         let had = previous.is_some_and(|i| i.files.iter().any(|o| o.path == f.path));
         let action = decide(
             &reg,

@@ -178,7 +178,7 @@ pub(crate) fn failpoint(step: &str) -> Result<(), DeployError> {
 /// Undoes or finishes an operation a killed berth left journaled, if any
 /// (for the read-only verbs, which take the lock only then).
 pub fn recover_if_needed(layout: &Layout) -> Result<(), crate::Error> {
-    if layout.journal().symlink_metadata().is_ok() {
+    if layout.open_root()?.exists(&layout.journal_inside()) {
         let _lock = crate::store::lock_root(layout)?;
         txn::recover_journal(layout)?;
     }
@@ -200,7 +200,7 @@ pub fn berth_for_root(layout: &Layout, current: &Path) -> PathBuf {
         PathBuf::from("/usr/local/bin/berth"),
     ];
     for c in &candidates {
-        if layout.host(&c.display().to_string()).is_file() {
+        if layout.open_root().is_ok_and(|r| r.is_file(c)) {
             return c.clone();
         }
     }
@@ -405,12 +405,16 @@ pub struct Listed {
 /// The installed containers below `root`, sorted by name.
 pub fn list(layout: &Layout, manager: &dyn crate::systemd::manager::Manager) -> Vec<Listed> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(containers_dir(layout)) else {
+    let Ok(root) = layout.open_root() else {
         return out;
     };
-    for entry in entries.flatten() {
-        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-        let name = entry.file_name().to_string_lossy().into_owned();
+    let cdir = containers_inside(layout);
+    let Ok(entries) = root.read_dir(&cdir) else {
+        return out;
+    };
+    for entry in entries {
+        let is_link = matches!(root.lstat(&cdir.join(&entry)), Ok(Some(e)) if e.kind == crate::rootfs::Kind::Symlink);
+        let name = entry.to_string_lossy().into_owned();
         if !is_link || crate::systemd::ContainerName::parse(&name).is_err() {
             continue;
         }

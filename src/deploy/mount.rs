@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::Serialize;
 
-use super::{containers_dir, io_err, DeployError};
+use super::{io_err, DeployError};
 use crate::layout::Layout;
 use crate::store::image;
 use crate::store::{lock_root, Store, StoreError};
@@ -79,9 +79,10 @@ pub fn mount_at(layout: &Layout, what: &str, dir: &Path) -> Result<Mounted, Erro
         .into());
     }
     if let Ok(name) = ContainerName::parse(what) {
-        let active = containers_dir(layout).join(name.as_str());
-        if active.symlink_metadata().is_ok() {
-            let source = std::fs::canonicalize(active.join("rootfs")).map_err(io_err(&active))?;
+        let root = layout.open_root()?;
+        let active = super::containers_inside(layout).join(name.as_str());
+        if root.exists(&active) {
+            let source = root.resolve(&active.join("rootfs"))?;
             bind_read_only(&source, &dir)?;
             return Ok(Mounted {
                 dir,
@@ -98,17 +99,23 @@ pub fn mount_at(layout: &Layout, what: &str, dir: &Path) -> Result<Mounted, Erro
         name: format!("{what} (neither an installed container nor a stored image)"),
     })?;
     let id = format!("{}-{}", &record.commit[..12], std::process::id());
-    let base = layout.mounts().join(&id);
-    std::fs::create_dir_all(&base).map_err(io_err(&base))?;
-    let source = base.join("rootfs");
+    let root = layout.open_root()?;
+    let base = mounts_inside(layout).join(&id);
+    root.create_dir_all(&base, 0o700)?;
+    // libostree checks out by path: the base resolved inside the root.
+    let source = root.resolve(&base)?.join("rootfs");
     let result = image::checkout(&store, &record.commit, &source)
         .and_then(|_| {
-            std::fs::write(base.join("target"), dir.as_os_str().as_encoded_bytes())
-                .map_err(|e| io_err(&base)(e).into())
+            root.write_atomic(
+                &base.join("target"),
+                dir.as_os_str().as_encoded_bytes(),
+                0o600,
+            )
+            .map_err(Error::from)
         })
         .and_then(|_| bind_read_only(&source, &dir).map_err(Error::from));
     if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&base);
+        let _ = root.remove(&base);
         return Err(e);
     }
     Ok(Mounted {
@@ -122,12 +129,23 @@ pub fn mount_at(layout: &Layout, what: &str, dir: &Path) -> Result<Mounted, Erro
 pub fn umount_at(layout: &Layout, dir: &Path) -> Result<(), Error> {
     let dir = std::fs::canonicalize(dir).map_err(io_err(dir))?;
     umount2(&dir, MntFlags::empty()).map_err(mount_err(&dir))?;
-    let mounts = layout.mounts();
-    for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
-        let target = std::fs::read(e.path().join("target")).unwrap_or_default();
+    let root = layout.open_root()?;
+    let mounts = mounts_inside(layout);
+    for n in root.read_dir(&mounts).unwrap_or_default() {
+        let base = mounts.join(n);
+        let target = root
+            .read_file_nofollow(&base.join("target"))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         if target == dir.as_os_str().as_encoded_bytes() {
-            std::fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
+            root.remove(&base)?;
         }
     }
     Ok(())
+}
+
+/// Checkouts behind `berth mount IMAGE`, as seen inside the root.
+fn mounts_inside(layout: &Layout) -> std::path::PathBuf {
+    Path::new(layout.data_inside()).join("mounts")
 }

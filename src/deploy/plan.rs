@@ -294,22 +294,23 @@ fn check_conflicts(
             i.files.iter().any(|f| f.path == p) || i.links.iter().any(|l| l.path == p)
         })
     };
+    let root = layout.open_root()?;
     // Hostfs paths that exist are shared or the operator's: the switch
     // decides, nothing is refused.
     for f in files.iter().filter(|f| f.owned) {
-        let p = in_root(layout, &f.path);
-        if p.symlink_metadata().is_ok() && !ours(&f.path) {
+        if root.lstat(Path::new(&f.path))?.is_some() && !ours(&f.path) {
             return Err(DeployError::Exists {
                 name: name.to_string(),
-                path: p,
+                path: in_root(layout, &f.path),
             });
         }
     }
     for l in links {
         let p = in_root(layout, &l.path);
-        match std::fs::read_link(&p) {
+        let inside = Path::new(&l.path);
+        match root.read_link(inside) {
             Ok(t) if t == Path::new(&l.target) => {}
-            Ok(_) | Err(_) if p.symlink_metadata().is_err() => {}
+            Ok(_) | Err(_) if !root.exists(inside) => {}
             _ if ours(&l.path) => {}
             _ => {
                 return Err(DeployError::Exists {

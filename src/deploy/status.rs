@@ -68,10 +68,8 @@ pub struct Status {
 /// The status of `name` below `root`.
 pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Status, DeployError> {
     let name = ContainerName::parse(name)?;
-    if !super::containers_dir(layout)
-        .join(name.as_str())
-        .symlink_metadata()
-        .is_ok_and(|m| m.is_symlink())
+    let link = super::containers_inside(layout).join(name.as_str());
+    if !matches!(layout.open_root()?.lstat(&link)?, Some(e) if e.kind == crate::rootfs::Kind::Symlink)
     {
         return Err(DeployError::NotInstalled {
             name: name.to_string(),

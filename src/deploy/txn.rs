@@ -122,16 +122,7 @@ impl Transaction {
     /// Creates `dir` and every missing ancestor (0755), recording each one
     /// created. Returns the directories created, outermost first.
     pub fn create_dir_all(&mut self, dir: &Path) -> Result<Vec<PathBuf>, DeployError> {
-        let mut missing = Vec::new();
-        let mut cur = Some(dir);
-        while let Some(d) = cur {
-            if d.file_name().is_none() || self.root.exists(d) {
-                break;
-            }
-            missing.push(d.to_path_buf());
-            cur = d.parent();
-        }
-        missing.reverse();
+        let missing = self.root.missing_dirs(dir)?;
         for d in &missing {
             self.created(d)?;
             self.root.create_dir_all(d, 0o755)?;

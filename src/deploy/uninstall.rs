@@ -3,11 +3,13 @@
 //! berth's empty directories removed) and both deployments removed, in one
 //! journaled [`Transaction`]; the image stays in the store.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::switch::switch;
 use super::txn::{recover_journal, Transaction};
-use super::{containers_inside, failpoint, in_root, DeployError, Info};
+use super::{containers_inside, failpoint, DeployError, Info};
 use crate::layout::Layout;
 use crate::store::lock_root;
 use crate::systemd::manager::Manager;
@@ -86,17 +88,21 @@ fn needed_by(layout: &Layout, info: &Info) -> Vec<String> {
     let ours: Vec<&str> = info.units.iter().map(String::as_str).collect();
     let own_links: Vec<&str> = info.links.iter().map(|l| l.path.as_str()).collect();
     let unit_dir = layout.unit_dir();
-    let dir = in_root(layout, unit_dir);
+    let dir = Path::new(unit_dir);
     let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let file = e.file_name().to_string_lossy().into_owned();
+    let Ok(root) = layout.open_root() else {
+        return out;
+    };
+    for e in root.read_dir(dir).unwrap_or_default() {
+        let file = e.to_string_lossy().into_owned();
         let (unit, how) = if let Some(u) = file.strip_suffix(".requires") {
             (u.to_string(), "requires")
         } else if let Some(u) = file.strip_suffix(".wants") {
             (u.to_string(), "wants")
         } else {
             if !ours.contains(&file.as_str()) {
-                if let Ok(text) = std::fs::read_to_string(e.path()) {
+                if let Ok(text) = root.read(&dir.join(&file)) {
+                    let text = String::from_utf8_lossy(&text);
                     for line in text.lines() {
                         let Some(v) = line.trim().strip_prefix("Requires=") else {
                             continue;
@@ -112,8 +118,8 @@ fn needed_by(layout: &Layout, info: &Info) -> Vec<String> {
         if unit.ends_with(".target") && how == "wants" {
             continue;
         }
-        for l in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
-            let lname = l.file_name().to_string_lossy().into_owned();
+        for l in root.read_dir(&dir.join(&file)).unwrap_or_default() {
+            let lname = l.to_string_lossy().into_owned();
             let inside = format!("{unit_dir}/{file}/{lname}");
             if ours.contains(&lname.as_str()) && !own_links.contains(&inside.as_str()) {
                 out.push(format!("{unit} {how} {lname}"));

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::exports::Exports;
 use super::plan::PlanRequest;
-use super::{in_root, io_err, DeployError};
+use super::{io_err, DeployError};
 use crate::layout::Layout;
 use crate::runtime::foreground::check_pid_file;
 use crate::runtime::RuntimeChoice;
@@ -85,8 +85,9 @@ fn commands(layout: &Layout, req: &PlanRequest<'_>) -> Result<Commands, DeployEr
     };
     Ok(Commands {
         berth: req.berth.display().to_string(),
-        lean: in_root(layout, &lean.display().to_string())
-            .is_file()
+        lean: layout
+            .open_root()
+            .is_ok_and(|r| r.is_file(&lean))
             .then(|| lean.display().to_string()),
         scope: layout.scope_args(),
         external,
@@ -111,7 +112,7 @@ fn runtime_path(layout: &Layout, runtime: &str) -> Result<String, DeployError> {
     let found = SERVICE_PATH
         .iter()
         .map(|d| format!("{d}/{runtime}"))
-        .find(|p| in_root(layout, p).is_file())
+        .find(|p| layout.open_root().is_ok_and(|r| r.is_file(Path::new(p))))
         .or_else(|| {
             on_root
                 .then(|| crate::runtime::external::resolve(runtime))

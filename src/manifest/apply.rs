@@ -290,15 +290,9 @@ fn write_owners(layout: &Layout, owners: &BTreeMap<String, String>) -> Result<()
     if &plan::owners(layout) == owners {
         return Ok(());
     }
-    let path = layout.owners();
-    let tmp = path.with_extension("json.tmp");
-    let io = |e| crate::deploy::DeployError::Io {
-        path: path.clone(),
-        source: e,
-    };
     let json = serde_json::to_string_pretty(owners).unwrap_or_default();
-    std::fs::write(&tmp, json).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    let root = layout.open_root()?;
+    root.write_atomic(&layout.owners_inside(), json.as_bytes(), 0o644)?;
     Ok(())
 }
 
@@ -311,11 +305,13 @@ fn ordering_warnings(
 ) -> Vec<String> {
     let text_of = |name: &str| -> Option<String> {
         rendered.get(name).cloned().or_else(|| {
-            std::fs::read_to_string(deploy::in_root(
-                layout,
-                &format!("{}/{name}.service", layout.unit_dir()),
-            ))
-            .ok()
+            let unit = format!("{}/{name}.service", layout.unit_dir());
+            let text = layout
+                .open_root()
+                .ok()?
+                .read(std::path::Path::new(&unit))
+                .ok()?;
+            String::from_utf8(text).ok()
         })
     };
     let deps_of = |name: &str| -> Option<(UnitName, Dependencies)> {

@@ -52,9 +52,11 @@ pub struct Step {
 /// `owners.json`, `ROOT/var/lib/berth/owners.json`), container name → the
 /// manifest path that owns it. Containers installed by hand are absent.
 pub fn owners(layout: &Layout) -> BTreeMap<String, String> {
-    std::fs::read_to_string(layout.owners())
+    layout
+        .open_root()
+        .and_then(|r| r.read(&layout.owners_inside()))
         .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
+        .and_then(|t| serde_json::from_slice(&t).ok())
         .unwrap_or_default()
 }
 

@@ -68,6 +68,16 @@ pub enum RootError {
         /// The root on the host.
         root: PathBuf,
     },
+    /// A file berth opens itself (journal, lock) is a symlink.
+    #[error(
+        "{path} is a symlink below the root {root}; berth does not follow links there: remove it"
+    )]
+    IsSymlink {
+        /// The path, as seen inside the root.
+        path: String,
+        /// The root on the host.
+        root: PathBuf,
+    },
     /// A component on the way is not a directory.
     #[error("{path}: a parent is not a directory below the root {root}; move it aside")]
     NotADirectory {
@@ -120,6 +130,7 @@ impl RootError {
         match self {
             RootError::BadPath { .. } => ErrorKind::Usage,
             RootError::Loop { .. }
+            | RootError::IsSymlink { .. }
             | RootError::NotADirectory { .. }
             | RootError::Dangling { .. }
             | RootError::Outside { .. } => ErrorKind::Conflict,
@@ -311,6 +322,15 @@ impl Root {
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(self.err(path, "looking at", e)),
         }
+    }
+
+    /// Whether `path`, resolved inside the root, is a regular file.
+    pub fn is_file(&self, path: &Path) -> bool {
+        self.open_in(path, OFlags::PATH, Mode::empty())
+            .and_then(|fd| rustix::fs::fstat(&fd))
+            .is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+            })
     }
 
     /// Whether anything (a dangling symlink included) is at `path`.

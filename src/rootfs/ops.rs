@@ -47,6 +47,22 @@ impl Root {
     /// `mode`), resolving what exists inside the root. Returns the ones it
     /// created, outermost first, as seen inside the root.
     pub fn create_dir_all(&self, path: &Path, mode: u32) -> Result<Vec<PathBuf>, RootError> {
+        let missing = self.missing_dirs(path)?;
+        for d in &missing {
+            let m = if d == path { mode } else { 0o755 };
+            match self.create_dir(d, m) {
+                Err(RootError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                r => r?,
+            }
+        }
+        Ok(missing)
+    }
+
+    /// The directories [`Root::create_dir_all`] would make for `path`,
+    /// outermost first; a dangling symlink on the way is refused (its
+    /// target is not made on its behalf), as is a loop.
+    pub fn missing_dirs(&self, path: &Path) -> Result<Vec<PathBuf>, RootError> {
         let mut missing = Vec::new();
         let mut cur = Some(path);
         while let Some(d) = cur {
@@ -72,14 +88,6 @@ impl Root {
             cur = d.parent();
         }
         missing.reverse();
-        for d in &missing {
-            let m = if d == path { mode } else { 0o755 };
-            match self.create_dir(d, m) {
-                Err(RootError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::AlreadyExists => {}
-                r => r?,
-            }
-        }
         Ok(missing)
     }
 
@@ -169,7 +177,13 @@ impl Root {
             flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(mode),
         )
-        .map_err(|e| self.err(path, "opening", e))?;
+        .map_err(|e| match e {
+            Errno::LOOP => RootError::IsSymlink {
+                path: Root::show(path),
+                root: self.host.clone(),
+            },
+            e => self.err(path, "opening", e),
+        })?;
         Ok(std::fs::File::from(fd))
     }
 

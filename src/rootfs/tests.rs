@@ -126,9 +126,10 @@ fn the_last_component_is_never_followed() {
     assert_eq!(std::fs::read(f.root.join("etc/f")).unwrap(), b"new");
     // A dangling journal link is not created through.
     symlink(f.outside.join("ld.so.preload"), f.root.join("etc/journal")).unwrap();
-    assert!(r
+    let e = r
         .open_file(Path::new("/etc/journal"), OpenMode::WriteTruncate, 0o600)
-        .is_err());
+        .unwrap_err();
+    assert!(matches!(e, RootError::IsSymlink { .. }), "{e}");
     assert!(!f.outside.join("ld.so.preload").exists());
     // Removing a link removes the link, never what it points at.
     symlink(&f.outside, f.root.join("etc/tree")).unwrap();

@@ -15,15 +15,19 @@ use crate::Error;
 /// Names of the containers whose deployments use `record`.
 pub fn users(layout: &Layout, record: &ImageRecord) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(layout.containers()) else {
+    let Ok(root) = layout.open_root() else {
         return out;
     };
-    for entry in entries.flatten() {
-        let info = entry.path().join("info.json");
-        let Ok(text) = std::fs::read_to_string(&info) else {
+    let cdir = std::path::PathBuf::from(layout.containers_inside());
+    let Ok(entries) = root.read_dir(&cdir) else {
+        return out;
+    };
+    for entry in entries {
+        let info = cdir.join(entry).join("info.json");
+        let Ok(text) = root.read(&info) else {
             continue;
         };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
             tracing::warn!("{}: not valid JSON; ignoring it", info.display());
             continue;
         };
