@@ -5,6 +5,9 @@
 //! on this thread. Blobs land in `repo/tmp/berth-pull-<pid>/` and are deleted
 //! once imported; a dead pull's directory is removed by the next one.
 
+// Blobs of a pull in the store's tmp/ (this process's own, under the lock).
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 

@@ -3,7 +3,12 @@
 //! an entry, add one), plan shows exactly that, apply does exactly that, a
 //! second apply touches nothing, a failure midway puts everything back, and
 //! containers installed by hand are never removed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

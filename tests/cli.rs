@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 //! CLI contract: exit codes, `--json` shapes and error messages for bad
 //! input. Needs only the built binary (no root, no registry).
 

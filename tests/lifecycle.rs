@@ -5,7 +5,12 @@
 //!
 //! Needs root; without it each test prints one line and returns (or fails
 //! under `BERTH_TEST_REQUIRE_ALL=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -5,7 +5,12 @@
 //! Every test needs root and the tools it names; without them it prints one line and
 //! returns (or fails under `BERTH_TEST_REQUIRE_ALL=1`). Each test has its own `--root`;
 //! the plain registry and the big layered fixture are shared through `OnceLock`s.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -4,7 +4,12 @@
 //! Each test skips with one line when root (or the tool) is missing, unless
 //! `BERTH_TEST_REQUIRE_ALL=1`. No timing assertions: every wait polls a
 //! condition under a generous bound.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 mod run_support;

@@ -4,7 +4,12 @@
 //!
 //! Every test needs root; without it it prints one line and returns (or fails
 //! under `BERTH_TEST_REQUIRE_ALL=1`). No timing assertions.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -7,7 +7,12 @@
 //! `target/system-logs/scenarioN/`. Without root, debootstrap, systemd-nspawn or a
 //! bookworm mirror in apt's configuration each test prints one line and returns
 //! (or fails under `BERTH_TEST_REQUIRE_ALL=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 #[path = "system/harness.rs"]

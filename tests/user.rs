@@ -10,7 +10,12 @@
 //! cgroup hierarchy, owned by the uid) and starts the unit's `ExecStart=`
 //! inside it. Without user namespaces the run part is
 //! skipped with one line (a failure under `BERTH_TEST_REQUIRE_ALL=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -339,7 +339,7 @@ fn user(store: &Store, commit: &str, spec: &str) -> Result<(u32, u32), DeployErr
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
     use super::*;
 
     #[test]

@@ -143,20 +143,63 @@ pub struct RunOnceRequest {
 pub struct Slot {
     /// The container ID.
     pub id: String,
-    /// The bundle directory.
+    /// The bundle directory on the host.
     pub dir: PathBuf,
+    /// The bundle directory, as seen inside the root.
+    inside: PathBuf,
     /// The image.
     pub image: ImageRecord,
     /// Directories this run created (deepest first), removed if empty.
     created: Vec<PathBuf>,
 }
 
-/// The directories below `path` (included) that do not exist yet, deepest first.
+/// The directories below `path` (included) that do not exist yet, deepest
+/// first (the runtime's state directories: host paths, not below --root).
 fn missing(path: &Path) -> Vec<PathBuf> {
     path.ancestors()
         .take_while(|p| !p.as_os_str().is_empty() && p.symlink_metadata().is_err())
         .map(Path::to_path_buf)
         .collect()
+}
+
+/// Makes the slot directory `inside` (and its missing parents) through the
+/// root; returns it, where it is on the host, and the host directories
+/// made, deepest first.
+fn make_slot(
+    layout: &Layout,
+    name: &ContainerName,
+    inside: &str,
+) -> Result<(PathBuf, PathBuf, Vec<PathBuf>), Error> {
+    let root = layout.open_root()?;
+    let inside = PathBuf::from(inside);
+    let parent = inside.parent().unwrap_or(Path::new("/"));
+    let parents = root.create_dir_all(parent, 0o755)?;
+    let mut created: Vec<PathBuf> = parents
+        .iter()
+        .rev()
+        .filter_map(|d| root.resolve(d).ok())
+        .collect();
+    match root.create_dir(&inside, 0o755) {
+        Ok(()) => {}
+        Err(e) => {
+            remove_empty(&created);
+            return Err(match e {
+                crate::rootfs::RootError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    RunOnceError::Busy {
+                        name: name.to_string(),
+                        path: layout.host(&inside.display().to_string()),
+                    }
+                    .into()
+                }
+                e => e.into(),
+            });
+        }
+    }
+    let dir = root.resolve(&inside)?;
+    created.insert(0, dir.clone());
+    Ok((inside, dir, created))
 }
 
 /// The ID of a run-once: `--name`, or the image's name and a random suffix.
@@ -218,28 +261,11 @@ pub fn prepare(layout: &Layout, req: &RunOnceRequest, record: ImageRecord) -> Re
     let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
     let inside = format!("{}/run-once/{name}", layout.data_inside());
-    let dir = super::in_root(layout, &inside);
-    let mut created = missing(dir.parent().unwrap_or(&dir));
-    let made = match dir.parent() {
-        Some(parent) => std::fs::create_dir_all(parent),
-        None => Ok(()),
-    }
-    .and_then(|()| std::fs::create_dir(&dir));
-    if let Err(e) = made {
-        remove_empty(&created);
-        return Err(match e.kind() {
-            std::io::ErrorKind::AlreadyExists => RunOnceError::Busy {
-                name: name.to_string(),
-                path: dir,
-            }
-            .into(),
-            _ => super::io_err(&dir)(e).into(),
-        });
-    }
-    created.insert(0, dir.clone());
+    let (slot_inside, dir, created) = make_slot(layout, &name, &inside)?;
     let slot = Slot {
         id: name.to_string(),
         dir,
+        inside: slot_inside,
         image: record,
         created,
     };
@@ -358,17 +384,14 @@ pub fn cleanup(layout: &Layout, slot: &Slot) -> Result<(), Error> {
                     first.get_or_insert(e.into());
                 }
             }
+            #[allow(clippy::disallowed_methods)] // the runtime's own lock, not below --root
             let _ = std::fs::remove_file(paths.lock(&slot.id));
         }
         Ok((_, Err(e))) => tracing::warn!("{}: runtime state left alone: {e}", slot.id),
         Err(e) => tracing::debug!("{}: no runtime directory: {e}", slot.id),
     }
-    // remove_dir_all does not follow symlinks in the tree.
-    match std::fs::remove_dir_all(&slot.dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            first.get_or_insert(super::io_err(&slot.dir)(e).into());
-        }
-        _ => {}
+    if let Err(e) = layout.open_root().and_then(|r| r.remove(&slot.inside)) {
+        first.get_or_insert(e.into());
     }
     remove_empty(&slot.created);
     first.map_or(Ok(()), Err)
@@ -403,7 +426,9 @@ impl Slot {
     }
 }
 
-/// Removes the empty directories of `dirs`, deepest first.
+/// Removes the empty directories of `dirs`, deepest first: host paths
+/// this run made (resolved when made), below the data and runtime dirs.
+#[allow(clippy::disallowed_methods)] // rmdir: only ever removes an empty directory
 fn remove_empty(dirs: &[PathBuf]) {
     let mut dirs = dirs.to_vec();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
@@ -415,6 +440,7 @@ fn remove_empty(dirs: &[PathBuf]) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::disallowed_methods)]
     use super::*;
     use serde_json::json;
 
@@ -451,17 +477,19 @@ mod tests {
     }
 
     #[test]
-    fn missing_lists_what_does_not_exist_deepest_first() {
+    fn remove_empty_removes_only_empty_dirs_deepest_first() {
         let t = tempfile::tempdir().unwrap();
         let d = t.path().join("a/b/c");
-        assert_eq!(
-            missing(&d),
-            [d.clone(), t.path().join("a/b"), t.path().join("a")]
-        );
         std::fs::create_dir_all(&d).unwrap();
-        assert!(missing(&d).is_empty());
-        let created = vec![t.path().join("a"), d.clone(), t.path().join("a/b")];
+        std::fs::create_dir_all(t.path().join("keep/x")).unwrap();
+        let created = vec![
+            t.path().join("a"),
+            d.clone(),
+            t.path().join("a/b"),
+            t.path().join("keep"),
+        ];
         remove_empty(&created);
         assert!(!t.path().join("a").exists());
+        assert!(t.path().join("keep/x").exists());
     }
 }

@@ -347,7 +347,7 @@ pub fn recover_journal(layout: &Layout) -> Result<Recovered, DeployError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
     use super::*;
 
     fn listing(dir: &Path) -> Vec<(String, String)> {

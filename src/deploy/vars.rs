@@ -219,6 +219,7 @@ pub fn values(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     fn cmds(lean: bool, scope: &'static str, external: Option<&str>) -> Commands {

@@ -296,7 +296,7 @@ pub fn schema() -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
     use super::*;
 
     fn manifest(text: &str) -> Result<Manifest, ManifestError> {

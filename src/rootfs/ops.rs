@@ -128,7 +128,7 @@ impl Root {
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(e),
         };
-        remove_at(&dir, name.as_ref()).map_err(|e| self.err(path, "removing", e))
+        remove_at(&dir, name).map_err(|e| self.err(path, "removing", e))
     }
 
     /// Sets the mode of `path` itself (a symlink there is refused).
@@ -191,7 +191,7 @@ impl Root {
     /// exactly `mode`, fsynced.
     pub fn write_new(&self, path: &Path, content: &[u8], mode: u32) -> Result<(), RootError> {
         let (dir, name) = self.parent(path)?;
-        write_excl(&dir, name.as_ref(), content, mode).map_err(|e| self.err(path, "writing", e))
+        write_excl(&dir, name, content, mode).map_err(|e| self.err(path, "writing", e))
     }
 
     /// A temp name beside `path`, unique to this process and call.

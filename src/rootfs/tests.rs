@@ -41,51 +41,66 @@ fn listing(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Every way to plant a link at `link` (inside the root) that would lead
-/// out of it if followed on the host.
-fn escaping_targets(f: &Fixture) -> Vec<PathBuf> {
+/// Every way to plant a link that would lead out of the root if followed
+/// on the host: absolute to the host, relative climbing out, `..` past `/`.
+fn escaping_targets(f: &Fixture, depth: usize) -> Vec<PathBuf> {
     vec![
-        f.outside.join("etc"),                        // absolute, to the host
-        PathBuf::from("../../outside/etc"),           // relative, climbing out
-        PathBuf::from("/../../../../../outside/etc"), // `..` past `/`
+        f.outside.join("etc"),
+        PathBuf::from(format!("{}outside/etc", "../".repeat(depth))),
+        PathBuf::from("/../../../../../outside/etc"),
     ]
 }
 
 #[test]
-fn writes_through_planted_links_land_inside_the_root() {
-    for (level, link) in ["opt", "opt/app", "opt/app/sub"].iter().enumerate() {
-        for target in escaping_targets(&fixture()) {
-            let f = fixture();
-            let before = listing(&f.outside);
-            let at = f.root.join(link);
-            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
-            let target = if target.is_absolute() && target.starts_with(&f.outside) {
-                f.outside.join("etc")
-            } else {
-                target
-            };
-            symlink(&target, &at).unwrap();
-            let r = Root::open(&f.root).unwrap();
-            let file = Path::new("/opt/app/sub/deep/file");
-            let made = r.create_dir_all(file.parent().unwrap(), 0o755);
-            if let Ok(_) = made {
-                r.write_atomic(file, b"x", 0o644).unwrap();
-                let real = r.resolve(file).unwrap();
-                assert!(
-                    real.starts_with(f.root.canonicalize().unwrap()),
-                    "{level} {target:?}: {real:?}"
-                );
-                assert_eq!(r.read(file).unwrap(), b"x");
-            } else {
-                // A link out of the root dangles inside it: refused, named.
-                let e = made.unwrap_err();
-                assert!(matches!(e, RootError::Dangling { .. }), "{e}");
-                assert!(
-                    e.to_string().contains(&format!("/{link} is a symlink")),
-                    "{e}"
-                );
+fn writes_through_planted_links_stay_inside_the_root() {
+    for link in ["opt", "opt/app", "opt/app/sub"] {
+        for n in 0..3 {
+            for target_exists in [false, true] {
+                let f = fixture();
+                let target = escaping_targets(&f, link.matches('/').count() + 1).swap_remove(n);
+                let before = listing(&f.outside);
+                let at = f.root.join(link);
+                std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+                symlink(&target, &at).unwrap();
+                // Where the link leads when resolved inside the root.
+                let inside = f.root.join(if target.is_absolute() {
+                    target.strip_prefix("/").unwrap().to_path_buf()
+                } else {
+                    PathBuf::from("outside/etc")
+                });
+                let inside = if n == 2 {
+                    f.root.join("outside/etc")
+                } else {
+                    inside
+                };
+                if target_exists {
+                    std::fs::create_dir_all(&inside).unwrap();
+                }
+                let r = Root::open(&f.root).unwrap();
+                let file = Path::new("/opt/app/sub/deep/file");
+                let case = format!("{link} -> {target:?} (exists: {target_exists})");
+                match r.create_dir_all(file.parent().unwrap(), 0o755) {
+                    Ok(_) => {
+                        assert!(target_exists, "{case}");
+                        r.write_atomic(file, b"x", 0o644).unwrap();
+                        let real = r.resolve(file).unwrap();
+                        let top = f.root.canonicalize().unwrap();
+                        assert!(real.starts_with(&top), "{case}: {real:?}");
+                        assert!(real.starts_with(inside.canonicalize().unwrap()), "{case}");
+                        assert_eq!(r.read(file).unwrap(), b"x");
+                    }
+                    // A link out of the root dangles inside it: refused, named.
+                    Err(e) => {
+                        assert!(!target_exists, "{case}: {e}");
+                        assert!(matches!(e, RootError::Dangling { .. }), "{case}: {e}");
+                        assert!(
+                            e.to_string().contains(&format!("/{link} is a symlink")),
+                            "{e}"
+                        );
+                    }
+                }
+                assert_eq!(listing(&f.outside), before, "{case}");
             }
-            assert_eq!(listing(&f.outside), before, "{level} {target:?}");
         }
     }
 }
