@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::output::{self, Renderer};
 use super::GlobalOpts;
-use crate::deploy::{in_root, Info};
+use crate::deploy::Info;
 use crate::manifest::apply::{apply as apply_manifest, ApplyOptions};
 use crate::manifest::plan::Action;
 use crate::systemd::manager;
@@ -132,7 +132,10 @@ pub fn diff(g: &GlobalOpts, a: &DiffArgs) -> anyhow::Result<()> {
         }
         let mut text = String::new();
         for (path, new) in files {
-            let old = std::fs::read(in_root(&layout, &path)).unwrap_or_default();
+            let old = layout
+                .open_root()
+                .and_then(|r| r.read(std::path::Path::new(&path)))
+                .unwrap_or_default();
             if old == new {
                 continue;
             }

@@ -158,13 +158,10 @@ pub fn default_tmpfiles(root: &std::path::Path, config: &str, user: bool) -> Opt
             && !source
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
-        if !is_bind
-            || !plain
-            || root
-                .join(source.trim_start_matches('/'))
-                .symlink_metadata()
-                .is_ok()
-        {
+        // Looked at inside the root: a link there is what the unit sees.
+        let there =
+            crate::rootfs::Root::open(root).is_ok_and(|r| r.exists(std::path::Path::new(source)));
+        if !is_bind || !plain || there {
             continue;
         }
         let owner = if user { "- -" } else { "root root" };

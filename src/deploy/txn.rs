@@ -298,6 +298,44 @@ impl Drop for Transaction {
     }
 }
 
+/// A step journaled by an earlier berth, which recorded host paths
+/// (`ROOT/etc/x`), with its paths as seen inside the root (`/etc/x`).
+/// Paths berth journals now are always absolute and inside the root; with
+/// the root `/` both forms are the same.
+fn from_host_paths(root: &Path, step: Step) -> Step {
+    if root == Path::new("/") {
+        return step;
+    }
+    let abs = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let fix = |p: PathBuf| -> PathBuf {
+        let rel = if p.is_relative() {
+            p.strip_prefix(root).ok()
+        } else {
+            p.strip_prefix(&abs).ok()
+        };
+        match rel {
+            Some(rel) => Path::new("/").join(rel),
+            None => p,
+        }
+    };
+    match step {
+        Step::Created { path } => Step::Created { path: fix(path) },
+        Step::Removed { path, staged } => Step::Removed {
+            path: fix(path),
+            staged: fix(staged),
+        },
+        Step::Symlink { path, old } => Step::Symlink {
+            path: fix(path),
+            old,
+        },
+        Step::Moved { from, to } => Step::Moved {
+            from: fix(from),
+            to: fix(to),
+        },
+        Step::Commit => Step::Commit,
+    }
+}
+
 /// What [`recover_journal`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recovered {
@@ -328,6 +366,7 @@ pub fn recover_journal(layout: &Layout) -> Result<Recovered, DeployError> {
     let steps: Vec<Step> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
+        .map(|s| from_host_paths(layout.root(), s))
         .collect();
     let outcome = if steps.iter().any(|s| matches!(s, Step::Commit)) {
         tracing::warn!("finishing an operation that was interrupted after its commit point");
@@ -504,6 +543,30 @@ mod rooted {
         );
         assert!(root.path().join("etc/g.tmp/tree").is_dir());
         assert!(!root.path().join("etc/g").exists());
+    }
+
+    #[test]
+    fn a_journal_of_host_paths_from_an_older_berth_is_undone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        std::fs::create_dir_all(root.join("var/lib/berth")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/new"), "made").unwrap();
+        std::fs::write(root.join("etc/old.~berth-removed~"), "kept").unwrap();
+        let journal = format!(
+            "{}\n{}\n",
+            serde_json::json!({"step": "removed", "path": root.join("etc/old"),
+                "staged": root.join("etc/old.~berth-removed~")}),
+            serde_json::json!({"step": "created", "path": root.join("etc/new")}),
+        );
+        std::fs::write(root.join("var/lib/berth/journal"), journal).unwrap();
+        let layout = Layout::system(&root);
+        assert_eq!(recover_journal(&layout).unwrap(), Recovered::Undone);
+        assert!(!root.join("etc/new").exists());
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/old")).unwrap(),
+            "kept"
+        );
     }
 
     #[test]
