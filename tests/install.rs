@@ -662,13 +662,17 @@ fn install_clears_what_a_dead_install_left() {
     let root = b.root();
     b.run(&["install", "--name", "etcd", &reference]).ok();
     let installed = host_state(&root);
-    // As if killed just before the commit point: everything staged, no NAME symlink,
-    // and a stray temp file.
+    // As if killed just before the commit point: everything staged, no NAME
+    // symlink. A `.tmp` beside the unit is not berth's (berth stages under
+    // journaled names of its own): it stays.
     std::fs::remove_file(root.join("var/lib/berth/containers/etcd")).unwrap();
-    std::fs::write(root.join("etc/systemd/system/etcd.service.tmp"), "x").unwrap();
+    let stray = root.join("etc/systemd/system/etcd.service.tmp");
+    std::fs::write(&stray, "x").unwrap();
     b.run(&["list"]).ok();
     assert!(b.json(&["list"]).as_array().unwrap().is_empty());
     b.run(&["install", "--name", "etcd", &reference]).ok();
+    assert_eq!(std::fs::read_to_string(&stray).unwrap(), "x");
+    std::fs::remove_file(&stray).unwrap();
     assert_eq!(host_state(&root), installed);
     // A unit berth did not write is never touched: conflict.
     b.run(&["uninstall", "etcd"]).ok();

@@ -284,3 +284,30 @@ fn an_unrelated_tmp_beside_a_hostfs_file_survives_install_and_uninstall() {
         }
     }
 }
+
+#[test]
+fn uninstall_after_a_link_is_planted_leaves_the_outside_alone() {
+    if !require_root() {
+        return;
+    }
+    let s = setup();
+    s.install().ok();
+    // The installed hostfs directory swapped for a link to a copy outside,
+    // identical to what berth wrote (so it would pass as unchanged).
+    std::fs::write(s.outside.join("opt/tool"), TOOL).unwrap();
+    std::fs::rename(s.root.join("opt/app"), s.b.dir().join("moved-away")).unwrap();
+    s.plant("opt/app", s.outside.join("opt"));
+    let outside = s.outside_snapshot();
+    s.b.run(&["uninstall", "app"]).ok();
+    assert_eq!(s.outside_snapshot(), outside);
+    assert_eq!(
+        std::fs::read_to_string(s.outside.join("opt/tool")).unwrap(),
+        TOOL
+    );
+    // The link itself is the operator's now: left as it is.
+    assert_eq!(
+        std::fs::read_link(s.root.join("opt/app")).unwrap(),
+        s.outside.join("opt")
+    );
+    assert!(!s.root.join("etc/systemd/system/app.service").exists());
+}

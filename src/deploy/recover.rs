@@ -11,8 +11,9 @@ use crate::systemd::{is_owned_by, ContainerName};
 
 /// Clears what an install of `name` killed before its commit point left.
 /// Without the `NAME` symlink nothing of `name` is installed, so its slot,
-/// `*.tmp` files, unit, drop-in and tmpfiles files carrying the marker for `name`,
-/// and links to that unit are leftovers. Every path is looked at and
+/// unit, drop-in and tmpfiles files carrying the marker for `name`, and
+/// links to that unit are leftovers. Files staged under temp names are the
+/// journal's to undo: a `PATH.tmp` beside a unit may be the operator's. Every path is looked at and
 /// removed through the root (a link planted there is removed itself,
 /// never followed).
 pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError> {
@@ -29,9 +30,6 @@ pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError>
         cdir.join(format!("{name}.0")),
         cdir.join(format!(".{name}.tmp")),
         cdir.join(format!("{name}.1")),
-        tmp_of(&unit),
-        tmp_of(&tmpfiles),
-        tmp_of(&dropin),
     ];
     for f in [&tmpfiles, &dropin, &unit] {
         let owned = root
@@ -59,12 +57,6 @@ pub fn recover(layout: &Layout, name: &ContainerName) -> Result<(), DeployError>
         root.remove(&dropin_dir)?;
     }
     Ok(())
-}
-
-/// The staging name older berths gave `path` (`PATH.tmp`); berth now
-/// stages under names unique to the process, journaled.
-pub fn tmp_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.tmp", path.display()))
 }
 
 /// Symlinks in `dir` and its `*.wants`/`*.requires` directories pointing to `target`.

@@ -264,7 +264,6 @@ pub fn private_data_dir(layout: &Layout) -> Result<(), StoreError> {
     let root = layout.open_root()?;
     let data = Path::new(layout.data_inside());
     root.create_dir_all(data, DATA_DIR_MODE)?;
-    root.resolve(data)?;
     root.ensure_dir_mode(data, DATA_DIR_MODE)?;
     Ok(())
 }
