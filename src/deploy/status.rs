@@ -69,8 +69,12 @@ pub struct Status {
 pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Status, DeployError> {
     let name = ContainerName::parse(name)?;
     let link = super::containers_inside(layout).join(name.as_str());
-    if !matches!(layout.open_root()?.lstat(&link)?, Some(e) if e.kind == crate::rootfs::Kind::Symlink)
-    {
+    let root = layout.open_root().ok();
+    let entry = match &root {
+        Some(r) => r.lstat(&link)?,
+        None => None,
+    };
+    if !matches!(entry, Some(e) if e.kind == crate::rootfs::Kind::Symlink) {
         return Err(DeployError::NotInstalled {
             name: name.to_string(),
         });
