@@ -27,7 +27,9 @@
 //! fsynced, given its mode, renamed over the target, and the directory
 //! fsynced.
 
+mod error;
 mod ops;
+pub use error::RootError;
 pub use ops::OpenMode;
 #[cfg(test)]
 mod tests;
@@ -40,112 +42,6 @@ use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
-
-use crate::ErrorKind;
-
-/// A failure below a root; paths are as seen inside the root.
-#[derive(Debug, thiserror::Error)]
-pub enum RootError {
-    /// The root directory itself cannot be opened.
-    #[error("cannot open the root directory {root}: {source}; check --root")]
-    OpenRoot {
-        /// The root on the host.
-        root: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// A path has no last component berth can act on (`/`, `..`, `.`).
-    #[error("{path}: not a path to a file berth can write (it ends in `/`, `.` or `..`)")]
-    BadPath {
-        /// The path, as seen inside the root.
-        path: String,
-    },
-    /// Symlinks that point at each other, or too many of them.
-    #[error("{path}: a symlink loop below the root {root}; remove or fix the link")]
-    Loop {
-        /// The path, as seen inside the root.
-        path: String,
-        /// The root on the host.
-        root: PathBuf,
-    },
-    /// A file berth opens itself (journal, lock) is a symlink.
-    #[error(
-        "{path} is a symlink below the root {root}; berth does not follow links there: remove it"
-    )]
-    IsSymlink {
-        /// The path, as seen inside the root.
-        path: String,
-        /// The root on the host.
-        root: PathBuf,
-    },
-    /// A component on the way is not a directory.
-    #[error("{path}: a parent is not a directory below the root {root}; move it aside")]
-    NotADirectory {
-        /// The path, as seen inside the root.
-        path: String,
-        /// The root on the host.
-        root: PathBuf,
-    },
-    /// A symlink whose target does not exist, where berth needs a directory.
-    #[error(
-        "{path} is a symlink to {target}, which does not exist below the root {root}; \
-         create the target or remove the link"
-    )]
-    Dangling {
-        /// The symlink, as seen inside the root.
-        path: String,
-        /// Its target.
-        target: PathBuf,
-        /// The root on the host.
-        root: PathBuf,
-    },
-    /// A path resolved to a place outside the root (only possible if the
-    /// root or a parent of it is moved while berth works).
-    #[error("{path} resolves to {resolved}, outside the root {root}; refusing")]
-    Outside {
-        /// The path, as seen inside the root.
-        path: String,
-        /// Where it resolved to on the host.
-        resolved: PathBuf,
-        /// The root on the host.
-        root: PathBuf,
-    },
-    /// Any other failure of one operation.
-    #[error("{path} (below {root}): {op}: {source}")]
-    Io {
-        /// The path, as seen inside the root.
-        path: String,
-        /// What berth was doing.
-        op: &'static str,
-        /// The root on the host.
-        root: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-}
-
-impl RootError {
-    /// The exit-code kind of this error.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            RootError::BadPath { .. } => ErrorKind::Usage,
-            RootError::Loop { .. }
-            | RootError::IsSymlink { .. }
-            | RootError::NotADirectory { .. }
-            | RootError::Dangling { .. }
-            | RootError::Outside { .. } => ErrorKind::Conflict,
-            RootError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
-                ErrorKind::Conflict
-            }
-            RootError::OpenRoot { .. } | RootError::Io { .. } => ErrorKind::Failed,
-        }
-    }
-
-    /// Whether this is "no such file or directory".
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, RootError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-    }
-}
 
 /// The root directory, opened once; cheap to clone.
 #[derive(Debug, Clone)]
