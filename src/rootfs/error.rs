@@ -39,6 +39,17 @@ pub enum RootError {
         /// The root on the host.
         root: PathBuf,
     },
+    /// The kernel (or a seccomp filter around berth) has no `openat2`.
+    #[error(
+        "{path}: this kernel has no openat2(2), which berth needs to resolve paths inside \
+         the root {root}; run berth on Linux 5.6 or newer (and allow openat2 in any seccomp filter)"
+    )]
+    NoOpenat2 {
+        /// The path, as seen inside the root.
+        path: String,
+        /// The root on the host.
+        root: PathBuf,
+    },
     /// A component on the way is not a directory.
     #[error("{path}: a parent is not a directory below the root {root}; move it aside")]
     NotADirectory {
@@ -98,7 +109,9 @@ impl RootError {
             RootError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
                 ErrorKind::Conflict
             }
-            RootError::OpenRoot { .. } | RootError::Io { .. } => ErrorKind::Failed,
+            RootError::OpenRoot { .. } | RootError::NoOpenat2 { .. } | RootError::Io { .. } => {
+                ErrorKind::Failed
+            }
         }
     }
 

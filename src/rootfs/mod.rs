@@ -131,6 +131,10 @@ impl Root {
                 path: shown,
                 root: self.host.clone(),
             },
+            Some(Errno::NOSYS) => RootError::NoOpenat2 {
+                path: shown,
+                root: self.host.clone(),
+            },
             _ => RootError::Io {
                 path: shown,
                 op,

@@ -111,13 +111,22 @@ impl Root {
     pub fn rename_noreplace(&self, from: &Path, to: &Path) -> Result<(), RootError> {
         let (fdir, fname) = self.parent(from)?;
         let (tdir, tname) = self.parent(to)?;
-        rustix::fs::renameat_with(
+        match rustix::fs::renameat_with(
             &fdir,
             fname,
             &tdir,
             tname,
             rustix::fs::RenameFlags::NOREPLACE,
-        )
+        ) {
+            // A filesystem without RENAME_NOREPLACE (NFS): look, then rename.
+            Err(Errno::INVAL) => {
+                if rustix::fs::statat(&tdir, tname, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                    return Err(self.err(to, "renaming onto", Errno::EXIST));
+                }
+                rustix::fs::renameat(&fdir, fname, &tdir, tname)
+            }
+            r => r,
+        }
         .map_err(|e| self.err(to, "renaming onto", e))
     }
 
