@@ -28,8 +28,13 @@ use common::{require_root, Berth};
 const TOOL: &str = "#!/bin/sh\necho tool\n";
 
 /// An image with a hostfs file `/opt/app/tool`, a hostfs file
-/// `/usr/local/bin/helper` and a tmpfiles line; berth's default unit.
+/// `/usr/local/bin/helper` (both `tool`) and a tmpfiles line; berth's
+/// default unit.
 fn image() -> Image {
+    image_with(TOOL)
+}
+
+fn image_with(tool: &str) -> Image {
     let layer = Layer::new()
         .dir("usr", 0o755)
         .dir("usr/bin", 0o755)
@@ -43,11 +48,11 @@ fn image() -> Image {
         .dir("exports/hostfs", 0o755)
         .dir("exports/hostfs/opt", 0o755)
         .dir("exports/hostfs/opt/app", 0o755)
-        .file("exports/hostfs/opt/app/tool", TOOL, 0o755)
+        .file("exports/hostfs/opt/app/tool", tool, 0o755)
         .dir("exports/hostfs/usr", 0o755)
         .dir("exports/hostfs/usr/local", 0o755)
         .dir("exports/hostfs/usr/local/bin", 0o755)
-        .file("exports/hostfs/usr/local/bin/helper", TOOL, 0o755)
+        .file("exports/hostfs/usr/local/bin/helper", tool, 0o755)
         .build(Compression::Gzip);
     Image::new(vec![layer]).cmd(&["/usr/bin/app"])
 }
@@ -310,4 +315,38 @@ fn uninstall_after_a_link_is_planted_leaves_the_outside_alone() {
         s.outside.join("opt")
     );
     assert!(!s.root.join("etc/systemd/system/app.service").exists());
+}
+
+#[test]
+fn update_and_rollback_through_a_planted_link_change_nothing_outside() {
+    if !require_root() {
+        return;
+    }
+    let s = setup();
+    s.install().ok();
+    let (v2, _keep2) = layout_one(&image_with("#!/bin/sh\necho v2\n"));
+    // The hostfs directory swapped for a link out of the root.
+    std::fs::create_dir_all(s.outside.join("usr/local/bin")).unwrap();
+    std::fs::write(s.outside.join("usr/local/bin/helper"), TOOL).unwrap();
+    std::fs::rename(s.root.join("usr/local/bin"), s.b.dir().join("moved-away")).unwrap();
+    s.plant("usr/local/bin", s.outside.join("usr/local/bin"));
+    let outside = s.outside_snapshot();
+    let before = root_snapshot(&s.root);
+    s.b.run(&["update", "app", "--image", &v2])
+        .code(4)
+        .stderr_has(&["/usr/local/bin is a symlink to"]);
+    assert_eq!(s.outside_snapshot(), outside);
+    assert_eq!(root_snapshot(&s.root), before);
+    // With the link gone, the update goes through; rollback too.
+    std::fs::remove_file(s.root.join("usr/local/bin")).unwrap();
+    s.b.run(&["update", "app", "--image", &v2]).ok();
+    assert!(std::fs::read_to_string(s.root.join("usr/local/bin/helper"))
+        .unwrap()
+        .contains("v2"));
+    s.b.run(&["rollback", "app"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(s.root.join("opt/app/tool")).unwrap(),
+        TOOL
+    );
+    assert_eq!(s.outside_snapshot(), outside);
 }
