@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::output::{self, Renderer};
-use super::plan_view::{config_grants, display, print_grants, WithGrants};
+use super::plan_view::{display, footprint_section, print_footprint};
 use super::GlobalOpts;
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::{self, InstallRequest, UpdateRequest};
@@ -144,17 +144,13 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
     for k in &plan.kept {
         eprintln!("warning: kept {k}");
     }
-    let grants = config_grants(&plan);
     if g.json {
-        return output::print_json(&WithGrants {
-            inner: &plan,
-            grants,
-        });
+        return output::print_json(&plan);
     }
-    print_grants(&plan.name, grants.as_ref());
     let out = if a.display {
         display(&layout, &plan, "install")
     } else {
+        print_footprint(&plan.name, &plan.footprint);
         let mut out = format!(
             "Checked out {} into {}/rootfs",
             plan.image.reference, plan.deployment
@@ -246,28 +242,14 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    let results: Vec<_> = results
-        .iter()
-        .map(|r| WithGrants {
-            inner: r,
-            grants: r
-                .plan
-                .as_ref()
-                .filter(|_| r.changed)
-                .and_then(config_grants),
-        })
-        .collect();
     if g.json {
         match (a.all, results.first()) {
             (false, Some(r)) => output::print_json(r)?,
             _ => output::print_json(&results)?,
         }
     } else {
-        for r in &results {
-            print_grants(&r.inner.name, r.grants.as_ref());
-        }
         let mut out = String::new();
-        for WithGrants { inner: r, .. } in &results {
+        for r in &results {
             let line = match (&r.plan, a.display, r.changed) {
                 (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
                 (Some(plan), true, _) => display(&layout, plan, "update"),
@@ -381,6 +363,8 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     for l in &s.links {
         out.push_str(&format!("\n  {} (link)", output::escape_controls(l)));
     }
+    out.push('\n');
+    out.push_str(&footprint_section(&s.footprint));
     if !s.journal.is_empty() {
         out.push_str("\njournal:");
         for l in &s.journal {

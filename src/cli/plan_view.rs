@@ -1,49 +1,41 @@
 //! How an install or update plan is shown: `--display` (every value, file
-//! and link, nothing changed) and the grants block (what the image's config
-//! allows beyond berth's default, on stderr and in `--json`).
+//! and link, nothing changed, and the whole footprint) and the footprint
+//! block (what the deployment does to its host beyond its own files, in a
+//! few lines on stderr; `--json` has it as `footprint`).
 
-use crate::deploy::grants::{self, Grants};
+use super::output::escape_controls;
+use crate::deploy::footprint::Footprint;
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::Plan;
 use crate::layout::Layout;
 
-/// A `--json` document with the `grants` field added beside the others.
-#[derive(serde::Serialize)]
-pub(super) struct WithGrants<'a, T: serde::Serialize> {
-    #[serde(flatten)]
-    pub(super) inner: &'a T,
-    /// What the config grants beyond berth's default (absent without one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) grants: Option<Grants>,
-}
+/// Items per kind in the short footprint block of `install`.
+const SHORT: usize = 4;
 
-/// What the plan's config.json grants beyond berth's default config.
-pub(super) fn config_grants(plan: &Plan) -> Option<Grants> {
-    let config = plan.config.as_deref()?;
-    let state = match (plan.values.get("STATE_DIRECTORY"), plan.values.get("NAME")) {
-        (Some(dir), Some(name)) => Some(format!("{}/{name}", dir.trim_end_matches('/'))),
-        _ => None,
-    };
-    match grants::of_config(config, state.as_deref()) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            tracing::warn!("{}: config.json: {e}", plan.name);
-            None
-        }
-    }
-}
-
-/// The grants block on stderr: nothing when the config grants nothing more.
-pub(super) fn print_grants(name: &str, grants: Option<&Grants>) {
-    let Some(g) = grants.filter(|g| !g.is_empty()) else {
+/// The footprint block on stderr: nothing when there is no footprint.
+pub(super) fn print_footprint(name: &str, footprint: &Footprint) {
+    if footprint.is_empty() {
         return;
-    };
-    let mut block = format!("{name}: its config grants more than berth's default:");
-    for l in g.lines() {
+    }
+    let mut block = format!("{name}: host footprint beyond its own files:");
+    for l in footprint.lines_upto(SHORT) {
         block.push_str("\n  ");
-        block.push_str(&l);
+        block.push_str(&escape_controls(&l));
     }
     eprintln!("{block}");
+}
+
+/// `footprint:` and one indented line per kind, or `footprint: none…`.
+pub(super) fn footprint_section(footprint: &Footprint) -> String {
+    if footprint.is_empty() {
+        return "footprint: nothing beyond its own files".into();
+    }
+    let mut out = String::from("footprint:");
+    for l in footprint.lines() {
+        out.push_str("\n  ");
+        out.push_str(&escape_controls(&l));
+    }
+    out
 }
 
 /// What `--display` prints: every value, file and link of the plan.
@@ -84,10 +76,11 @@ pub(super) fn display(layout: &Layout, plan: &Plan, verb: &str) -> String {
         out.push_str(&format!("symlink {} -> {}\n", l.path, l.target));
     }
     out.push_str(&format!(
-        "symlink {}/{} -> {}",
+        "symlink {}/{} -> {}\n",
         layout.containers_inside(),
         plan.name,
         plan.slot
     ));
+    out.push_str(&footprint_section(&plan.footprint));
     out
 }

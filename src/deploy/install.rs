@@ -327,6 +327,7 @@ pub fn stage(
         dirs: Vec::new(),
         units: plan.units.clone(),
         installed: now,
+        footprint: Some(plan.footprint.clone()),
     })
 }
 

@@ -18,6 +18,9 @@
 //! - [`exports`]: the image's `/exports`, read once.
 //! - [`hostfs`]: `/exports/hostfs` planned as host paths; [`shared`]: who
 //!   wrote each hostfs path and who else uses it.
+//! - [`footprint`]: what a deployment does to its host beyond its own
+//!   files ([`grants`]: the config part); [`gate`]: a deployment's
+//!   recorded footprint.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
 //! - [`run_once`]: `berth run-once`, an image run as a tool, nothing left.
 //! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
@@ -25,6 +28,8 @@
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
 pub mod exports;
+pub mod footprint;
+pub mod gate;
 pub mod grants;
 pub mod hostfs;
 pub mod install;
@@ -324,6 +329,10 @@ pub struct Info {
     pub units: Vec<String>,
     /// Seconds since the epoch of the install of this deployment.
     pub installed: u64,
+    /// What it does to the host beyond its own files (absent in deployments
+    /// made before berth recorded it: then computed from their files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<footprint::Footprint>,
 }
 
 impl Info {

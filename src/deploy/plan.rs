@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::exports;
+use super::footprint::Footprint;
 pub use super::hostfs::PlannedHostfs;
 use super::hostfs::{hostfs, hostfs_actions};
 use super::render;
@@ -72,6 +73,8 @@ pub struct Plan {
     /// After the install: hostfs paths shared with other containers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<String>,
+    /// What it does to the host beyond its own files.
+    pub footprint: Footprint,
 }
 
 /// What the plan is for.
@@ -224,6 +227,17 @@ pub fn plan(
     }
     check_conflicts(layout, name, req.previous, &files, &links)?;
     let hostfs = hostfs_actions(layout, name, req.previous, &files, &sources)?;
+    let footprint = super::footprint::of_files(
+        &values,
+        config.as_deref(),
+        &files,
+        &units
+            .iter()
+            .map(|u| format!("{unit_dir}/{u}"))
+            .collect::<Vec<_>>(),
+        &format!("{}/{name}.conf", layout.tmpfiles_dir()),
+        &hostfs,
+    );
     Ok(Plan {
         name: name.to_string(),
         image,
@@ -237,6 +251,7 @@ pub fn plan(
         hostfs,
         kept: Vec::new(),
         shared: Vec::new(),
+        footprint,
     })
 }
 

@@ -1,9 +1,11 @@
 //! `berth status NAME`: the active deployment, its values with provenance,
 //! the files it wrote (and whether they were edited since), unit states, the
-//! rollback target and the last journal lines.
+//! rollback target, its host footprint and the last journal lines.
 
 use serde::Serialize;
 
+use super::footprint::Footprint;
+use super::gate;
 use super::update::other_slot;
 use super::{in_root, DeployError, Info};
 use crate::layout::Layout;
@@ -63,6 +65,8 @@ pub struct Status {
     pub previous: Option<Previous>,
     /// Last journal lines of the service.
     pub journal: Vec<String>,
+    /// What the deployment does to its host beyond its own files.
+    pub footprint: Footprint,
 }
 
 /// The status of `name` below `root`.
@@ -122,7 +126,9 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
         .and_then(|u| UnitName::parse(u).ok())
         .map(|u| manager.journal_tail(&u, 10))
         .unwrap_or_default();
+    let footprint = gate::footprint_of(layout, &info)?;
     Ok(Status {
+        footprint,
         name: name.to_string(),
         deployment: info.deployment.clone(),
         image: info.image.reference.clone(),
