@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::output::{self, Renderer};
-use super::plan_view::{display, footprint_section, print_footprint};
+use super::plan_view::{display, footprint_section, print_footprint, print_growth};
 use super::GlobalOpts;
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::{self, InstallRequest, UpdateRequest};
@@ -72,6 +72,12 @@ pub struct UpdateArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    /// Allow the update to grow the container's host footprint: new host
+    /// paths, capabilities, binds, host namespaces, tmpfiles lines on host
+    /// paths, host commands. Without it such an update is refused (exit 4)
+    /// and `status` shows it waiting; `--all` never allows it.
+    #[arg(long, conflicts_with = "all")]
+    pub accept_footprint: bool,
 }
 
 /// Switch a container back to its previous deployment (units, tmpfiles,
@@ -248,6 +254,11 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
             _ => output::print_json(&results)?,
         }
     } else {
+        for r in &results {
+            if let Some(growth) = &r.footprint_growth {
+                print_growth(&r.name, growth, !a.display);
+            }
+        }
         let mut out = String::new();
         for r in &results {
             let line = match (&r.plan, a.display, r.changed) {
@@ -283,6 +294,7 @@ fn update_one(
         display: a.display,
         refresh: true,
         reset_values: false,
+        accept_footprint: a.accept_footprint,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(layout)?;
@@ -365,6 +377,12 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     }
     out.push('\n');
     out.push_str(&footprint_section(&s.footprint));
+    if let Some(w) = &s.update_waits {
+        for l in w.describe().lines() {
+            out.push('\n');
+            out.push_str(&output::escape_controls(l));
+        }
+    }
     if !s.journal.is_empty() {
         out.push_str("\njournal:");
         for l in &s.journal {

@@ -25,6 +25,22 @@ pub(super) fn print_footprint(name: &str, footprint: &Footprint) {
     eprintln!("{block}");
 }
 
+/// What an update adds to the footprint, on stderr: `accepted`, or with
+/// `--display`, what `--accept-footprint` would have to allow.
+pub(super) fn print_growth(name: &str, growth: &Footprint, accepted: bool) {
+    let how = if accepted {
+        "accepted"
+    } else {
+        "the update needs --accept-footprint"
+    };
+    let mut block = format!("{name}: host footprint grows ({how}):");
+    for l in growth.lines() {
+        block.push_str("\n  ");
+        block.push_str(&escape_controls(&l));
+    }
+    eprintln!("{block}");
+}
+
 /// `footprint:` and one indented line per kind, or `footprint: none…`.
 pub(super) fn footprint_section(footprint: &Footprint) -> String {
     if footprint.is_empty() {

@@ -3,7 +3,8 @@
 //! tmpfiles lines that touch host paths, the commands its units run on the
 //! host other than berth's, and what its config grants beyond berth's
 //! default ([`Grants`]). `install` prints it, `--display`, `status` and
-//! `--json` show it whole.
+//! `--json` show it whole, and `update` refuses one that grows
+//! ([`growth`]) unless the operator accepts it.
 //!
 //! The container's own paths stay quiet: `${STATE_DIRECTORY}/NAME`,
 //! `${RUN_DIRECTORY}/NAME` and its deployment (as rendered), the hostfs
@@ -11,7 +12,10 @@
 //! is in the footprint; a tmpfiles line below it adds nothing). So etcd's
 //! `Z /var/lib/etcd/…` and flannel's `r` of its drop-in are its own.
 
+mod growth;
 pub mod tmpfiles;
+
+pub use growth::growth;
 
 use serde::{Deserialize, Serialize};
 

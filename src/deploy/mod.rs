@@ -19,8 +19,8 @@
 //! - [`hostfs`]: `/exports/hostfs` planned as host paths; [`shared`]: who
 //!   wrote each hostfs path and who else uses it.
 //! - [`footprint`]: what a deployment does to its host beyond its own
-//!   files ([`grants`]: the config part); [`gate`]: a deployment's
-//!   recorded footprint.
+//!   files ([`grants`]: the config part); [`gate`]: update refuses a
+//!   footprint that grows.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
 //! - [`run_once`]: `berth run-once`, an image run as a tool, nothing left.
 //! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
@@ -115,6 +115,20 @@ pub enum DeployError {
         /// The container.
         name: String,
     },
+    /// An update would widen what the container does on its host.
+    #[error(
+        "the update of {name} to {digest} grows its host footprint:\n  {growth}\n\
+         see it whole with `berth update {name} --display`; to allow it pass \
+         --accept-footprint (or set accept_footprint = true in its manifest entry)"
+    )]
+    FootprintGrows {
+        /// The container.
+        name: String,
+        /// The refused image's manifest digest.
+        digest: String,
+        /// What grows, one kind per line.
+        growth: String,
+    },
     /// The service manager refused or failed an operation.
     #[error(transparent)]
     Manager(#[from] crate::systemd::manager::ManagerError),
@@ -132,7 +146,7 @@ impl DeployError {
     /// The exit-code kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            DeployError::Exists { .. } => ErrorKind::Conflict,
+            DeployError::Exists { .. } | DeployError::FootprintGrows { .. } => ErrorKind::Conflict,
             DeployError::NotInstalled { .. } => ErrorKind::NotFound,
             DeployError::Name(_)
             | DeployError::Values(_)

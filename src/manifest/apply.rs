@@ -252,6 +252,7 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         display,
         refresh: false,
         reset_values: true,
+        accept_footprint: false,
     }
 }
 
