@@ -130,6 +130,7 @@ pub fn apply(
                     manager,
                     progress.clone(),
                 );
+                let r = r.and_then(|u| refuse_growth(s, e, u, opts.plan_only));
                 match r {
                     Ok(u) => {
                         let t = u.plan.as_ref().and_then(unit_text);
@@ -252,8 +253,31 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         display,
         refresh: false,
         reset_values: true,
-        accept_footprint: false,
+        accept_footprint: e.accept_footprint,
     }
+}
+
+/// Staging refuses an update whose footprint grows unless the entry
+/// accepts it, before anything is switched (`--plan` only warns).
+fn refuse_growth(
+    s: &Step,
+    e: &super::Entry,
+    u: deploy::update::Updated,
+    plan_only: bool,
+) -> Result<deploy::update::Updated, Error> {
+    let Some(g) = u.footprint_growth.as_ref().filter(|_| !e.accept_footprint) else {
+        return Ok(u);
+    };
+    let err = deploy::DeployError::FootprintGrows {
+        name: s.name.clone(),
+        digest: u.to_digest.clone(),
+        growth: g.lines().join("\n  "),
+    };
+    if plan_only {
+        tracing::warn!("{err}");
+        return Ok(u);
+    }
+    Err(err.into())
 }
 
 fn unit_text(p: &deploy::Plan) -> Option<String> {

@@ -60,6 +60,12 @@ pub struct Entry {
     /// Entries (or installed containers) this one needs.
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Allow an update whose host footprint grows (a new host path,
+    /// capability, bind, namespace, tmpfiles line or host command), as
+    /// `berth update --accept-footprint` does. Default false: such an
+    /// update is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_footprint: bool,
 }
 
 fn yes() -> bool {
