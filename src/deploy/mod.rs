@@ -118,8 +118,8 @@ pub enum DeployError {
     /// An update would widen what the container does on its host.
     #[error(
         "the update of {name} to {digest} grows its host footprint:\n  {growth}\n\
-         see it whole with `berth update {name} --display`; to allow it pass \
-         --accept-footprint (or set accept_footprint = true in its manifest entry)"
+         review the update with --display; to allow it pass --accept-footprint \
+         (in a manifest: accept_footprint = true in its entry)"
     )]
     FootprintGrows {
         /// The container.
