@@ -430,3 +430,39 @@ fn a_manifest_entry_accepts_a_growing_update() {
     assert_eq!(b.json(&["status", "app"])["digest"], built.digest.as_str());
     assert!(root.join("etc/sudoers.d/app").is_file());
 }
+
+#[test]
+fn a_deployment_without_a_recorded_footprint_gets_it_from_its_files() {
+    if !require_root() {
+        return;
+    }
+    let dir = common::tempdir();
+    let mut l = OciLayout::create(dir.path().join("layout"));
+    l.add_image("v1", &v1());
+    l.add_image("v1b", &v1().env("REBUILT=1"));
+    l.add_image("v2", &v2());
+    let src = format!("oci:{}", l.dir.display());
+    let b = Berth::new();
+    let root = b.root();
+    b.run(&["install", "--name", "app", &format!("{src}:v1")])
+        .ok();
+    let recorded = b.json(&["status", "app"])["footprint"].clone();
+    assert_eq!(
+        recorded,
+        serde_json::json!({"host_paths": [
+            {"path": "/usr/local/bin/app-ctl", "kind": "file", "existing": false}
+        ]})
+    );
+    // As a berth from before footprints wrote it.
+    let info = root.join("var/lib/berth/containers/app.0/info.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("footprint").unwrap();
+    std::fs::write(&info, v.to_string()).unwrap();
+    assert_eq!(b.json(&["status", "app"])["footprint"], recorded);
+    b.run(&["update", "app", "--image", &format!("{src}:v2")])
+        .code(4)
+        .stderr_has(GROWTH);
+    b.run(&["update", "app", "--image", &format!("{src}:v1b")])
+        .ok();
+}
