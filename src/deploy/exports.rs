@@ -203,11 +203,6 @@ pub fn read_exports(store: &Store, commit: &str) -> Result<Exports, DeployError>
                         "renameFiles: the value of {from:?} is not a string"
                     ))
                 })?;
-                if !from.starts_with('/') {
-                    return Err(invalid(format!(
-                        "renameFiles: {from:?} is not an absolute host path"
-                    )));
-                }
                 ex.rename_files.insert(from.clone(), to.to_string());
             }
         }

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::exports::{Exports, HostfsWhat};
 use super::plan::{check_host_path, PlannedFile};
-use super::render;
 use super::shared::{decide, HostfsAction, Registry};
 use super::{in_root, DeployError, EntryKind, Info};
+use super::{paths, render};
 use crate::layout::Layout;
 use crate::systemd::ContainerName;
 use crate::template::{FileKind, Values};
@@ -77,6 +77,7 @@ pub(crate) fn hostfs_actions(
 /// symlinks kept as such. Returns host path → image path.
 pub(crate) fn hostfs(
     layout: &Layout,
+    image: &str,
     exports: &Exports,
     values: &Values,
     files: &mut Vec<PlannedFile>,
@@ -85,7 +86,8 @@ pub(crate) fn hostfs(
     for (from, to) in &exports.rename_files {
         let file = format!("/exports/manifest.json renameFiles[{from:?}]");
         let to = render::render(&file, to, values, FileKind::Plain)?;
-        check_host_path(layout, &file, &to)?;
+        let key = format!("manifest.json renameFiles[{from:?}]");
+        check_host_path(layout, image, &key, paths::strip_dir_slash(&to))?;
         renames.push((from.trim_end_matches('/').to_string(), to));
     }
     // The longest matching prefix wins.
@@ -103,7 +105,7 @@ pub(crate) fn hostfs(
             })
             .unwrap_or_else(|| original.clone());
         let source = format!("/exports/hostfs{original}");
-        check_host_path(layout, &source, &path)?;
+        check_host_path(layout, image, &format!("hostfs {source}"), &path)?;
         if let Some(other) = seen.insert(path.clone(), source.clone()) {
             return Err(DeployError::Invalid {
                 file: source,

@@ -15,7 +15,8 @@
 //! - [`vars`]: the variables of an install.
 //! - [`plan`]: every value, file and link of an install, before anything changes.
 //! - [`recover`]: clearing what a killed install left.
-//! - [`exports`]: the image's `/exports`, read once.
+//! - [`exports`]: the image's `/exports`, read once; [`paths`]: the check
+//!   every path an image supplies passes.
 //! - [`hostfs`]: `/exports/hostfs` planned as host paths; [`shared`]: who
 //!   wrote each hostfs path and who else uses it.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
@@ -29,6 +30,7 @@ pub mod grants;
 pub mod hostfs;
 pub mod install;
 pub mod mount;
+pub mod paths;
 pub mod plan;
 pub mod recover;
 pub mod render;
@@ -113,6 +115,21 @@ pub enum DeployError {
     /// The service manager refused or failed an operation.
     #[error(transparent)]
     Manager(#[from] crate::systemd::manager::ManagerError),
+    /// A path the image supplies (a `VOLUME`, a hostfs path, a
+    /// `manifest.json` key, a tmpfiles line) that is not a plain absolute
+    /// path inside the root, or one berth does not let an image write.
+    #[error("image {image}: {key}: path {path:?} {why}; refusing the image")]
+    ImagePath {
+        /// The image reference.
+        image: String,
+        /// Where the image holds the path (`config.Volumes`,
+        /// `manifest.json renameFiles`, `tmpfiles.template line 3`).
+        key: String,
+        /// The path, as the image gives it.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -133,7 +150,8 @@ impl DeployError {
             | DeployError::Values(_)
             | DeployError::Render(_)
             | DeployError::Unit { .. }
-            | DeployError::Invalid { .. } => ErrorKind::Usage,
+            | DeployError::Invalid { .. }
+            | DeployError::ImagePath { .. } => ErrorKind::Usage,
             DeployError::NoPrevious { .. } => ErrorKind::NotFound,
             DeployError::Io { .. } | DeployError::Manager(_) | DeployError::Failed { .. } => {
                 ErrorKind::Failed

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::exports;
 pub use super::hostfs::PlannedHostfs;
 use super::hostfs::{hostfs, hostfs_actions};
 use super::render;
+use super::{exports, paths};
 use super::{in_root, DeployError, EntryKind, Info, InfoImage, Link};
 use crate::layout::Layout;
 use crate::store::image::ImageRecord;
@@ -110,6 +110,7 @@ pub fn plan(
     let deployment = format!("{}/{}", layout.containers_inside(), req.slot);
     let unit_dir = layout.unit_dir();
     let exports = exports::read_exports(store, &record.commit)?;
+    paths::check_manifest_paths(&record.reference, &exports)?;
     let values = super::vars::values(layout, record, &deployment, req, &exports)?;
     let image = InfoImage {
         reference: record.reference.clone(),
@@ -136,14 +137,14 @@ pub fn plan(
     };
     // hostfs first, then data (tmpfiles), the units last: in the order the
     // files are switched, PID 1 never sees a unit before what it needs.
-    let sources = hostfs(layout, &exports, &values, &mut files)?;
+    let sources = hostfs(layout, &record.reference, &exports, &values, &mut files)?;
     let tmpfiles = match (&exports.tmpfiles, &config) {
-        (Some(t), _) => Some(render::render(
-            "/exports/tmpfiles.template",
-            t,
-            &values,
-            FileKind::Tmpfiles,
-        )?),
+        (Some(t), _) => {
+            let text =
+                render::render("/exports/tmpfiles.template", t, &values, FileKind::Tmpfiles)?;
+            paths::check_tmpfiles(&record.reference, "tmpfiles.template", &text)?;
+            Some(text)
+        }
         (None, Some(c)) => render::default_tmpfiles(layout.root(), c, layout.is_user()),
         (None, None) => None,
     };
@@ -240,39 +241,30 @@ pub fn plan(
     })
 }
 
-/// A host path berth may write: absolute, normalised, outside berth's own
-/// state and the unit and tmpfiles directories (those are berth's to name);
-/// for `--user`, inside the user's home.
-pub(crate) fn check_host_path(layout: &Layout, file: &str, path: &str) -> Result<(), DeployError> {
-    let bad = |why: &str| DeployError::Invalid {
-        file: file.to_string(),
-        detail: format!("host path {path:?} {why}"),
-    };
-    if !path.starts_with('/') || path.len() < 2 {
-        return Err(bad("is not absolute"));
-    }
-    if path
-        .split('/')
-        .skip(1)
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(bad("is not a normalised path (empty, . or .. components)"));
-    }
-    if path.chars().any(|c| c.is_control()) {
-        return Err(bad("contains a control character"));
-    }
+/// A host path berth may write for `image`: [`paths::check_path`], then
+/// outside berth's own state and the unit and tmpfiles directories (those
+/// are berth's to name); for `--user`, inside the user's home. `key` says
+/// where the image holds it.
+pub(crate) fn check_host_path(
+    layout: &Layout,
+    image: &str,
+    key: &str,
+    path: &str,
+) -> Result<(), DeployError> {
+    paths::check_image_path(image, key, path)?;
+    let bad = |why: String| paths::refuse(image, key, path, why);
     for reserved in [
         layout.data_inside(),
         layout.unit_dir(),
         layout.tmpfiles_dir(),
     ] {
         if path == reserved || path.starts_with(&format!("{reserved}/")) {
-            return Err(bad(&format!("is below {reserved}, which berth manages")));
+            return Err(bad(format!("is below {reserved}, which berth manages")));
         }
     }
     if let Some(home) = layout.user_dirs().map(|d| d.home.trim_end_matches('/')) {
         if !path.starts_with(&format!("{home}/")) {
-            return Err(bad(&format!(
+            return Err(bad(format!(
                 "is outside {home}; a --user install writes only below the home directory \
                  (map it there with renameFiles)"
             )));
@@ -339,7 +331,7 @@ mod tests {
     fn host_paths_must_be_plain_absolute_and_outside_berths_dirs() {
         let system = Layout::system(Path::new("/"));
         for ok in ["/usr/bin/etcdctl", "/etc/etcd/etcd.conf", "/opt/x"] {
-            check_host_path(&system, "f", ok).unwrap();
+            check_host_path(&system, "i", "f", ok).unwrap();
         }
         for bad in [
             "usr/bin/x",
@@ -353,7 +345,7 @@ mod tests {
             "/etc/tmpfiles.d/x.conf",
             "/usr/bin/a\nb",
         ] {
-            assert!(check_host_path(&system, "f", bad).is_err(), "{bad:?}");
+            assert!(check_host_path(&system, "i", "f", bad).is_err(), "{bad:?}");
         }
     }
 
@@ -367,7 +359,7 @@ mod tests {
             ..Default::default()
         };
         let user = Layout::user(&dirs).unwrap();
-        check_host_path(&user, "f", "/home/u/bin/etcdctl").unwrap();
+        check_host_path(&user, "i", "f", "/home/u/bin/etcdctl").unwrap();
         for bad in [
             "/usr/bin/etcdctl",
             "/home/uv/x",
@@ -375,7 +367,7 @@ mod tests {
             "/home/u/.config/systemd/user/x.service",
             "/home/u/.config/user-tmpfiles.d/x.conf",
         ] {
-            assert!(check_host_path(&user, "f", bad).is_err(), "{bad:?}");
+            assert!(check_host_path(&user, "i", "f", bad).is_err(), "{bad:?}");
         }
     }
 }
