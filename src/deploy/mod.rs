@@ -19,6 +19,8 @@
 //!   every path an image supplies passes.
 //! - [`hostfs`]: `/exports/hostfs` planned as host paths; [`shared`]: who
 //!   wrote each hostfs path and who else uses it.
+//! - [`unit_names`]: a container's unit names and its units' `Alias=`
+//!   and `Also=` may not take an existing unit's name.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
 //! - [`run_once`]: `berth run-once`, an image run as a tool, nothing left.
 //! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
@@ -41,6 +43,7 @@ pub mod status;
 pub mod switch;
 pub mod txn;
 pub mod uninstall;
+pub mod unit_names;
 pub mod update;
 pub mod vars;
 
@@ -130,6 +133,18 @@ pub enum DeployError {
         /// What is wrong with it.
         why: String,
     },
+    /// A unit name the install would take is already a unit's, not berth's.
+    #[error("{by} names {unit}, which {path} already holds and berth did not write; {hint}")]
+    UnitTaken {
+        /// The unit name.
+        unit: String,
+        /// Where the unit is, as seen inside the root.
+        path: String,
+        /// What asks for the name (`container dbus`, `Alias=… in … of image …`).
+        by: String,
+        /// What to do.
+        hint: String,
+    },
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -144,7 +159,7 @@ impl DeployError {
     /// The exit-code kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            DeployError::Exists { .. } => ErrorKind::Conflict,
+            DeployError::Exists { .. } | DeployError::UnitTaken { .. } => ErrorKind::Conflict,
             DeployError::NotInstalled { .. } => ErrorKind::NotFound,
             DeployError::Name(_)
             | DeployError::Values(_)

@@ -9,6 +9,7 @@ use serde::Serialize;
 pub use super::hostfs::PlannedHostfs;
 use super::hostfs::{hostfs, hostfs_actions};
 use super::render;
+use super::unit_names::{check_unit_names, Claim};
 use super::{exports, paths};
 use super::{in_root, DeployError, EntryKind, Info, InfoImage, Link};
 use crate::layout::Layout;
@@ -16,7 +17,7 @@ use crate::store::image::ImageRecord;
 use crate::store::Store;
 use crate::systemd::dropin::{runtime_dropin, DROPIN_FILE};
 use crate::systemd::manager::Manager;
-use crate::systemd::{ContainerName, Marker, UnitName, UnitType};
+use crate::systemd::{ContainerName, Install, Marker, UnitName, UnitType};
 use crate::template::{FileKind, SetValue, Values};
 
 /// A host file an install writes.
@@ -179,6 +180,7 @@ pub fn plan(
             unit_templates.push((UnitType::Timer, "/exports/timer.template", t.as_str()));
         }
     }
+    let mut claims: Vec<(String, Claim)> = Vec::new();
     for (kind, file, tmpl) in unit_templates {
         let unit_name = name.unit(kind);
         let unit_path = format!("{unit_dir}/{unit_name}");
@@ -205,6 +207,15 @@ pub fn plan(
                 });
             }
         }
+        claims.push((unit_name.to_string(), Claim::Container));
+        if req.enable {
+            let install = Install::parse(&text, &unit_name).map_err(unit_err)?;
+            let words = install.alias.iter().map(|a| ("Alias", a));
+            for (key, word) in words.chain(install.also.iter().map(|a| ("Also", a))) {
+                let holder = unit_name.to_string();
+                claims.push((word.to_string(), Claim::Install { key, unit: holder }));
+            }
+        }
         let symlinks = manager
             .enable_plan(&unit_name, &text, unit_dir)
             .map_err(unit_err)?;
@@ -223,6 +234,15 @@ pub fn plan(
         });
         units.push(unit_name.to_string());
     }
+    // Also= naming a unit of this container is how its units go together.
+    claims.retain(|(u, c)| matches!(c, Claim::Container) || !units.contains(u));
+    check_unit_names(
+        layout,
+        name.as_str(),
+        &record.reference,
+        &claims,
+        req.previous,
+    )?;
     check_conflicts(layout, name, req.previous, &files, &links)?;
     let hostfs = hostfs_actions(layout, name, req.previous, &files, &sources)?;
     Ok(Plan {
