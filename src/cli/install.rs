@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::output::{self, Renderer};
-use super::plan_view::{config_grants, display, print_grants, WithGrants};
+use super::plan_view::{config_grants, display, print_grants, print_mode_changes, WithGrants};
 use super::GlobalOpts;
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::{self, InstallRequest, UpdateRequest};
@@ -37,6 +37,11 @@ pub struct InstallArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    /// How the modes of the image's hostfs files and directories reach the
+    /// host: `safe` drops group and other write, setuid, setgid and sticky
+    /// (each change is printed); `as-image` keeps them. Updates keep the choice.
+    #[arg(long, value_name = "MODES", default_value = "safe", value_parser = ["safe", "as-image"])]
+    pub hostfs_modes: String,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -72,6 +77,10 @@ pub struct UpdateArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    /// Change how hostfs modes reach the host (`safe` or `as-image`; see
+    /// `install`); default: as the container was installed.
+    #[arg(long, value_name = "MODES", value_parser = ["safe", "as-image"])]
+    pub hostfs_modes: Option<String>,
 }
 
 /// Switch a container back to its previous deployment (units, tmpfiles,
@@ -114,6 +123,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         display: a.display,
         now: a.now,
         enable: true,
+        hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -141,6 +151,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         }
     })?;
     renderer.finish();
+    print_mode_changes(&plan);
     for k in &plan.kept {
         eprintln!("warning: kept {k}");
     }
@@ -301,12 +312,21 @@ fn update_one(
         display: a.display,
         refresh: true,
         reset_values: false,
+        hostfs_modes: a
+            .hostfs_modes
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(layout)?;
     let r = deploy::update(layout, &req, m.as_ref(), renderer.clone())
         .with_context(|| format!("updating {name}"))?;
     renderer.finish();
+    if let Some(p) = &r.plan {
+        print_mode_changes(p);
+    }
     for k in &r.kept {
         eprintln!("warning: kept {k}");
     }

@@ -2,6 +2,7 @@
 //! and link, nothing changed) and the grants block (what the image's config
 //! allows beyond berth's default, on stderr and in `--json`).
 
+use super::output::escape_controls;
 use crate::deploy::grants::{self, Grants};
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::Plan;
@@ -44,6 +45,15 @@ pub(super) fn print_grants(name: &str, grants: Option<&Grants>) {
         block.push_str(&l);
     }
     eprintln!("{block}");
+}
+
+/// One line on stderr per hostfs path whose mode is not the image's
+/// (`hostfs /usr/local/bin/helper: mode 0777 → 0755`); `--json` has them
+/// as `hostfs_mode_changes`.
+pub(super) fn print_mode_changes(plan: &Plan) {
+    for c in &plan.hostfs_mode_changes {
+        eprintln!("{}", escape_controls(&c.message));
+    }
 }
 
 /// What `--display` prints: every value, file and link of the plan.

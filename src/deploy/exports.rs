@@ -44,7 +44,9 @@ pub struct Exports {
 pub struct HostfsEntry {
     /// Path relative to `/exports/hostfs`.
     pub path: String,
-    /// Permission bits (`mode & 0o777`; 0o777 for symlinks).
+    /// Permission bits with setuid, setgid and sticky (`mode & 0o7777`;
+    /// 0o777 for symlinks); [`super::hostfs::HostfsModes`] decides what
+    /// reaches the host.
     pub mode: u32,
     /// What it is.
     pub what: HostfsWhat,
@@ -259,7 +261,7 @@ fn hostfs_files(store: &Store, commit: &str) -> Result<Vec<HostfsEntry>, DeployE
                 format!("{rel}/{name}")
             };
             let child = dir.child(&name);
-            let mode = info.attribute_uint32("unix::mode") & 0o777;
+            let mode = info.attribute_uint32("unix::mode") & 0o7777;
             match info.file_type() {
                 gio::FileType::Directory => stack.push((child, path, mode)),
                 gio::FileType::Regular => {

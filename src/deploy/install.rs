@@ -41,6 +41,8 @@ pub struct InstallRequest {
     pub now: bool,
     /// Create the `[Install]` links (the default).
     pub enable: bool,
+    /// How hostfs modes reach the host (`--hostfs-modes`).
+    pub hostfs_modes: super::hostfs::HostfsModes,
 }
 
 /// Parses `--set` arguments.
@@ -85,6 +87,7 @@ pub fn install(
         previous: None,
         reset_values: false,
         enable: req.enable,
+        hostfs_modes: req.hostfs_modes,
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
     if req.display {
@@ -327,6 +330,7 @@ pub fn stage(
         dirs: Vec::new(),
         units: plan.units.clone(),
         installed: now,
+        hostfs_modes: plan.hostfs_modes,
     })
 }
 

@@ -357,6 +357,9 @@ pub struct Info {
     pub units: Vec<String>,
     /// Seconds since the epoch of the install of this deployment.
     pub installed: u64,
+    /// How its hostfs modes reached the host (updates keep the choice).
+    #[serde(default, skip_serializing_if = "hostfs::HostfsModes::is_safe")]
+    pub hostfs_modes: hostfs::HostfsModes,
 }
 
 impl Info {

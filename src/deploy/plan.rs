@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use super::hostfs::PlannedHostfs;
 use super::hostfs::{hostfs, hostfs_actions};
+pub use super::hostfs::{HostfsModes, ModeChange, PlannedHostfs};
 use super::render;
 use super::unit_names::{check_unit_names, Claim};
 use super::{exports, paths};
@@ -67,6 +67,11 @@ pub struct Plan {
     pub units: Vec<String>,
     /// What happens to each hostfs path.
     pub hostfs: Vec<PlannedHostfs>,
+    /// How hostfs modes reach the host.
+    pub hostfs_modes: HostfsModes,
+    /// hostfs paths whose mode is not the image's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hostfs_mode_changes: Vec<ModeChange>,
     /// After the install: paths left in place, with the reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<String>,
@@ -97,6 +102,8 @@ pub struct PlanRequest<'a> {
     pub reset_values: bool,
     /// Create the `[Install]` links.
     pub enable: bool,
+    /// How hostfs modes reach the host.
+    pub hostfs_modes: HostfsModes,
 }
 
 /// Plans deploying `record` per `req` below `root`.
@@ -138,7 +145,14 @@ pub fn plan(
     };
     // hostfs first, then data (tmpfiles), the units last: in the order the
     // files are switched, PID 1 never sees a unit before what it needs.
-    let sources = hostfs(layout, &record.reference, &exports, &values, &mut files)?;
+    let tree = hostfs(
+        layout,
+        &record.reference,
+        &exports,
+        &values,
+        req.hostfs_modes,
+        &mut files,
+    )?;
     let tmpfiles = match (&exports.tmpfiles, &config) {
         (Some(t), _) => {
             let text =
@@ -244,7 +258,7 @@ pub fn plan(
         req.previous,
     )?;
     check_conflicts(layout, name, req.previous, &files, &links)?;
-    let hostfs = hostfs_actions(layout, name, req.previous, &files, &sources)?;
+    let hostfs = hostfs_actions(layout, name, req.previous, &files, &tree.sources)?;
     Ok(Plan {
         name: name.to_string(),
         image,
@@ -256,6 +270,8 @@ pub fn plan(
         links,
         units,
         hostfs,
+        hostfs_modes: req.hostfs_modes,
+        hostfs_mode_changes: tree.mode_changes,
         kept: Vec::new(),
         shared: Vec::new(),
     })

@@ -270,6 +270,7 @@ fn fill(
         previous: None,
         reset_values: false,
         enable: false,
+        hostfs_modes: Default::default(),
     };
     let values = vars::values(layout, &slot.image, inside, &preq, &exports)?;
     let mut config = render::config_json(store, &slot.image, &exports, &values, None)?;

@@ -44,6 +44,8 @@ pub struct UpdateRequest {
     pub refresh: bool,
     /// `set` is the whole desired set: previous `--set` values are dropped.
     pub reset_values: bool,
+    /// How hostfs modes reach the host; `None` keeps the installed choice.
+    pub hostfs_modes: Option<super::hostfs::HostfsModes>,
 }
 
 /// What an update or rollback did.
@@ -150,6 +152,7 @@ pub fn update(
         previous: Some(&current),
         reset_values: req.reset_values,
         enable: !current.links.is_empty(),
+        hostfs_modes: req.hostfs_modes.unwrap_or(current.hostfs_modes),
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
     if req.display {

@@ -239,6 +239,7 @@ fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallR
         display,
         now: false,
         enable: e.enabled,
+        hostfs_modes: e.hostfs_modes,
     }
 }
 
@@ -252,6 +253,7 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         display,
         refresh: false,
         reset_values: true,
+        hostfs_modes: Some(e.hostfs_modes),
     }
 }
 
