@@ -366,7 +366,7 @@ pub fn staged_files(layout: &Layout, info: &Info) -> Result<Vec<HostFile>, Deplo
 
 /// Mode of `config.json` and `info.json`: both hold `--set` values, which
 /// may be secrets.
-pub const SECRET_MODE: u32 = 0o600;
+pub const SECRET_MODE: u32 = crate::store::SECRET_FILE_MODE;
 
 /// Writes `info.json` into its deployment directory (mode [`SECRET_MODE`]).
 pub fn write_info(layout: &Layout, info: &Info) -> Result<(), DeployError> {
