@@ -134,13 +134,14 @@ pub enum DeployError {
         why: String,
     },
     /// A unit name the install would take is already a unit's, not berth's.
-    #[error("{by} names {unit}, which {path} already holds and berth did not write; {hint}")]
+    #[error("{by}: {path} already holds unit {unit}, and berth did not write it; {hint}")]
     UnitTaken {
         /// The unit name.
         unit: String,
         /// Where the unit is, as seen inside the root.
         path: String,
-        /// What asks for the name (`container dbus`, `Alias=… in … of image …`).
+        /// What asks for the name (`container dbus`, `image IMAGE, Alias= of
+        /// app.service`).
         by: String,
         /// What to do.
         hint: String,

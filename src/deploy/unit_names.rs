@@ -116,8 +116,8 @@ pub fn check_unit_names(
                     "choose another --name".to_string(),
                 ),
                 Claim::Install { key, unit: holder } => (
-                    format!("{key}={unit} in {holder} of image {image}"),
-                    format!("refusing the image; berth does not let it {}", verb(key)),
+                    format!("image {image}, {key}= of {holder}"),
+                    format!("refusing the image (it may not {})", verb(key)),
                 ),
             };
             return Err(DeployError::UnitTaken {
