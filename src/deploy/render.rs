@@ -141,7 +141,8 @@ pub fn config_json(
 }
 
 /// berth's tmpfiles.d lines when the image has no template: one `d` line per
-/// writable bind-mount source of `config` that does not exist below `root` yet,
+/// writable bind-mount source of `config` (a plain path: [`paths::check_path`],
+/// no whitespace or `\`) that does not exist below `root` yet,
 /// owned by root (`user`: `-`, the user `systemd-tmpfiles --user` runs as).
 pub fn default_tmpfiles(root: &std::path::Path, config: &str, user: bool) -> Option<String> {
     let spec: serde_json::Value = serde_json::from_str(config).ok()?;
@@ -156,10 +157,8 @@ pub fn default_tmpfiles(root: &std::path::Path, config: &str, user: bool) -> Opt
         let Some(source) = m["source"].as_str() else {
             continue;
         };
-        let plain = source.starts_with('/')
-            && !source
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
+        let plain = paths::check_path(source).is_ok()
+            && !source.chars().any(|c| c.is_whitespace() || c == '\\');
         if !is_bind
             || !plain
             || root
@@ -361,6 +360,7 @@ mod tests {
             {"destination": "/c", "type": "none", "source": "/srv/c", "options": ["bind"]},
             {"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": ["ro"]},
             {"destination": "/d", "type": "bind", "source": "/has space"},
+            {"destination": "/e", "type": "bind", "source": "/var/lib/../../etc"},
             {"destination": "/proc", "type": "proc", "source": "proc"}
         ]}"#;
         assert_eq!(
