@@ -219,6 +219,34 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_image_the_key_and_the_path() {
+        let text = "d /ok 0755 - - -\n\nd /a/../b 0755 - - -\n";
+        let e = check_tmpfiles("img", "tmpfiles.template", text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "image img: tmpfiles.template line 3: path \"/a/../b\" has a `..` component, \
+             which could leave the root; refusing the image"
+        );
+        assert_eq!(e.kind(), crate::ErrorKind::Usage);
+        let mut ex = Exports::default();
+        ex.rename_files.insert("/etc/app/".into(), "/etc/x".into());
+        ex.installed_files_template.push("/etc/x/a.conf".into());
+        check_manifest_paths("img", &ex).unwrap();
+        ex.installed_files_template.push("etc/x/b.conf".into());
+        let e = check_manifest_paths("img", &ex).unwrap_err().to_string();
+        assert!(
+            e.contains("manifest.json installedFilesTemplate: path \"etc/x/b.conf\""),
+            "{e}"
+        );
+        ex.rename_files.insert("/etc/./y".into(), "/etc/y".into());
+        let e = check_manifest_paths("img", &ex).unwrap_err().to_string();
+        assert!(
+            e.contains("manifest.json renameFiles: path \"/etc/./y\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn strips_one_directory_slash() {
         assert_eq!(strip_dir_slash("/data/"), "/data");
         assert_eq!(strip_dir_slash("/data//"), "/data/");

@@ -237,6 +237,68 @@ mod tests {
         assert!(!user.iter().any(|d| d.ends_with("/system")));
     }
 
+    fn info(units: &[&str], links: &[&str]) -> Info {
+        Info {
+            name: "app".into(),
+            deployment: "app.0".into(),
+            image: crate::deploy::InfoImage {
+                reference: "img".into(),
+                digest: String::new(),
+                commit: String::new(),
+                image_id: String::new(),
+            },
+            values: Default::default(),
+            files: Vec::new(),
+            links: links
+                .iter()
+                .map(|l| crate::deploy::Link {
+                    path: l.to_string(),
+                    target: "/etc/systemd/system/app.service".into(),
+                })
+                .collect(),
+            dirs: Vec::new(),
+            units: units.iter().map(|u| u.to_string()).collect(),
+            installed: 0,
+            hostfs_modes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_name_held_elsewhere_is_refused_unless_the_container_has_it() {
+        let r = tempfile::tempdir().unwrap();
+        let layout = Layout::system(r.path());
+        std::fs::create_dir_all(r.path().join("usr/lib/systemd/system")).unwrap();
+        std::fs::create_dir_all(r.path().join("etc/systemd/system")).unwrap();
+        std::fs::write(r.path().join("usr/lib/systemd/system/dbus.service"), "").unwrap();
+        std::fs::write(r.path().join("etc/systemd/system/app.service"), "").unwrap();
+        let alias = Claim::Install {
+            key: "Alias",
+            unit: "app.service".into(),
+        };
+        let names = vec![
+            ("app.service".to_string(), Claim::Container),
+            ("dbus.service".to_string(), alias),
+        ];
+        let e = check_unit_names(&layout, "app", "img", &names, None).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert!(
+            e.to_string()
+                .starts_with("container app: /etc/systemd/system/app.service already holds"),
+            "{e}"
+        );
+        let update = info(&["app.service"], &[]);
+        let e = check_unit_names(&layout, "app", "img", &names, Some(&update)).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "image img, Alias= of app.service: /usr/lib/systemd/system/dbus.service"
+            ),
+            "{e}"
+        );
+        let update = info(&["app.service"], &["/etc/systemd/system/dbus.service"]);
+        check_unit_names(&layout, "app", "img", &names, Some(&update)).unwrap();
+        check_unit_names(&layout, "app", "img", &names[..0], None).unwrap();
+    }
+
     #[test]
     fn looks_names_up_with_links_resolved_inside_the_root() {
         let outside = tempfile::tempdir().unwrap();
