@@ -58,6 +58,9 @@ fn run(
     let r = apply_manifest(&layout, &manifest, &opts, m.as_ref(), renderer.clone())
         .with_context(|| format!("applying {}", path.display()))?;
     renderer.finish();
+    for p in r.plans.values() {
+        super::plan_view::print_mode_changes(p);
+    }
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
