@@ -384,3 +384,34 @@ fn secrets_left_world_readable_are_tightened_by_the_next_lock() {
         assert_eq!(mode(&dep.join(f)), 0o600, "{f}");
     }
 }
+
+#[test]
+fn a_manifest_entry_chooses_the_hostfs_modes() {
+    if !require_root() {
+        return;
+    }
+    let (reference, _keep) = layout_one(&modes_image());
+    let b = Berth::new();
+    let root = b.root();
+    let manifest = b.dir().join("manifest.toml");
+    let entry = |extra: &str| {
+        let toml = format!("[[container]]\nname = \"app\"\nimage = \"{reference}\"\n{extra}");
+        std::fs::write(&manifest, toml).unwrap();
+    };
+    let mp = manifest.to_str().unwrap();
+    entry("hostfs_modes = \"as-image\"\n");
+    b.run(&["apply", mp]).ok();
+    assert_eq!(mode(&root.join("usr/local/bin/helper")), 0o777);
+    // Dropping the key is a change: back to safe.
+    entry("");
+    let plan = b.json(&["apply", "--plan", mp]);
+    assert!(
+        plan.to_string().contains("hostfs_modes as-image -> safe"),
+        "{plan}"
+    );
+    b.run(&["apply", mp])
+        .ok()
+        .stderr_has(&["hostfs /usr/local/bin/helper: mode 0777 \u{2192} 0755"]);
+    assert_eq!(mode(&root.join("usr/local/bin/helper")), 0o755);
+    assert_eq!(mode(&root.join("etc/sudoers.d/zz")), 0o644);
+}
