@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::config::LimitArgs;
 use super::output::{self, Renderer};
 use super::plan_view::{config_grants, display, print_grants, WithGrants};
 use super::GlobalOpts;
@@ -37,6 +38,8 @@ pub struct InstallArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -72,6 +75,8 @@ pub struct UpdateArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Switch a container back to its previous deployment (units, tmpfiles,
@@ -114,6 +119,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         display: a.display,
         now: a.now,
         enable: true,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -301,6 +307,7 @@ fn update_one(
         display: a.display,
         refresh: true,
         reset_values: false,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(layout)?;

@@ -12,12 +12,13 @@ use serde::Serialize;
 
 use super::install::{
     apply_tmpfiles, ensure_image, host_files, parse_set, settle, stage, staged_files, with_journal,
-    write_info,
+    write_info, Fetch,
 };
 use super::plan::{plan, Plan, PlanRequest};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
 use super::{containers_dir, failpoint, DeployError, Info};
+use crate::image::limits::Limits;
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::store::{lock_root, Store, StoreError};
@@ -44,6 +45,8 @@ pub struct UpdateRequest {
     pub refresh: bool,
     /// `set` is the whole desired set: previous `--set` values are dropped.
     pub reset_values: bool,
+    /// Caps on what pulling the image may decompress to.
+    pub limits: Limits,
 }
 
 /// What an update or rollback did.
@@ -113,7 +116,12 @@ pub fn update(
         .clone()
         .unwrap_or_else(|| current.image.reference.clone());
     // Re-pulled: the tag may have moved. Pull takes the lock itself.
-    let record = ensure_image(layout, &image_name, req.display, req.refresh, progress)?;
+    let fetch = Fetch {
+        display: req.display,
+        refresh: req.refresh,
+        limits: req.limits,
+    };
+    let record = ensure_image(layout, &image_name, fetch, progress)?;
     let _lock = lock_root(layout)?;
     let current = active_info(layout, &name)?;
     let store = Store::open(layout, false)?
