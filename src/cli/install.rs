@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::config::LimitArgs;
 use super::output::{self, Renderer};
 use super::plan_view::{config_grants, display, print_grants, print_mode_changes, WithGrants};
 use super::GlobalOpts;
@@ -42,6 +43,8 @@ pub struct InstallArgs {
     /// (each change is printed); `as-image` keeps them. Updates keep the choice.
     #[arg(long, value_name = "MODES", default_value = "safe", value_parser = ["safe", "as-image"])]
     pub hostfs_modes: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -81,6 +84,8 @@ pub struct UpdateArgs {
     /// `install`); default: as the container was installed.
     #[arg(long, value_name = "MODES", value_parser = ["safe", "as-image"])]
     pub hostfs_modes: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Switch a container back to its previous deployment (units, tmpfiles,
@@ -124,6 +129,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         now: a.now,
         enable: true,
         hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -318,6 +324,7 @@ fn update_one(
             .map(str::parse)
             .transpose()
             .map_err(anyhow::Error::msg)?,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(layout)?;

@@ -12,12 +12,13 @@ use serde::Serialize;
 
 use super::install::{
     apply_tmpfiles, ensure_image, host_files, parse_set, settle, stage, staged_files, with_journal,
-    write_info,
+    write_info, Fetch,
 };
 use super::plan::{plan, Plan, PlanRequest};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
 use super::{containers_dir, failpoint, DeployError, Info};
+use crate::image::limits::Limits;
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::store::{lock_root, Store, StoreError};
@@ -46,6 +47,8 @@ pub struct UpdateRequest {
     pub reset_values: bool,
     /// How hostfs modes reach the host; `None` keeps the installed choice.
     pub hostfs_modes: Option<super::hostfs::HostfsModes>,
+    /// Caps on what pulling the image may decompress to.
+    pub limits: Limits,
 }
 
 /// What an update or rollback did.
@@ -115,7 +118,12 @@ pub fn update(
         .clone()
         .unwrap_or_else(|| current.image.reference.clone());
     // Re-pulled: the tag may have moved. Pull takes the lock itself.
-    let record = ensure_image(layout, &image_name, req.display, req.refresh, progress)?;
+    let fetch = Fetch {
+        display: req.display,
+        refresh: req.refresh,
+        limits: req.limits,
+    };
+    let record = ensure_image(layout, &image_name, fetch, progress)?;
     let _lock = lock_root(layout)?;
     let current = active_info(layout, &name)?;
     let store = Store::open(layout, false)?
