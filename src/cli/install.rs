@@ -5,8 +5,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::config::LimitArgs;
 use super::output::{self, Renderer};
-use super::plan_view::{display, footprint_section, print_footprint, print_growth};
+use super::plan_view::{
+    display, footprint_section, print_footprint, print_growth, print_mode_changes,
+};
 use super::GlobalOpts;
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::{self, InstallRequest, UpdateRequest};
@@ -37,6 +40,13 @@ pub struct InstallArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    /// How the modes of the image's hostfs files and directories reach the
+    /// host: `safe` drops group and other write, setuid, setgid and sticky
+    /// (each change is printed); `as-image` keeps them. Updates keep the choice.
+    #[arg(long, value_name = "MODES", default_value = "safe", value_parser = ["safe", "as-image"])]
+    pub hostfs_modes: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -78,6 +88,12 @@ pub struct UpdateArgs {
     /// and `status` shows it waiting; `--all` never allows it.
     #[arg(long, conflicts_with = "all")]
     pub accept_footprint: bool,
+    /// Change how hostfs modes reach the host (`safe` or `as-image`; see
+    /// `install`); default: as the container was installed.
+    #[arg(long, value_name = "MODES", value_parser = ["safe", "as-image"])]
+    pub hostfs_modes: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Switch a container back to its previous deployment (units, tmpfiles,
@@ -120,6 +136,8 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         display: a.display,
         now: a.now,
         enable: true,
+        hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -147,6 +165,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         }
     })?;
     renderer.finish();
+    print_mode_changes(&plan);
     for k in &plan.kept {
         eprintln!("warning: kept {k}");
     }
@@ -295,12 +314,22 @@ fn update_one(
         refresh: true,
         reset_values: false,
         accept_footprint: a.accept_footprint,
+        hostfs_modes: a
+            .hostfs_modes
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(layout)?;
     let r = deploy::update(layout, &req, m.as_ref(), renderer.clone())
         .with_context(|| format!("updating {name}"))?;
     renderer.finish();
+    if let Some(p) = &r.plan {
+        print_mode_changes(p);
+    }
     for k in &r.kept {
         eprintln!("warning: kept {k}");
     }

@@ -3,7 +3,7 @@
 //! block (what the deployment does to its host beyond its own files, in a
 //! few lines on stderr; `--json` has it as `footprint`).
 
-use super::output::escape_controls;
+use super::output::{escape_controls, escape_controls_in_text};
 use crate::deploy::footprint::Footprint;
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::Plan;
@@ -54,48 +54,77 @@ pub(super) fn footprint_section(footprint: &Footprint) -> String {
     out
 }
 
-/// What `--display` prints: every value, file and link of the plan.
+/// One line on stderr per hostfs path whose mode is not the image's
+/// (`hostfs /usr/local/bin/helper: mode 0777 → 0755`); `--json` has them
+/// as `hostfs_mode_changes`.
+pub(super) fn print_mode_changes(plan: &Plan) {
+    for c in &plan.hostfs_mode_changes {
+        eprintln!("{}", escape_controls(&c.message));
+    }
+}
+
+/// What `--display` prints: every value, file and link of the plan. Text
+/// the image supplies (values, paths, file contents, link targets) is shown
+/// with its control characters escaped; file contents keep their lines.
 pub(super) fn display(layout: &Layout, plan: &Plan, verb: &str) -> String {
+    let e = escape_controls;
     let mut out = format!(
         "Would {verb} {} from {} ({})\n",
-        plan.name, plan.image.reference, plan.image.digest
+        e(&plan.name),
+        e(&plan.image.reference),
+        e(&plan.image.digest)
     );
     out.push_str(&format!(
         "check out {} into {}/rootfs\n",
-        plan.image.commit, plan.deployment
+        e(&plan.image.commit),
+        e(&plan.deployment)
     ));
     for (k, v) in plan.values.iter() {
-        out.push_str(&format!("value {k}={} ({})\n", v.value, v.provenance));
+        out.push_str(&format!(
+            "value {}={} ({})\n",
+            e(k),
+            e(&v.value),
+            e(&v.provenance.to_string())
+        ));
     }
     if let Some(c) = &plan.config {
-        out.push_str(&format!("write {}/config.json:\n{c}\n", plan.deployment));
+        out.push_str(&format!(
+            "write {}/config.json:\n{}\n",
+            e(&plan.deployment),
+            escape_controls_in_text(c)
+        ));
     }
     for f in &plan.files {
         if let Some(h) = plan.hostfs.iter().find(|h| h.path == f.path) {
             match h.action {
                 HostfsAction::Write => {}
                 _ => {
-                    out.push_str(&format!("{} ({})\n", h.message, h.source));
+                    out.push_str(&format!("{} ({})\n", e(&h.message), e(&h.source)));
                     continue;
                 }
             }
         }
         let text = String::from_utf8(f.content.clone())
             .unwrap_or_else(|_| format!("<{} bytes of binary data>", f.content.len()));
-        out.push_str(&format!("write {} (mode {:o}):\n{text}", f.path, f.mode));
+        out.push_str(&format!(
+            "write {} (mode {:o}):\n{}",
+            e(&f.path),
+            f.mode,
+            escape_controls_in_text(&text)
+        ));
         if !text.ends_with('\n') {
             out.push('\n');
         }
     }
-    out.push_str(&format!("write {}/info.json\n", plan.deployment));
+    out.push_str(&format!("write {}/info.json\n", e(&plan.deployment)));
     for l in &plan.links {
-        out.push_str(&format!("symlink {} -> {}\n", l.path, l.target));
+        out.push_str(&format!("symlink {} -> {}\n", e(&l.path), e(&l.target)));
     }
     out.push_str(&format!(
         "symlink {}/{} -> {}\n",
-        layout.containers_inside(),
-        plan.name,
-        plan.slot
+        e(&layout.containers_inside()),
+        e(&plan.name),
+        e(&plan.slot)
     ));
     out.push_str(&footprint_section(&plan.footprint));
     out

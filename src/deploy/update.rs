@@ -14,12 +14,13 @@ use super::footprint::{growth, Footprint};
 use super::gate::{self, Waiting};
 use super::install::{
     apply_tmpfiles, ensure_image, host_files, parse_set, settle, stage, staged_files, with_journal,
-    write_info,
+    write_info, Fetch,
 };
 use super::plan::{plan, Plan, PlanRequest};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
 use super::{containers_dir, failpoint, DeployError, Info};
+use crate::image::limits::Limits;
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::store::{lock_root, Store, StoreError};
@@ -50,6 +51,10 @@ pub struct UpdateRequest {
     /// `accept_footprint`); else such an update is refused and recorded as
     /// waiting.
     pub accept_footprint: bool,
+    /// How hostfs modes reach the host; `None` keeps the installed choice.
+    pub hostfs_modes: Option<super::hostfs::HostfsModes>,
+    /// Caps on what pulling the image may decompress to.
+    pub limits: Limits,
 }
 
 /// What an update or rollback did.
@@ -123,7 +128,12 @@ pub fn update(
         .clone()
         .unwrap_or_else(|| current.image.reference.clone());
     // Re-pulled: the tag may have moved. Pull takes the lock itself.
-    let record = ensure_image(layout, &image_name, req.display, req.refresh, progress)?;
+    let fetch = Fetch {
+        display: req.display,
+        refresh: req.refresh,
+        limits: req.limits,
+    };
+    let record = ensure_image(layout, &image_name, fetch, progress)?;
     let _lock = lock_root(layout)?;
     let current = active_info(layout, &name)?;
     let store = Store::open(layout, false)?
@@ -164,6 +174,7 @@ pub fn update(
         previous: Some(&current),
         reset_values: req.reset_values,
         enable: !current.links.is_empty(),
+        hostfs_modes: req.hostfs_modes.unwrap_or(current.hostfs_modes),
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
     let grows = growth(&gate::footprint_of(layout, &current)?, &plan.footprint);

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::deploy::hostfs::HostfsModes;
 use crate::systemd::ContainerName;
 use crate::template::values::is_forced;
 use crate::template::SetValue;
@@ -66,6 +67,11 @@ pub struct Entry {
     /// update is refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accept_footprint: bool,
+    /// How the modes of the image's hostfs files reach the host: `safe`
+    /// (the default: group and other write, setuid, setgid and sticky
+    /// removed) or `as-image`.
+    #[serde(default, skip_serializing_if = "HostfsModes::is_safe")]
+    pub hostfs_modes: HostfsModes,
 }
 
 fn yes() -> bool {
