@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod apply;
+mod config;
 mod generate;
 mod images;
 mod install;

@@ -22,7 +22,7 @@ pub mod refs;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::rootfs::{OpenMode, RootError};
+use crate::rootfs::{Kind, OpenMode, Root, RootError};
 
 use ostree::gio;
 use ostree::glib;
@@ -257,14 +257,47 @@ pub const DATA_DIR_MODE: u32 = 0o700;
 
 /// Creates the data directory (`ROOT/var/lib/berth`, or the `--user` one)
 /// with [`DATA_DIR_MODE`], and sets that mode on an existing one (earlier
-/// berths made it 0755): every mutating verb passes here, as it takes the lock.
-/// It is made and checked through the root: a symlink on the way resolves
+/// berths made it 0755), and tightens the deployments' secret files
+/// ([`SECRET_FILES`]) the same way: every mutating verb passes here, as it
+/// takes the lock. Both go through the root: a symlink on the way resolves
 /// inside the root, and one that cannot (a loop, a dangling link) is refused.
 pub fn private_data_dir(layout: &Layout) -> Result<(), StoreError> {
     let root = layout.open_root()?;
     let data = Path::new(layout.data_inside());
     root.create_dir_all(data, DATA_DIR_MODE)?;
     root.ensure_dir_mode(data, DATA_DIR_MODE)?;
+    private_deployment_files(&root, &data.join("containers"))
+}
+
+/// The files of a deployment that hold `--set` values, which may be secrets.
+pub const SECRET_FILES: &[&str] = &["config.json", "info.json"];
+
+/// Mode of [`SECRET_FILES`].
+pub const SECRET_FILE_MODE: u32 = 0o600;
+
+/// Sets [`SECRET_FILE_MODE`] on the [`SECRET_FILES`] of each deployment
+/// below `containers` (as seen inside the root) that has a wider mode
+/// (earlier berths wrote them 0644). Symlinks are left alone, never followed.
+fn private_deployment_files(root: &Root, containers: &Path) -> Result<(), StoreError> {
+    let names = match root.read_dir(containers) {
+        Ok(n) => n,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for n in names {
+        let dep = containers.join(n);
+        if !matches!(root.lstat(&dep)?, Some(e) if e.kind == Kind::Dir) {
+            continue;
+        }
+        for name in SECRET_FILES {
+            let path = dep.join(name);
+            if let Some(e) = root.lstat(&path)? {
+                if e.kind == Kind::File && e.mode != SECRET_FILE_MODE {
+                    root.set_mode(&path, SECRET_FILE_MODE)?;
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -295,4 +328,41 @@ pub fn lock_root(layout: &Layout) -> Result<WriteLock, StoreError> {
         Err((_, e)) => return Err(io(std::io::Error::from(e))),
     };
     Ok(WriteLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        p.symlink_metadata().unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn secret_files_of_older_deployments_are_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("containers");
+        let slot = c.join("app.0");
+        std::fs::create_dir_all(slot.join("rootfs")).unwrap();
+        for f in ["config.json", "info.json", "rootfs/etc.json"] {
+            std::fs::write(slot.join(f), "{}").unwrap();
+            std::fs::set_permissions(slot.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        std::os::unix::fs::symlink("app.0", c.join("app")).unwrap();
+        // A symlink named like a secret file is not followed.
+        let other = dir.path().join("other");
+        std::fs::write(&other, "").unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::create_dir(c.join("b.0")).unwrap();
+        std::os::unix::fs::symlink(&other, c.join("b.0/info.json")).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        private_deployment_files(&root, Path::new("/containers")).unwrap();
+        assert_eq!(mode(&slot.join("config.json")), 0o600);
+        assert_eq!(mode(&slot.join("info.json")), 0o600);
+        assert_eq!(mode(&slot.join("rootfs/etc.json")), 0o644);
+        assert_eq!(mode(&other), 0o644);
+        private_deployment_files(&root, Path::new("/none")).unwrap();
+    }
 }
