@@ -343,6 +343,26 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn the_data_dir_resolves_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("r");
+        std::fs::create_dir_all(root.join("data/lib")).unwrap();
+        std::fs::create_dir_all(root.join("var")).unwrap();
+        std::os::unix::fs::symlink("/data/lib", root.join("var/lib")).unwrap();
+        let l = Layout::system(&root);
+        let real = root.canonicalize().unwrap().join("data/lib/berth");
+        assert_eq!(l.data(), real);
+        assert_eq!(l.repo(), real.join("repo"));
+        assert_eq!(l.containers(), real.join("containers"));
+        // A link whose target is not in the root: refused, named.
+        std::fs::remove_file(root.join("var/lib")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("elsewhere"), root.join("var/lib")).unwrap();
+        let e = l.resolve_data().unwrap_err();
+        assert!(e.to_string().starts_with("/var/lib is a symlink to"), "{e}");
+    }
+
+    #[test]
     fn user_layout_follows_the_xdg_defaults() {
         let l = Layout::user(&dirs()).unwrap();
         assert!(l.is_user());
