@@ -37,8 +37,11 @@ impl Controller for CpuSet {
     fn add_task(pid: Pid, cgroup_path: &Path) -> Result<(), Self::Error> {
         fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
 
-        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_CPUS)?;
-        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_MEMS)?;
+        // berth patch (third_party/README.md): the mount point is looked up
+        // once for both files (each lookup reads mountinfo).
+        let mount_point = util::get_subsystem_mount_point(&ControllerType::CpuSet)?;
+        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_CPUS, &mount_point)?;
+        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_MEMS, &mount_point)?;
 
         common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
         Ok(())
@@ -83,8 +86,9 @@ impl CpuSet {
     fn ensure_not_empty(
         cgroup_path: &Path,
         interface_file: &str,
+        mount_point: &Path,
     ) -> Result<(), V1CpuSetControllerError> {
-        let mut current = util::get_subsystem_mount_point(&ControllerType::CpuSet)?;
+        let mut current = mount_point.to_path_buf();
         let relative_cgroup_path = cgroup_path.strip_prefix(&current).map_err(|err| {
             V1CpuSetControllerError::BadCgroupPath {
                 err,
