@@ -58,6 +58,7 @@ bench: deps build
 	./benches/pull.sh
 	./benches/run.sh
 	./benches/install.sh
+	./benches/boot.sh
 
 clean:
 	$(CARGO) clean

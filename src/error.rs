@@ -57,7 +57,7 @@ Exit codes:
   1  the operation failed; the previous state stands
   2  usage or invalid input (reference, name, manifest, value)
   3  not found (image, container, unit)
-  4  conflict (image in use, name taken, lock held)
+  4  conflict (image in use, name taken, lock held, footprint grows)
   5  registry or network error; retrying may help
   6  integrity (digest mismatch, hostile layer, damaged store)";
 

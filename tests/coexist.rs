@@ -483,8 +483,8 @@ fn hostfs_symlinks_and_empty_directories_come_and_go() {
         .ok();
     assert!(root.join("etc/flanneld").is_dir());
     assert_eq!(mode(&root, "etc/flanneld"), 0o755);
-    // World-write is dropped from an empty directory's mode.
-    assert_eq!(mode(&root, "var/lib/shared"), 0o775);
+    // Group and world write are dropped from an empty directory's mode.
+    assert_eq!(mode(&root, "var/lib/shared"), 0o755);
     assert_eq!(
         std::fs::read_link(root.join("usr/local/bin/fctl")).unwrap(),
         Path::new("flanneld-ctl")

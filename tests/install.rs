@@ -336,8 +336,8 @@ fn image_without_exports_gets_berth_defaults() {
         .as_array()
         .unwrap()
         .contains(&serde_json::json!("/proc/sys")));
-    // ... and it grants nothing beyond itself.
-    assert!(!r.stderr.contains("grants more"), "{}", r.stderr);
+    // ... and it has no host footprint beyond its own files.
+    assert!(!r.stderr.contains("host footprint"), "{}", r.stderr);
 }
 
 /// An OCI 0.x template in the shape of atomic's hello-world and
@@ -386,16 +386,18 @@ fn pre_1_0_template_installs_in_its_1_0_form_and_as_written() {
     }
     let (reference, _keep) = layout_one(&old_image());
     let b = Berth::new();
-    // --display shows the upgrade notes and the grants, and the 1.0 text.
+    // --display shows the upgrade notes, the 1.0 text and the footprint.
     b.run(&["pull", &reference]).ok();
     let d = b.run(&["install", "--display", "--name", "old", &reference]);
     d.ok();
-    d.stderr_has(&["\"0.3.0\"", "process.capabilities is a list", "grants more"]);
-    assert!(
-        d.stdout.contains("\"ociVersion\": \"1.0.2\""),
-        "{}",
-        d.stdout
-    );
+    d.stderr_has(&["\"0.3.0\"", "process.capabilities is a list"]);
+    for want in [
+        "\"ociVersion\": \"1.0.2\"",
+        "\nfootprint:\n",
+        "\n  capabilities: CAP_NET_ADMIN, CAP_SYS_ADMIN\n",
+    ] {
+        assert!(d.stdout.contains(want), "{want}: {}", d.stdout);
+    }
     let r = b.run(&["install", "--name", "old", &reference]);
     r.ok();
     r.stderr_has(&["\"0.3.0\"", "process.capabilities is a list", "platform"]);
@@ -418,21 +420,22 @@ fn pre_1_0_template_installs_in_its_1_0_form_and_as_written() {
     assert!(config["linux"].get("seccomp").is_none(), "{text}");
     assert!(config["linux"].get("maskedPaths").is_none(), "{text}");
     assert!(config["linux"].get("readonlyPaths").is_none(), "{text}");
-    // The grants block names what it asks for beyond berth's default.
+    // The footprint block names what it asks for beyond berth's default;
+    // its own runtime directory (RUN_DIRECTORY/NAME) is its own.
     r.stderr_has(&[
-        "old: its config grants more than berth's default:",
+        "old: host footprint beyond its own files:",
         "  host namespaces: pid, ipc, uts\n",
         "  capabilities: CAP_NET_ADMIN, CAP_SYS_ADMIN\n",
-        "  read-write host paths: /run/old \u{2192} /run/old\n",
+        "  read-only host paths: /etc/old \u{2192} /etc/old\n",
         "  all devices\n",
         "  new privileges (noNewPrivileges is not set)\n",
         "  no seccomp filter",
     ]);
-    assert!(!r.stderr.contains("/etc/old \u{2192}"), "{}", r.stderr);
+    assert!(!r.stderr.contains("/run/old \u{2192}"), "{}", r.stderr);
 }
 
 #[test]
-fn json_output_carries_the_grants() {
+fn json_output_carries_the_footprint() {
     if !require_root() {
         return;
     }
@@ -443,17 +446,17 @@ fn json_output_carries_the_grants() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["name"], "old");
     assert_eq!(
-        v["grants"],
+        v["footprint"],
         serde_json::json!({
             "host_namespaces": ["pid", "ipc", "uts"],
             "capabilities": ["CAP_NET_ADMIN", "CAP_SYS_ADMIN"],
-            "rw_binds": ["/run/old \u{2192} /run/old"],
+            "ro_binds": ["/etc/old \u{2192} /etc/old"],
             "all_devices": true,
             "new_privileges": true,
             "no_seccomp": true
         })
     );
-    assert!(!r.stderr.contains("grants more"), "{}", r.stderr);
+    assert!(!r.stderr.contains("host footprint"), "{}", r.stderr);
 }
 
 #[test]

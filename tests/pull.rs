@@ -21,7 +21,7 @@ use serde_json::Value;
 use tar::EntryType;
 
 use common::debs::busybox_rootfs;
-use common::front::{Front, Length};
+use common::front::{Action, Front, Length, Rule};
 use common::oci::{
     docker_archive, oci_archive, random_bytes, raw_header, truncated_tar, Blob, Built, Compression,
     Image, Layer, OciLayout,
@@ -1625,6 +1625,47 @@ fn registry_streaming_without_end_is_cut_off_at_the_declared_size() {
     assert_not_listed(&b, "berth-test/bounded-endless");
     assert_no_pull_tmp(&b);
     b.fsck();
+}
+
+#[test]
+fn manifest_by_tag_without_end_exits_6_and_is_not_read_to_its_end() {
+    if !ready(&[]) {
+        return;
+    }
+    let layer = data_layer(4096, 35);
+    let p = push_layer("berth-test/bounded-manifest", layer);
+    const ENDLESS: u64 = 4 << 30;
+    for length in [Length::Announced, Length::CloseDelimited] {
+        let front = Front::new(plain().addr());
+        front.add(Rule {
+            path_contains: "/manifests/".into(),
+            method: Some("GET".into()),
+            action: Action::Resize {
+                to: ENDLESS,
+                length,
+            },
+            times: None,
+        });
+        let via = p.reference.replacen(plain().addr(), front.addr(), 1);
+        let b = Berth::new();
+        b.pull(&via, &["--tls-verify=false"]).code(6).stderr_has(&[
+            &via,
+            "manifest t on",
+            "more than 4194304 bytes",
+        ]);
+        common::wait_for(
+            "the front to notice the hang-up",
+            Duration::from_secs(120),
+            || front.matching("GET", "/manifests/").iter().all(|r| r.done),
+        );
+        let gets = front.matching("GET", "/manifests/");
+        assert_eq!(gets.len(), 1, "a too-large manifest was retried: {gets:?}");
+        assert!(
+            gets[0].sent < 64 << 20,
+            "berth read far past the 4 MiB manifest cap ({length:?}): {gets:?}"
+        );
+        assert_not_listed(&b, "berth-test/bounded-manifest");
+    }
 }
 
 #[test]

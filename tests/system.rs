@@ -158,3 +158,46 @@ fn system_vm_scenario3_lifecycle() {
         crun: false,
     }));
 }
+
+/// The boot benchmark (issue 16), run by `benches/boot.sh` (`make bench`), not by CI:
+/// for each N of `$BENCH_BOOT_N` (default `1 20 100`), N Type=notify containers installed
+/// offline into one guest, then `$BENCH_BOOT_ROUNDS` (default 3) pairs of boots, one
+/// with berth-run's units enabled and one with crun's twins of them (same unit text,
+/// drop-in and bundle). The metrics land in `target/system-logs/scenarioboot-N/`.
+#[test]
+#[ignore = "a benchmark: benches/boot.sh runs it"]
+fn bench_boot() {
+    if !common::guest::require_guest() {
+        return;
+    }
+    let ns = std::env::var("BENCH_BOOT_N").unwrap_or_else(|_| "1 20 100".into());
+    let rounds: usize = std::env::var("BENCH_BOOT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for n in ns.split_whitespace() {
+        let id: &'static str = Box::leak(format!("boot-{n}").into_boxed_str());
+        let mut r = Run::new(id);
+        let bins = r.berth();
+        let mut g = r.machine(
+            "",
+            include_str!("system/scenarios/bench_boot.sh"),
+            bins,
+            true,
+        );
+        std::fs::write(g.share.join("bench-n"), n).unwrap();
+        r.offline(
+            &g,
+            "install",
+            "N containers installed on the host, offline",
+            &[],
+        );
+        r.boot(&mut g, "warm");
+        for k in 1..=rounds {
+            r.boot(&mut g, &format!("berth{k}"));
+            r.boot(&mut g, &format!("crun{k}"));
+        }
+        r.collect(&g);
+        assert_passed(&r.finish());
+    }
+}

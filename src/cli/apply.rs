@@ -6,9 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::config::LimitArgs;
 use super::output::{self, Renderer};
 use super::GlobalOpts;
 use crate::deploy::{in_root, Info};
+use crate::image::limits::Limits;
 use crate::manifest::apply::{apply as apply_manifest, ApplyOptions};
 use crate::manifest::plan::Action;
 use crate::systemd::manager;
@@ -27,6 +29,8 @@ pub struct ApplyArgs {
     /// Print what would be done, per entry, and change nothing.
     #[arg(long)]
     pub plan: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The manifest file or directory.
     pub path: PathBuf,
 }
@@ -42,6 +46,7 @@ fn run(
     g: &GlobalOpts,
     path: &std::path::Path,
     plan_only: bool,
+    limits: Limits,
 ) -> anyhow::Result<crate::manifest::apply::Applied> {
     let manifest = crate::manifest::load(path).map_err(crate::Error::from)?;
     let layout = g.layout()?;
@@ -53,11 +58,15 @@ fn run(
             &std::env::current_exe().context("finding the berth executable")?,
         ),
         plan_only,
+        limits,
     };
     let renderer = Arc::new(Renderer::new(g));
     let r = apply_manifest(&layout, &manifest, &opts, m.as_ref(), renderer.clone())
         .with_context(|| format!("applying {}", path.display()))?;
     renderer.finish();
+    for p in r.plans.values() {
+        super::plan_view::print_mode_changes(p);
+    }
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
@@ -66,7 +75,7 @@ fn run(
 
 /// Runs `berth apply`.
 pub fn apply(g: &GlobalOpts, a: &ApplyArgs) -> anyhow::Result<()> {
-    let r = run(g, &a.path, a.plan)?;
+    let r = run(g, &a.path, a.plan, a.limits.resolve(g.user)?)?;
     if g.json {
         return output::print_json(&r);
     }
@@ -92,7 +101,7 @@ pub fn apply(g: &GlobalOpts, a: &ApplyArgs) -> anyhow::Result<()> {
 /// Runs `berth diff`.
 pub fn diff(g: &GlobalOpts, a: &DiffArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
-    let r = run(g, &a.path, true)?;
+    let r = run(g, &a.path, true, Limits::default())?;
     let mut out = String::new();
     let mut diffs = serde_json::Map::new();
     for s in &r.steps {

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::config::LimitArgs;
 use super::output::{self, Renderer};
-use super::plan_view::{config_grants, display, print_grants, WithGrants};
+use super::plan_view::{
+    display, footprint_section, print_footprint, print_growth, print_mode_changes,
+};
 use super::GlobalOpts;
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::{self, InstallRequest, UpdateRequest};
@@ -37,6 +40,13 @@ pub struct InstallArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    /// How the modes of the image's hostfs files and directories reach the
+    /// host: `safe` drops group and other write, setuid, setgid and sticky
+    /// (each change is printed); `as-image` keeps them. Updates keep the choice.
+    #[arg(long, value_name = "MODES", default_value = "safe", value_parser = ["safe", "as-image"])]
+    pub hostfs_modes: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -72,6 +82,18 @@ pub struct UpdateArgs {
     /// Print every file and action; change nothing.
     #[arg(long)]
     pub display: bool,
+    /// Allow the update to grow the container's host footprint: new host
+    /// paths, capabilities, binds, host namespaces, tmpfiles lines on host
+    /// paths, host commands. Without it such an update is refused (exit 4)
+    /// and `status` shows it waiting; `--all` never allows it.
+    #[arg(long, conflicts_with = "all")]
+    pub accept_footprint: bool,
+    /// Change how hostfs modes reach the host (`safe` or `as-image`; see
+    /// `install`); default: as the container was installed.
+    #[arg(long, value_name = "MODES", value_parser = ["safe", "as-image"])]
+    pub hostfs_modes: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Switch a container back to its previous deployment (units, tmpfiles,
@@ -114,6 +136,8 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         display: a.display,
         now: a.now,
         enable: true,
+        hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -141,20 +165,17 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         }
     })?;
     renderer.finish();
+    print_mode_changes(&plan);
     for k in &plan.kept {
         eprintln!("warning: kept {k}");
     }
-    let grants = config_grants(&plan);
     if g.json {
-        return output::print_json(&WithGrants {
-            inner: &plan,
-            grants,
-        });
+        return output::print_json(&plan);
     }
-    print_grants(&plan.name, grants.as_ref());
     let out = if a.display {
         display(&layout, &plan, "install")
     } else {
+        print_footprint(&plan.name, &plan.footprint);
         let mut out = format!(
             "Checked out {} into {}/rootfs",
             plan.image.reference, plan.deployment
@@ -246,17 +267,6 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    let results: Vec<_> = results
-        .iter()
-        .map(|r| WithGrants {
-            inner: r,
-            grants: r
-                .plan
-                .as_ref()
-                .filter(|_| r.changed)
-                .and_then(config_grants),
-        })
-        .collect();
     if g.json {
         match (a.all, results.first()) {
             (false, Some(r)) => output::print_json(r)?,
@@ -264,10 +274,12 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
         }
     } else {
         for r in &results {
-            print_grants(&r.inner.name, r.grants.as_ref());
+            if let Some(growth) = &r.footprint_growth {
+                print_growth(&r.name, growth, !a.display);
+            }
         }
         let mut out = String::new();
-        for WithGrants { inner: r, .. } in &results {
+        for r in &results {
             let line = match (&r.plan, a.display, r.changed) {
                 (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
                 (Some(plan), true, _) => display(&layout, plan, "update"),
@@ -301,12 +313,23 @@ fn update_one(
         display: a.display,
         refresh: true,
         reset_values: false,
+        accept_footprint: a.accept_footprint,
+        hostfs_modes: a
+            .hostfs_modes
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(layout)?;
     let r = deploy::update(layout, &req, m.as_ref(), renderer.clone())
         .with_context(|| format!("updating {name}"))?;
     renderer.finish();
+    if let Some(p) = &r.plan {
+        print_mode_changes(p);
+    }
     for k in &r.kept {
         eprintln!("warning: kept {k}");
     }
@@ -380,6 +403,14 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     }
     for l in &s.links {
         out.push_str(&format!("\n  {} (link)", output::escape_controls(l)));
+    }
+    out.push('\n');
+    out.push_str(&footprint_section(&s.footprint));
+    if let Some(w) = &s.update_waits {
+        for l in w.describe().lines() {
+            out.push('\n');
+            out.push_str(&output::escape_controls(l));
+        }
     }
     if !s.journal.is_empty() {
         out.push_str("\njournal:");

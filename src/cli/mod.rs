@@ -2,6 +2,7 @@
 //! dispatch `match`, and the mapping of errors to exit codes.
 
 mod apply;
+mod config;
 mod generate;
 mod images;
 mod install;

@@ -18,10 +18,24 @@ use crate::progress::{Event, Progress};
 /// window or hide what follows. `--json` output needs none of this (serde
 /// escapes controls).
 pub fn escape_controls(s: &str) -> String {
+    escape(s, false)
+}
+
+/// [`escape_controls`] for the text of a file shown whole (`--display`):
+/// its newlines and tabs are kept, so it still reads as the file.
+pub fn escape_controls_in_text(s: &str) -> String {
+    escape(s, true)
+}
+
+fn escape(s: &str, keep_lines: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         let n = u32::from(c);
+        if keep_lines && (c == '\n' || c == '\t') {
+            out.push(c);
+            continue;
+        }
         if n < 0x20 || n == 0x7f {
             let _ = write!(out, "\\x{n:02x}");
         } else if (0x80..0xa0).contains(&n) {
@@ -207,5 +221,13 @@ mod tests {
         for (input, want) in table {
             assert_eq!(escape_controls(input), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn file_text_keeps_its_lines_and_tabs() {
+        assert_eq!(
+            escape_controls_in_text("[Unit]\n\tx=\x1b[2J\r\n"),
+            "[Unit]\n\tx=\\x1b[2J\\x0d\n"
+        );
     }
 }

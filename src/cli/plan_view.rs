@@ -1,93 +1,131 @@
 //! How an install or update plan is shown: `--display` (every value, file
-//! and link, nothing changed) and the grants block (what the image's config
-//! allows beyond berth's default, on stderr and in `--json`).
+//! and link, nothing changed, and the whole footprint) and the footprint
+//! block (what the deployment does to its host beyond its own files, in a
+//! few lines on stderr; `--json` has it as `footprint`).
 
-use crate::deploy::grants::{self, Grants};
+use super::output::{escape_controls, escape_controls_in_text};
+use crate::deploy::footprint::Footprint;
 use crate::deploy::shared::HostfsAction;
 use crate::deploy::Plan;
 use crate::layout::Layout;
 
-/// A `--json` document with the `grants` field added beside the others.
-#[derive(serde::Serialize)]
-pub(super) struct WithGrants<'a, T: serde::Serialize> {
-    #[serde(flatten)]
-    pub(super) inner: &'a T,
-    /// What the config grants beyond berth's default (absent without one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) grants: Option<Grants>,
-}
+/// Items per kind in the short footprint block of `install`.
+const SHORT: usize = 4;
 
-/// What the plan's config.json grants beyond berth's default config.
-pub(super) fn config_grants(plan: &Plan) -> Option<Grants> {
-    let config = plan.config.as_deref()?;
-    let state = match (plan.values.get("STATE_DIRECTORY"), plan.values.get("NAME")) {
-        (Some(dir), Some(name)) => Some(format!("{}/{name}", dir.trim_end_matches('/'))),
-        _ => None,
-    };
-    match grants::of_config(config, state.as_deref()) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            tracing::warn!("{}: config.json: {e}", plan.name);
-            None
-        }
-    }
-}
-
-/// The grants block on stderr: nothing when the config grants nothing more.
-pub(super) fn print_grants(name: &str, grants: Option<&Grants>) {
-    let Some(g) = grants.filter(|g| !g.is_empty()) else {
+/// The footprint block on stderr: nothing when there is no footprint.
+pub(super) fn print_footprint(name: &str, footprint: &Footprint) {
+    if footprint.is_empty() {
         return;
-    };
-    let mut block = format!("{name}: its config grants more than berth's default:");
-    for l in g.lines() {
+    }
+    let mut block = format!("{name}: host footprint beyond its own files:");
+    for l in footprint.lines_upto(SHORT) {
         block.push_str("\n  ");
-        block.push_str(&l);
+        block.push_str(&escape_controls(&l));
     }
     eprintln!("{block}");
 }
 
-/// What `--display` prints: every value, file and link of the plan.
+/// What an update adds to the footprint, on stderr: `accepted`, or with
+/// `--display`, what `--accept-footprint` would have to allow.
+pub(super) fn print_growth(name: &str, growth: &Footprint, accepted: bool) {
+    let how = if accepted {
+        "accepted"
+    } else {
+        "the update needs --accept-footprint"
+    };
+    let mut block = format!("{name}: host footprint grows ({how}):");
+    for l in growth.lines() {
+        block.push_str("\n  ");
+        block.push_str(&escape_controls(&l));
+    }
+    eprintln!("{block}");
+}
+
+/// `footprint:` and one indented line per kind, or `footprint: none…`.
+pub(super) fn footprint_section(footprint: &Footprint) -> String {
+    if footprint.is_empty() {
+        return "footprint: nothing beyond its own files".into();
+    }
+    let mut out = String::from("footprint:");
+    for l in footprint.lines() {
+        out.push_str("\n  ");
+        out.push_str(&escape_controls(&l));
+    }
+    out
+}
+
+/// One line on stderr per hostfs path whose mode is not the image's
+/// (`hostfs /usr/local/bin/helper: mode 0777 → 0755`); `--json` has them
+/// as `hostfs_mode_changes`.
+pub(super) fn print_mode_changes(plan: &Plan) {
+    for c in &plan.hostfs_mode_changes {
+        eprintln!("{}", escape_controls(&c.message));
+    }
+}
+
+/// What `--display` prints: every value, file and link of the plan. Text
+/// the image supplies (values, paths, file contents, link targets) is shown
+/// with its control characters escaped; file contents keep their lines.
 pub(super) fn display(layout: &Layout, plan: &Plan, verb: &str) -> String {
+    let e = escape_controls;
     let mut out = format!(
         "Would {verb} {} from {} ({})\n",
-        plan.name, plan.image.reference, plan.image.digest
+        e(&plan.name),
+        e(&plan.image.reference),
+        e(&plan.image.digest)
     );
     out.push_str(&format!(
         "check out {} into {}/rootfs\n",
-        plan.image.commit, plan.deployment
+        e(&plan.image.commit),
+        e(&plan.deployment)
     ));
     for (k, v) in plan.values.iter() {
-        out.push_str(&format!("value {k}={} ({})\n", v.value, v.provenance));
+        out.push_str(&format!(
+            "value {}={} ({})\n",
+            e(k),
+            e(&v.value),
+            e(&v.provenance.to_string())
+        ));
     }
     if let Some(c) = &plan.config {
-        out.push_str(&format!("write {}/config.json:\n{c}\n", plan.deployment));
+        out.push_str(&format!(
+            "write {}/config.json:\n{}\n",
+            e(&plan.deployment),
+            escape_controls_in_text(c)
+        ));
     }
     for f in &plan.files {
         if let Some(h) = plan.hostfs.iter().find(|h| h.path == f.path) {
             match h.action {
                 HostfsAction::Write => {}
                 _ => {
-                    out.push_str(&format!("{} ({})\n", h.message, h.source));
+                    out.push_str(&format!("{} ({})\n", e(&h.message), e(&h.source)));
                     continue;
                 }
             }
         }
         let text = String::from_utf8(f.content.clone())
             .unwrap_or_else(|_| format!("<{} bytes of binary data>", f.content.len()));
-        out.push_str(&format!("write {} (mode {:o}):\n{text}", f.path, f.mode));
+        out.push_str(&format!(
+            "write {} (mode {:o}):\n{}",
+            e(&f.path),
+            f.mode,
+            escape_controls_in_text(&text)
+        ));
         if !text.ends_with('\n') {
             out.push('\n');
         }
     }
-    out.push_str(&format!("write {}/info.json\n", plan.deployment));
+    out.push_str(&format!("write {}/info.json\n", e(&plan.deployment)));
     for l in &plan.links {
-        out.push_str(&format!("symlink {} -> {}\n", l.path, l.target));
+        out.push_str(&format!("symlink {} -> {}\n", e(&l.path), e(&l.target)));
     }
     out.push_str(&format!(
-        "symlink {}/{} -> {}",
-        layout.containers_inside(),
-        plan.name,
-        plan.slot
+        "symlink {}/{} -> {}\n",
+        e(&layout.containers_inside()),
+        e(&plan.name),
+        e(&plan.slot)
     ));
+    out.push_str(&footprint_section(&plan.footprint));
     out
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::config::LimitArgs;
 use super::output::{self, Renderer};
 use super::{GlobalOpts, UsageError};
-use crate::image::limits::{self, Limits};
 use crate::image::manifest::Platform;
 use crate::image::regconf;
 use crate::image::registry::{RegistryError, RemoteOptions};
@@ -39,20 +39,11 @@ pub struct PullArgs {
     /// Layers downloaded in parallel.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub jobs: u16,
-    /// Refuse a layer that decompresses to more than SIZE (K, M, G, T: powers of 1024).
-    #[arg(long, value_name = "SIZE", default_value = "16G", value_parser = size_arg)]
-    pub max_layer_size: u64,
-    /// Refuse an image whose layers decompress to more than SIZE together.
-    #[arg(long, value_name = "SIZE", default_value = "32G", value_parser = size_arg)]
-    pub max_image_size: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The image to pull.
     #[arg(value_name = "REF")]
     pub reference: String,
-}
-
-/// Parses a `--max-*-size` value (clap reports the message as a usage error).
-pub fn size_arg(text: &str) -> Result<u64, String> {
-    limits::parse_size(text)
 }
 
 /// Runs `berth pull`.
@@ -82,10 +73,7 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
             cert_dir: a.cert_dir.clone(),
             tls_verify: a.tls_verify,
             known_plain_http: false,
-            limits: Limits {
-                layer: a.max_layer_size,
-                image: a.max_image_size,
-            },
+            limits: a.limits.resolve(g.user)?,
         },
         jobs: a.jobs as usize,
     };
@@ -110,16 +98,4 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
         ))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn size_flag_defaults_are_the_library_defaults() {
-        assert_eq!(size_arg("16G"), Ok(Limits::default().layer));
-        assert_eq!(size_arg("32G"), Ok(Limits::default().image));
-        assert!(size_arg("lots").is_err());
-    }
 }

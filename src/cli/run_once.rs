@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use super::config::LimitArgs;
 use super::output::{self, Renderer};
 use super::GlobalOpts;
 use crate::deploy::run_once::{self, RunOnceRequest};
@@ -21,6 +22,8 @@ pub struct RunOnceArgs {
     /// Container name ($NAME and the runtime's ID; default: IMAGE-once-RANDOM).
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -60,6 +63,7 @@ fn run_inner(g: &GlobalOpts, a: &RunOnceArgs) -> anyhow::Result<i32> {
         runtime: g.runtime.clone(),
         berth,
         verbose: g.verbose,
+        limits: a.limits.resolve(g.user)?,
     };
     let renderer = Arc::new(Renderer::new(g));
     let record = run_once::pull(&layout, &req, renderer.clone())

@@ -44,7 +44,9 @@ pub struct Exports {
 pub struct HostfsEntry {
     /// Path relative to `/exports/hostfs`.
     pub path: String,
-    /// Permission bits (`mode & 0o777`; 0o777 for symlinks).
+    /// Permission bits with setuid, setgid and sticky (`mode & 0o7777`;
+    /// 0o777 for symlinks); [`super::hostfs::HostfsModes`] decides what
+    /// reaches the host.
     pub mode: u32,
     /// What it is.
     pub what: HostfsWhat,
@@ -203,11 +205,6 @@ pub fn read_exports(store: &Store, commit: &str) -> Result<Exports, DeployError>
                         "renameFiles: the value of {from:?} is not a string"
                     ))
                 })?;
-                if !from.starts_with('/') {
-                    return Err(invalid(format!(
-                        "renameFiles: {from:?} is not an absolute host path"
-                    )));
-                }
                 ex.rename_files.insert(from.clone(), to.to_string());
             }
         }
@@ -264,7 +261,7 @@ fn hostfs_files(store: &Store, commit: &str) -> Result<Vec<HostfsEntry>, DeployE
                 format!("{rel}/{name}")
             };
             let child = dir.child(&name);
-            let mode = info.attribute_uint32("unix::mode") & 0o777;
+            let mode = info.attribute_uint32("unix::mode") & 0o7777;
             match info.file_type() {
                 gio::FileType::Directory => stack.push((child, path, mode)),
                 gio::FileType::Regular => {

@@ -3,18 +3,20 @@
 //! An image's own config is run as written, so `install` and `update` say
 //! what it asks for that berth's default ([`crate::runtime::defaults::default_spec`])
 //! would not give: host namespaces, extra capabilities, host paths bound
-//! read-write, all devices, new privileges, no seccomp filter.
+//! read-write or read-only, all devices, new privileges, no seccomp filter.
+//! It is the config part of a deployment's [`super::footprint::Footprint`].
 
 use std::collections::BTreeSet;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtime::defaults::{DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES};
 
 /// What a config grants beyond berth's default. Empty fields are omitted
 /// from `--json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Grants {
     /// Host namespaces shared where the default has the container's own
     /// (`pid`, `ipc`, `uts`, `mount`).
@@ -24,9 +26,13 @@ pub struct Grants {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
     /// Host paths bound read-write (`SOURCE → DESTINATION`), other than the
-    /// container's own state directory.
+    /// container's own (see [`grants`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rw_binds: Vec<String>,
+    /// Host paths bound read-only (`SOURCE → DESTINATION`), other than the
+    /// container's own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ro_binds: Vec<String>,
     /// The device cgroup allows every device.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub all_devices: bool,
@@ -57,6 +63,9 @@ impl Grants {
         if !self.rw_binds.is_empty() {
             out.push(list("read-write host paths", &self.rw_binds));
         }
+        if !self.ro_binds.is_empty() {
+            out.push(list("read-only host paths", &self.ro_binds));
+        }
         if self.all_devices {
             out.push("all devices".into());
         }
@@ -70,17 +79,19 @@ impl Grants {
     }
 }
 
-/// What `config` (a deployment's config.json) grants beyond berth's default;
-/// `state` is the container's own state directory (`STATE_DIRECTORY/NAME`),
-/// whose binds berth's default makes too (one per image `VOLUME`).
-pub fn of_config(config: &str, state: Option<&str>) -> Result<Grants, serde_json::Error> {
-    Ok(grants(&serde_json::from_str(config)?, state))
+/// What `config` (a deployment's config.json) grants beyond berth's default
+/// (`own`: as in [`grants`]).
+pub fn of_config(config: &str, own: &[String]) -> Result<Grants, serde_json::Error> {
+    Ok(grants(&serde_json::from_str(config)?, own))
 }
 
-/// What `spec` grants beyond berth's default (`state`: as in [`of_config`]).
-pub fn grants(spec: &Spec, state: Option<&str>) -> Grants {
+/// What `spec` grants beyond berth's default. A bind whose source is at or
+/// below one of `own` (the container's state and runtime directories, its
+/// deployment) is its own: berth's default makes those too (one per image
+/// `VOLUME`).
+pub fn grants(spec: &Spec, own: &[String]) -> Grants {
     let linux = spec.linux().as_ref();
-    let own: Vec<LinuxNamespaceType> = linux
+    let own_ns: Vec<LinuxNamespaceType> = linux
         .and_then(|l| l.namespaces().as_ref())
         .map(|ns| {
             ns.iter()
@@ -91,7 +102,7 @@ pub fn grants(spec: &Spec, state: Option<&str>) -> Grants {
         .unwrap_or_default();
     let host_namespaces = DEFAULT_NAMESPACES
         .iter()
-        .filter(|t| !own.contains(t))
+        .filter(|t| !own_ns.contains(t))
         .map(|t| t.to_string())
         .collect();
     let process = spec.process().as_ref();
@@ -112,29 +123,26 @@ pub fn grants(spec: &Spec, state: Option<&str>) -> Grants {
             }
         }
     }
-    let rw_binds = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .filter(|m| {
-            let opts = m.options().as_deref().unwrap_or_default();
-            let bind = m.typ().as_deref() == Some("bind")
-                || opts.iter().any(|o| o == "bind" || o == "rbind");
-            let own = match (state, m.source()) {
-                (Some(st), Some(src)) => src.starts_with(st),
-                _ => false,
-            };
-            bind && !own && !opts.iter().any(|o| o == "ro")
-        })
-        .map(|m| {
-            let src = m
-                .source()
-                .as_ref()
-                .map(|s| s.display().to_string())
-                .unwrap_or_default();
-            format!("{src} \u{2192} {}", m.destination().display())
-        })
-        .collect();
+    let mut rw_binds = Vec::new();
+    let mut ro_binds = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let opts = m.options().as_deref().unwrap_or_default();
+        let bind =
+            m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
+        let src = m.source().as_ref().map(|s| s.display().to_string());
+        let Some(src) = src.filter(|_| bind) else {
+            continue;
+        };
+        if own.iter().any(|o| is_at_or_below(&src, o)) {
+            continue;
+        }
+        let line = format!("{src} \u{2192} {}", m.destination().display());
+        if opts.iter().any(|o| o == "ro") {
+            ro_binds.push(line);
+        } else {
+            rw_binds.push(line);
+        }
+    }
     let all_devices = linux
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.devices().as_ref())
@@ -149,10 +157,27 @@ pub fn grants(spec: &Spec, state: Option<&str>) -> Grants {
         host_namespaces,
         capabilities: capabilities.into_iter().collect(),
         rw_binds,
+        ro_binds,
         all_devices,
         new_privileges: process.is_some_and(|p| p.no_new_privileges() != Some(true)),
         no_seccomp: linux.is_none_or(|l| l.seccomp().is_none()),
     }
+}
+
+/// `path` is `dir` or below it, component-wise (`/var/lib/app` is not
+/// below `/var/lib/ap`); a path with `.` or `..` components is below nothing.
+pub fn is_at_or_below(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    let normal = !path
+        .split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..");
+    normal
+        && !dir.is_empty()
+        && (path == dir
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/')))
 }
 
 #[cfg(test)]
@@ -167,7 +192,7 @@ mod tests {
     }
 
     fn of(v: &serde_json::Value) -> Grants {
-        of_config(&v.to_string(), Some("/var/lib/app")).unwrap()
+        of_config(&v.to_string(), &["/var/lib/app".into()]).unwrap()
     }
 
     #[test]
@@ -219,6 +244,7 @@ mod tests {
                         "/ \u{2192} /host".into(),
                         "/var/lib/application \u{2192} /other".into(),
                     ],
+                    ro_binds: vec!["/etc \u{2192} /etc".into()],
                     ..Grants::default()
                 },
             ),

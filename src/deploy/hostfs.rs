@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::exports::{Exports, HostfsWhat};
 use super::plan::{check_host_path, PlannedFile};
-use super::render;
 use super::shared::{decide, HostfsAction, Registry};
 use super::{in_root, DeployError, EntryKind, Info};
+use super::{paths, render};
 use crate::layout::Layout;
 use crate::systemd::ContainerName;
 use crate::template::{FileKind, Values};
@@ -28,6 +28,94 @@ pub struct PlannedHostfs {
     pub action: HostfsAction,
     /// The same, in one line.
     pub message: String,
+}
+
+/// How the modes of hostfs files and directories reach the host: an
+/// image asks for any mode it likes, the operator decides what lands.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostfsModes {
+    /// Group and other write bits removed, and setuid, setgid and sticky
+    /// (the mode and 0755): a group- or world-writable file in
+    /// `/usr/local/bin` or `/etc/sudoers.d` is a way in for a local user.
+    #[default]
+    Safe,
+    /// The image's modes as they are (`--hostfs-modes=as-image`).
+    AsImage,
+}
+
+impl HostfsModes {
+    /// The default, [`HostfsModes::Safe`].
+    pub fn is_safe(&self) -> bool {
+        *self == HostfsModes::Safe
+    }
+
+    /// The flag value: `safe` or `as-image`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HostfsModes::Safe => "safe",
+            HostfsModes::AsImage => "as-image",
+        }
+    }
+
+    /// PURE: the mode a hostfs file or directory the image ships with
+    /// `image_mode` gets on the host.
+    pub fn host_mode(&self, image_mode: u32) -> u32 {
+        match self {
+            HostfsModes::Safe => image_mode & SAFE_MODE_MASK,
+            HostfsModes::AsImage => image_mode & 0o7777,
+        }
+    }
+}
+
+impl std::str::FromStr for HostfsModes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "safe" => Ok(HostfsModes::Safe),
+            "as-image" => Ok(HostfsModes::AsImage),
+            _ => Err(format!("{s:?} is not safe or as-image")),
+        }
+    }
+}
+
+/// The bits [`HostfsModes::Safe`] keeps.
+pub const SAFE_MODE_MASK: u32 = 0o755;
+
+/// A hostfs path whose mode on the host is not the image's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModeChange {
+    /// Path as seen inside the root.
+    pub path: String,
+    /// The mode the image ships.
+    pub image_mode: u32,
+    /// The mode it gets.
+    pub mode: u32,
+    /// `hostfs PATH: mode 0777 → 0755`.
+    pub message: String,
+}
+
+impl ModeChange {
+    fn new(path: &str, image_mode: u32, mode: u32) -> ModeChange {
+        ModeChange {
+            path: path.to_string(),
+            image_mode,
+            mode,
+            message: format!("hostfs {path}: mode {image_mode:04o} \u{2192} {mode:04o}"),
+        }
+    }
+}
+
+/// The hostfs part of a plan.
+#[derive(Debug, Default)]
+pub(crate) struct PlannedTree {
+    /// Host path → image path.
+    pub sources: BTreeMap<String, String>,
+    /// Modes that differ from the image's.
+    pub mode_changes: Vec<ModeChange>,
 }
 
 /// What each hostfs path of `files` will do, given the registry and the host.
@@ -74,18 +162,22 @@ pub(crate) fn hostfs_actions(
 
 /// `/exports/hostfs/**` as host paths: `renameFiles` applied by prefix,
 /// `installedFilesTemplate` entries rendered, empty directories and
-/// symlinks kept as such. Returns host path → image path.
+/// symlinks kept as such, modes as `modes` says.
 pub(crate) fn hostfs(
     layout: &Layout,
+    image: &str,
     exports: &Exports,
     values: &Values,
+    modes: HostfsModes,
     files: &mut Vec<PlannedFile>,
-) -> Result<BTreeMap<String, String>, DeployError> {
+) -> Result<PlannedTree, DeployError> {
+    let mut mode_changes = Vec::new();
     let mut renames: Vec<(String, String)> = Vec::new();
     for (from, to) in &exports.rename_files {
         let file = format!("/exports/manifest.json renameFiles[{from:?}]");
         let to = render::render(&file, to, values, FileKind::Plain)?;
-        check_host_path(layout, &file, &to)?;
+        let key = format!("manifest.json renameFiles[{from:?}]");
+        check_host_path(layout, image, &key, paths::strip_dir_slash(&to))?;
         renames.push((from.trim_end_matches('/').to_string(), to));
     }
     // The longest matching prefix wins.
@@ -103,7 +195,7 @@ pub(crate) fn hostfs(
             })
             .unwrap_or_else(|| original.clone());
         let source = format!("/exports/hostfs{original}");
-        check_host_path(layout, &source, &path)?;
+        check_host_path(layout, image, &format!("hostfs {source}"), &path)?;
         if let Some(other) = seen.insert(path.clone(), source.clone()) {
             return Err(DeployError::Invalid {
                 file: source,
@@ -125,11 +217,11 @@ pub(crate) fn hostfs(
                 } else {
                     bytes.clone()
                 };
-                (EntryKind::File, content, entry.mode)
+                (EntryKind::File, content, modes.host_mode(entry.mode))
             }
-            // Permission bits only, never world-writable: a directory any
-            // user may write lets them replace what a service reads there.
-            HostfsWhat::EmptyDir => (EntryKind::Dir, Vec::new(), entry.mode & DIR_MODE_MASK),
+            // A directory others may write lets them replace what a
+            // service reads there.
+            HostfsWhat::EmptyDir => (EntryKind::Dir, Vec::new(), modes.host_mode(entry.mode)),
             HostfsWhat::Symlink(target) => {
                 if target.is_empty() || target.contains('\0') {
                     return Err(DeployError::Invalid {
@@ -141,6 +233,9 @@ pub(crate) fn hostfs(
                 (EntryKind::Symlink, target.clone().into_bytes(), 0o777)
             }
         };
+        if kind != EntryKind::Symlink && mode != entry.mode {
+            mode_changes.push(ModeChange::new(&path, entry.mode, mode));
+        }
         files.push(PlannedFile {
             path,
             content,
@@ -150,12 +245,11 @@ pub(crate) fn hostfs(
         });
     }
     check_through_links(&links, &seen)?;
-    Ok(seen)
+    Ok(PlannedTree {
+        sources: seen,
+        mode_changes,
+    })
 }
-
-/// Permission bits an empty hostfs directory may get: the image's, less
-/// world-write and the special bits.
-pub const DIR_MODE_MASK: u32 = 0o775;
 
 /// Refuses a hostfs entry that would be written through a symlink the same
 /// image ships (`/etc/a -> /tmp` and `/etc/a/b`): berth would follow it.
@@ -182,6 +276,31 @@ fn check_through_links(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn safe_modes_drop_group_and_other_write_and_special_bits() {
+        let table = [
+            (0o777, 0o755, 0o777),
+            (0o666, 0o644, 0o666),
+            (0o4755, 0o755, 0o4755),
+            (0o2775, 0o755, 0o2775),
+            (0o1777, 0o755, 0o1777),
+            (0o640, 0o640, 0o640),
+            (0o600, 0o600, 0o600),
+        ];
+        for (image, safe, as_image) in table {
+            assert_eq!(HostfsModes::Safe.host_mode(image), safe, "{image:o}");
+            assert_eq!(HostfsModes::AsImage.host_mode(image), as_image, "{image:o}");
+        }
+        assert_eq!("as-image".parse(), Ok(HostfsModes::AsImage));
+        assert_eq!("safe".parse(), Ok(HostfsModes::Safe));
+        assert!("0755".parse::<HostfsModes>().is_err());
+        let c = ModeChange::new("/usr/local/bin/helper", 0o777, 0o755);
+        assert_eq!(
+            c.message,
+            "hostfs /usr/local/bin/helper: mode 0777 \u{2192} 0755"
+        );
+    }
 
     #[test]
     fn refuses_entries_below_a_symlink_of_the_image() {

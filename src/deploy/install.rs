@@ -10,6 +10,7 @@ use super::recover::{check_free, recover};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
 use super::{containers_dir, failpoint, in_root, io_err, DeployError, EntryKind, Info};
+use crate::image::limits::Limits;
 use crate::image::registry::{RegistryError, RemoteOptions};
 use crate::image::{reference, regconf};
 use crate::layout::Layout;
@@ -41,6 +42,10 @@ pub struct InstallRequest {
     pub now: bool,
     /// Create the `[Install]` links (the default).
     pub enable: bool,
+    /// How hostfs modes reach the host (`--hostfs-modes`).
+    pub hostfs_modes: super::hostfs::HostfsModes,
+    /// Caps on what pulling the image may decompress to.
+    pub limits: Limits,
 }
 
 /// Parses `--set` arguments.
@@ -65,7 +70,12 @@ pub fn install(
     .map_err(DeployError::from)?;
     let set = parse_set(&req.set)?;
     // Before the lock: pull takes it itself.
-    let record = ensure_image(layout, &req.image, req.display, false, progress)?;
+    let fetch = Fetch {
+        display: req.display,
+        limits: req.limits,
+        ..Fetch::default()
+    };
+    let record = ensure_image(layout, &req.image, fetch, progress)?;
     super::run_once::refuse_install(&req.image, &record)?;
     let _lock = lock_root(layout)?;
     let store = Store::open(layout, false)?
@@ -85,6 +95,7 @@ pub fn install(
         previous: None,
         reset_values: false,
         enable: req.enable,
+        hostfs_modes: req.hostfs_modes,
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
     if req.display {
@@ -209,15 +220,30 @@ pub fn default_name(image: &str) -> String {
     last.split(':').next().unwrap_or(last).to_string()
 }
 
+/// How [`ensure_image`] may get an image.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fetch {
+    /// Plan only: never pull, the image must be stored.
+    pub display: bool,
+    /// Pull even when stored (update: a tag may have moved).
+    pub refresh: bool,
+    /// Caps on what a pull may decompress to.
+    pub limits: Limits,
+}
+
 /// The stored image for `input`; pulled when not stored (or always, with
 /// `refresh`, as update does: a tag may have moved).
 pub fn ensure_image(
     layout: &Layout,
     input: &str,
-    display: bool,
-    refresh: bool,
+    fetch: Fetch,
     progress: Arc<dyn Progress>,
 ) -> Result<ImageRecord, Error> {
+    let Fetch {
+        display,
+        refresh,
+        limits,
+    } = fetch;
     let conf = regconf::load().map_err(RegistryError::from)?;
     let candidates = reference::resolve(input, &conf.unqualified_search)?;
     if !refresh || display {
@@ -238,7 +264,10 @@ pub fn ensure_image(
     let req = PullRequest {
         input: input.to_string(),
         platform: None,
-        remote: RemoteOptions::default(),
+        remote: RemoteOptions {
+            limits,
+            ..RemoteOptions::default()
+        },
         jobs: 3,
     };
     let outcome = pull::pull(layout, &req, progress)?;
@@ -327,6 +356,8 @@ pub fn stage(
         dirs: Vec::new(),
         units: plan.units.clone(),
         installed: now,
+        footprint: Some(plan.footprint.clone()),
+        hostfs_modes: plan.hostfs_modes,
     })
 }
 
@@ -362,7 +393,7 @@ pub fn staged_files(layout: &Layout, info: &Info) -> Result<Vec<HostFile>, Deplo
 
 /// Mode of `config.json` and `info.json`: both hold `--set` values, which
 /// may be secrets.
-pub const SECRET_MODE: u32 = 0o600;
+pub const SECRET_MODE: u32 = crate::store::SECRET_FILE_MODE;
 
 /// Writes `info.json` into its deployment directory (mode [`SECRET_MODE`]).
 pub fn write_info(layout: &Layout, info: &Info) -> Result<(), DeployError> {

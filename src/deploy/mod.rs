@@ -15,9 +15,15 @@
 //! - [`vars`]: the variables of an install.
 //! - [`plan`]: every value, file and link of an install, before anything changes.
 //! - [`recover`]: clearing what a killed install left.
-//! - [`exports`]: the image's `/exports`, read once.
+//! - [`exports`]: the image's `/exports`, read once; [`paths`]: the check
+//!   every path an image supplies passes.
 //! - [`hostfs`]: `/exports/hostfs` planned as host paths; [`shared`]: who
 //!   wrote each hostfs path and who else uses it.
+//! - [`footprint`]: what a deployment does to its host beyond its own
+//!   files ([`grants`]: the config part); [`gate`]: update refuses a
+//!   footprint that grows.
+//! - [`unit_names`]: a container's unit names and its units' `Alias=`
+//!   and `Also=` may not take an existing unit's name.
 //! - [`render`]: the image's `/exports` (or berth's defaults) rendered into files.
 //! - [`run_once`]: `berth run-once`, an image run as a tool, nothing left.
 //! - [`mod@install`], [`mod@uninstall`]: the verbs; [`list()`] reads the deployments.
@@ -25,10 +31,13 @@
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
 pub mod exports;
+pub mod footprint;
+pub mod gate;
 pub mod grants;
 pub mod hostfs;
 pub mod install;
 pub mod mount;
+pub mod paths;
 pub mod plan;
 pub mod recover;
 pub mod render;
@@ -39,6 +48,7 @@ pub mod status;
 pub mod switch;
 pub mod txn;
 pub mod uninstall;
+pub mod unit_names;
 pub mod update;
 pub mod vars;
 
@@ -110,9 +120,51 @@ pub enum DeployError {
         /// The container.
         name: String,
     },
+    /// An update would widen what the container does on its host.
+    #[error(
+        "the update of {name} to {digest} grows its host footprint:\n  {growth}\n\
+         review the update with --display; to allow it pass --accept-footprint \
+         (in a manifest: accept_footprint = true in its entry)"
+    )]
+    FootprintGrows {
+        /// The container.
+        name: String,
+        /// The refused image's manifest digest.
+        digest: String,
+        /// What grows, one kind per line.
+        growth: String,
+    },
     /// The service manager refused or failed an operation.
     #[error(transparent)]
     Manager(#[from] crate::systemd::manager::ManagerError),
+    /// A path the image supplies (a `VOLUME`, a hostfs path, a
+    /// `manifest.json` key, a tmpfiles line) that is not a plain absolute
+    /// path inside the root, or one berth does not let an image write.
+    #[error("image {image}: {key}: path {path:?} {why}; refusing the image")]
+    ImagePath {
+        /// The image reference.
+        image: String,
+        /// Where the image holds the path (`config.Volumes`,
+        /// `manifest.json renameFiles`, `tmpfiles.template line 3`).
+        key: String,
+        /// The path, as the image gives it.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A unit name the install would take is already a unit's, not berth's.
+    #[error("{by}: {path} already holds unit {unit}, and berth did not write it; {hint}")]
+    UnitTaken {
+        /// The unit name.
+        unit: String,
+        /// Where the unit is, as seen inside the root.
+        path: String,
+        /// What asks for the name (`container dbus`, `image IMAGE, Alias= of
+        /// app.service`).
+        by: String,
+        /// What to do.
+        hint: String,
+    },
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -127,13 +179,16 @@ impl DeployError {
     /// The exit-code kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            DeployError::Exists { .. } => ErrorKind::Conflict,
+            DeployError::Exists { .. }
+            | DeployError::FootprintGrows { .. }
+            | DeployError::UnitTaken { .. } => ErrorKind::Conflict,
             DeployError::NotInstalled { .. } => ErrorKind::NotFound,
             DeployError::Name(_)
             | DeployError::Values(_)
             | DeployError::Render(_)
             | DeployError::Unit { .. }
-            | DeployError::Invalid { .. } => ErrorKind::Usage,
+            | DeployError::Invalid { .. }
+            | DeployError::ImagePath { .. } => ErrorKind::Usage,
             DeployError::NoPrevious { .. } => ErrorKind::NotFound,
             DeployError::Io { .. } | DeployError::Manager(_) | DeployError::Failed { .. } => {
                 ErrorKind::Failed
@@ -324,6 +379,13 @@ pub struct Info {
     pub units: Vec<String>,
     /// Seconds since the epoch of the install of this deployment.
     pub installed: u64,
+    /// What it does to the host beyond its own files (absent in deployments
+    /// made before berth recorded it: then computed from their files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<footprint::Footprint>,
+    /// How its hostfs modes reached the host (updates keep the choice).
+    #[serde(default, skip_serializing_if = "hostfs::HostfsModes::is_safe")]
+    pub hostfs_modes: hostfs::HostfsModes,
 }
 
 impl Info {

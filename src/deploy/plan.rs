@@ -6,17 +6,19 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::exports;
-pub use super::hostfs::PlannedHostfs;
+use super::footprint::Footprint;
 use super::hostfs::{hostfs, hostfs_actions};
+pub use super::hostfs::{HostfsModes, ModeChange, PlannedHostfs};
 use super::render;
+use super::unit_names::{check_unit_names, Claim};
+use super::{exports, paths};
 use super::{in_root, DeployError, EntryKind, Info, InfoImage, Link};
 use crate::layout::Layout;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
 use crate::systemd::dropin::{runtime_dropin, DROPIN_FILE};
 use crate::systemd::manager::Manager;
-use crate::systemd::{ContainerName, Marker, UnitName, UnitType};
+use crate::systemd::{ContainerName, Install, Marker, UnitName, UnitType};
 use crate::template::{FileKind, SetValue, Values};
 
 /// A host file an install writes.
@@ -66,12 +68,19 @@ pub struct Plan {
     pub units: Vec<String>,
     /// What happens to each hostfs path.
     pub hostfs: Vec<PlannedHostfs>,
+    /// How hostfs modes reach the host.
+    pub hostfs_modes: HostfsModes,
+    /// hostfs paths whose mode is not the image's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hostfs_mode_changes: Vec<ModeChange>,
     /// After the install: paths left in place, with the reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<String>,
     /// After the install: hostfs paths shared with other containers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<String>,
+    /// What it does to the host beyond its own files.
+    pub footprint: Footprint,
 }
 
 /// What the plan is for.
@@ -96,6 +105,8 @@ pub struct PlanRequest<'a> {
     pub reset_values: bool,
     /// Create the `[Install]` links.
     pub enable: bool,
+    /// How hostfs modes reach the host.
+    pub hostfs_modes: HostfsModes,
 }
 
 /// Plans deploying `record` per `req` below `root`.
@@ -110,6 +121,7 @@ pub fn plan(
     let deployment = format!("{}/{}", layout.containers_inside(), req.slot);
     let unit_dir = layout.unit_dir();
     let exports = exports::read_exports(store, &record.commit)?;
+    paths::check_manifest_paths(&record.reference, &exports)?;
     let values = super::vars::values(layout, record, &deployment, req, &exports)?;
     let image = InfoImage {
         reference: record.reference.clone(),
@@ -136,14 +148,21 @@ pub fn plan(
     };
     // hostfs first, then data (tmpfiles), the units last: in the order the
     // files are switched, PID 1 never sees a unit before what it needs.
-    let sources = hostfs(layout, &exports, &values, &mut files)?;
+    let tree = hostfs(
+        layout,
+        &record.reference,
+        &exports,
+        &values,
+        req.hostfs_modes,
+        &mut files,
+    )?;
     let tmpfiles = match (&exports.tmpfiles, &config) {
-        (Some(t), _) => Some(render::render(
-            "/exports/tmpfiles.template",
-            t,
-            &values,
-            FileKind::Tmpfiles,
-        )?),
+        (Some(t), _) => {
+            let text =
+                render::render("/exports/tmpfiles.template", t, &values, FileKind::Tmpfiles)?;
+            paths::check_tmpfiles(&record.reference, "tmpfiles.template", &text)?;
+            Some(text)
+        }
         (None, Some(c)) => render::default_tmpfiles(layout.root(), c, layout.is_user()),
         (None, None) => None,
     };
@@ -178,6 +197,7 @@ pub fn plan(
             unit_templates.push((UnitType::Timer, "/exports/timer.template", t.as_str()));
         }
     }
+    let mut claims: Vec<(String, Claim)> = Vec::new();
     for (kind, file, tmpl) in unit_templates {
         let unit_name = name.unit(kind);
         let unit_path = format!("{unit_dir}/{unit_name}");
@@ -204,6 +224,15 @@ pub fn plan(
                 });
             }
         }
+        claims.push((unit_name.to_string(), Claim::Container));
+        if req.enable {
+            let install = Install::parse(&text, &unit_name).map_err(unit_err)?;
+            let words = install.alias.iter().map(|a| ("Alias", a));
+            for (key, word) in words.chain(install.also.iter().map(|a| ("Also", a))) {
+                let holder = unit_name.to_string();
+                claims.push((word.to_string(), Claim::Install { key, unit: holder }));
+            }
+        }
         let symlinks = manager
             .enable_plan(&unit_name, &text, unit_dir)
             .map_err(unit_err)?;
@@ -222,8 +251,28 @@ pub fn plan(
         });
         units.push(unit_name.to_string());
     }
+    // Also= naming a unit of this container is how its units go together.
+    claims.retain(|(u, c)| matches!(c, Claim::Container) || !units.contains(u));
+    check_unit_names(
+        layout,
+        name.as_str(),
+        &record.reference,
+        &claims,
+        req.previous,
+    )?;
     check_conflicts(layout, name, req.previous, &files, &links)?;
-    let hostfs = hostfs_actions(layout, name, req.previous, &files, &sources)?;
+    let hostfs = hostfs_actions(layout, name, req.previous, &files, &tree.sources)?;
+    let footprint = super::footprint::of_files(
+        &values,
+        config.as_deref(),
+        &files,
+        &units
+            .iter()
+            .map(|u| format!("{unit_dir}/{u}"))
+            .collect::<Vec<_>>(),
+        &format!("{}/{name}.conf", layout.tmpfiles_dir()),
+        &hostfs,
+    );
     Ok(Plan {
         name: name.to_string(),
         image,
@@ -235,44 +284,38 @@ pub fn plan(
         links,
         units,
         hostfs,
+        hostfs_modes: req.hostfs_modes,
+        hostfs_mode_changes: tree.mode_changes,
         kept: Vec::new(),
         shared: Vec::new(),
+        footprint,
     })
 }
 
-/// A host path berth may write: absolute, normalised, outside berth's own
-/// state and the unit and tmpfiles directories (those are berth's to name);
-/// for `--user`, inside the user's home.
-pub(crate) fn check_host_path(layout: &Layout, file: &str, path: &str) -> Result<(), DeployError> {
-    let bad = |why: &str| DeployError::Invalid {
-        file: file.to_string(),
-        detail: format!("host path {path:?} {why}"),
-    };
-    if !path.starts_with('/') || path.len() < 2 {
-        return Err(bad("is not absolute"));
-    }
-    if path
-        .split('/')
-        .skip(1)
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(bad("is not a normalised path (empty, . or .. components)"));
-    }
-    if path.chars().any(|c| c.is_control()) {
-        return Err(bad("contains a control character"));
-    }
+/// A host path berth may write for `image`: [`paths::check_path`], then
+/// outside berth's own state and the unit and tmpfiles directories (those
+/// are berth's to name); for `--user`, inside the user's home. `key` says
+/// where the image holds it.
+pub(crate) fn check_host_path(
+    layout: &Layout,
+    image: &str,
+    key: &str,
+    path: &str,
+) -> Result<(), DeployError> {
+    paths::check_image_path(image, key, path)?;
+    let bad = |why: String| paths::refuse(image, key, path, why);
     for reserved in [
         layout.data_inside(),
         layout.unit_dir(),
         layout.tmpfiles_dir(),
     ] {
         if path == reserved || path.starts_with(&format!("{reserved}/")) {
-            return Err(bad(&format!("is below {reserved}, which berth manages")));
+            return Err(bad(format!("is below {reserved}, which berth manages")));
         }
     }
     if let Some(home) = layout.user_dirs().map(|d| d.home.trim_end_matches('/')) {
         if !path.starts_with(&format!("{home}/")) {
-            return Err(bad(&format!(
+            return Err(bad(format!(
                 "is outside {home}; a --user install writes only below the home directory \
                  (map it there with renameFiles)"
             )));
@@ -339,7 +382,7 @@ mod tests {
     fn host_paths_must_be_plain_absolute_and_outside_berths_dirs() {
         let system = Layout::system(Path::new("/"));
         for ok in ["/usr/bin/etcdctl", "/etc/etcd/etcd.conf", "/opt/x"] {
-            check_host_path(&system, "f", ok).unwrap();
+            check_host_path(&system, "i", "f", ok).unwrap();
         }
         for bad in [
             "usr/bin/x",
@@ -353,7 +396,7 @@ mod tests {
             "/etc/tmpfiles.d/x.conf",
             "/usr/bin/a\nb",
         ] {
-            assert!(check_host_path(&system, "f", bad).is_err(), "{bad:?}");
+            assert!(check_host_path(&system, "i", "f", bad).is_err(), "{bad:?}");
         }
     }
 
@@ -367,7 +410,7 @@ mod tests {
             ..Default::default()
         };
         let user = Layout::user(&dirs).unwrap();
-        check_host_path(&user, "f", "/home/u/bin/etcdctl").unwrap();
+        check_host_path(&user, "i", "f", "/home/u/bin/etcdctl").unwrap();
         for bad in [
             "/usr/bin/etcdctl",
             "/home/uv/x",
@@ -375,7 +418,7 @@ mod tests {
             "/home/u/.config/systemd/user/x.service",
             "/home/u/.config/user-tmpfiles.d/x.conf",
         ] {
-            assert!(check_host_path(&user, "f", bad).is_err(), "{bad:?}");
+            assert!(check_host_path(&user, "i", "f", bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -11,7 +11,7 @@
 //! dir, user).
 
 use super::exports::{text, Exports};
-use super::DeployError;
+use super::{paths, DeployError};
 use crate::runtime::{defaults, legacy};
 use crate::store::{image::ImageRecord, Store};
 use crate::template::{self, FileKind, Values};
@@ -52,10 +52,11 @@ pub fn uses_default_config(exports: &Exports) -> bool {
 }
 
 /// PURE: the deployment's `config.json` from the image's exports, the
-/// values and the image config (`user`: the image's `User` as uid/gid, used
+/// values and the image config (of `image`, named in errors) (`user`: the image's `User` as uid/gid, used
 /// by the default config only). The image's own config is taken as written,
 /// upgraded if it is pre-1.0; berth adds nothing to it.
 pub fn render_config(
+    image: &str,
     exports: &Exports,
     values: &Values,
     image_config: &serde_json::Value,
@@ -67,7 +68,7 @@ pub fn render_config(
     } else if let Some(c) = &exports.config {
         ("/exports/config.json", c.clone())
     } else {
-        let text = default_config(image_config, values, user)?;
+        let text = default_config(image, image_config, values, user)?;
         return Ok(RenderedConfig {
             file: DEFAULT_CONFIG_FILE,
             text,
@@ -113,7 +114,8 @@ pub fn config_json(
     } else {
         (0, 0)
     };
-    let RenderedConfig { file, text, notes } = render_config(exports, values, &cfg, user)?;
+    let RenderedConfig { file, text, notes } =
+        render_config(&image.reference, exports, values, &cfg, user)?;
     for n in &notes {
         tracing::warn!("{file}: {n}");
     }
@@ -139,7 +141,8 @@ pub fn config_json(
 }
 
 /// berth's tmpfiles.d lines when the image has no template: one `d` line per
-/// writable bind-mount source of `config` that does not exist below `root` yet,
+/// writable bind-mount source of `config` (a plain path: [`paths::check_path`],
+/// no whitespace or `\`) that does not exist below `root` yet,
 /// owned by root (`user`: `-`, the user `systemd-tmpfiles --user` runs as).
 pub fn default_tmpfiles(root: &std::path::Path, config: &str, user: bool) -> Option<String> {
     let spec: serde_json::Value = serde_json::from_str(config).ok()?;
@@ -154,10 +157,8 @@ pub fn default_tmpfiles(root: &std::path::Path, config: &str, user: bool) -> Opt
         let Some(source) = m["source"].as_str() else {
             continue;
         };
-        let plain = source.starts_with('/')
-            && !source
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
+        let plain = paths::check_path(source).is_ok()
+            && !source.chars().any(|c| c.is_whitespace() || c == '\\');
         if !is_bind
             || !plain
             || root
@@ -220,6 +221,7 @@ pub fn default_config_skeleton() -> Result<String, DeployError> {
 
 /// PURE: berth's default config with the process of `image_config`.
 fn default_config(
+    image: &str,
     image_config: &serde_json::Value,
     values: &Values,
     (uid, gid): (u32, u32),
@@ -268,19 +270,25 @@ fn default_config(
             .set_cwd(cwd.into())
             .set_user(u);
     }
-    // Each declared VOLUME is a bind of STATE_DIRECTORY/NAME/VOLUME.
+    // Each declared VOLUME is a bind of STATE_DIRECTORY/NAME/VOLUME: the
+    // volume must be a plain path, or `..` would make it any host path.
     let state = values.get("STATE_DIRECTORY").unwrap_or("/var/lib");
     let name = values.get("NAME").unwrap_or_default();
     if let Some(volumes) = c["Volumes"].as_object() {
         let mut mounts = spec.mounts().clone().unwrap_or_default();
-        for v in volumes.keys().filter(|v| v.starts_with('/')) {
-            let v = v.trim_end_matches('/');
+        for v in volumes.keys() {
+            let v = paths::strip_dir_slash(v);
+            paths::check_image_path(image, "config.Volumes", v)?;
+            let base = state.trim_end_matches('/');
+            let source = match name {
+                "" => format!("{base}{v}"),
+                name => format!("{base}/{name}{v}"),
+            };
+            paths::check_image_path(image, "config.Volumes (bind source)", &source)?;
             let mut m = oci_spec::runtime::Mount::default();
             m.set_destination(v.into())
                 .set_typ(Some("bind".into()))
-                .set_source(Some(
-                    format!("{}/{name}{v}", state.trim_end_matches('/')).into(),
-                ))
+                .set_source(Some(source.into()))
                 .set_options(Some(vec!["rbind".into(), "rw".into()]));
             mounts.push(m);
         }
@@ -352,6 +360,7 @@ mod tests {
             {"destination": "/c", "type": "none", "source": "/srv/c", "options": ["bind"]},
             {"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": ["ro"]},
             {"destination": "/d", "type": "bind", "source": "/has space"},
+            {"destination": "/e", "type": "bind", "source": "/var/lib/../../etc"},
             {"destination": "/proc", "type": "proc", "source": "proc"}
         ]}"#;
         assert_eq!(
@@ -362,6 +371,22 @@ mod tests {
             default_tmpfiles(root.path(), r#"{"mounts": []}"#, false),
             None
         );
+    }
+
+    #[test]
+    fn a_volume_must_be_a_plain_absolute_path() {
+        let values = Values::default();
+        let cfg = |v: &str| serde_json::json!({"config": {"Cmd": ["/x"], "Volumes": {v: {}}}});
+        let ok = default_config("img", &cfg("/data/"), &values, (0, 0)).unwrap();
+        assert!(ok.contains("\"/var/lib/data\""), "{ok}");
+        for bad in ["/data/../../../etc", "data", "/a//b", "/", "/./x"] {
+            let e = default_config("img", &cfg(bad), &values, (0, 0)).unwrap_err();
+            assert!(
+                matches!(&e, DeployError::ImagePath { image, key, .. }
+                    if image == "img" && key == "config.Volumes"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -23,9 +23,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::install::{default_name, ensure_image, parse_set};
+use super::install::{default_name, ensure_image, parse_set, Fetch};
 use super::plan::PlanRequest;
 use super::{exports, render, vars, DeployError};
+use crate::image::limits::Limits;
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::runtime::supervise::Signals;
@@ -136,6 +137,8 @@ pub struct RunOnceRequest {
     pub berth: PathBuf,
     /// `-v` count, passed on to the child.
     pub verbose: u8,
+    /// Caps on what pulling the image may decompress to.
+    pub limits: Limits,
 }
 
 /// A checked-out, rendered slot, and what to remove after it ran.
@@ -197,7 +200,11 @@ pub fn pull(
         runtime::check_id(n)?;
     }
     parse_set(&req.set)?;
-    ensure_image(layout, &req.image, false, false, progress)
+    let fetch = Fetch {
+        limits: req.limits,
+        ..Fetch::default()
+    };
+    ensure_image(layout, &req.image, fetch, progress)
 }
 
 /// Checks `record` out into a fresh slot and renders its `config.json`
@@ -270,6 +277,7 @@ fn fill(
         previous: None,
         reset_values: false,
         enable: false,
+        hostfs_modes: Default::default(),
     };
     let values = vars::values(layout, &slot.image, inside, &preq, &exports)?;
     let mut config = render::config_json(store, &slot.image, &exports, &values, None)?;

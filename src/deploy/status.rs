@@ -1,9 +1,12 @@
 //! `berth status NAME`: the active deployment, its values with provenance,
 //! the files it wrote (and whether they were edited since), unit states, the
-//! rollback target and the last journal lines.
+//! rollback target, its host footprint, an update waiting for the operator
+//! and the last journal lines.
 
 use serde::Serialize;
 
+use super::footprint::Footprint;
+use super::gate::{self, Waiting};
 use super::update::other_slot;
 use super::{in_root, DeployError, Info};
 use crate::layout::Layout;
@@ -63,6 +66,12 @@ pub struct Status {
     pub previous: Option<Previous>,
     /// Last journal lines of the service.
     pub journal: Vec<String>,
+    /// What the deployment does to its host beyond its own files.
+    pub footprint: Footprint,
+    /// An update refused because its footprint grows, waiting for the
+    /// operator (`update --accept-footprint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_waits: Option<Waiting>,
 }
 
 /// The status of `name` below `root`.
@@ -122,7 +131,11 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
         .and_then(|u| UnitName::parse(u).ok())
         .map(|u| manager.journal_tail(&u, 10))
         .unwrap_or_default();
+    let footprint = gate::footprint_of(layout, &info)?;
+    let update_waits = gate::waiting(layout, &info);
     Ok(Status {
+        footprint,
+        update_waits,
         name: name.to_string(),
         deployment: info.deployment.clone(),
         image: info.image.reference.clone(),

@@ -10,14 +10,17 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::footprint::{growth, Footprint};
+use super::gate::{self, Waiting};
 use super::install::{
     apply_tmpfiles, ensure_image, host_files, parse_set, settle, stage, staged_files, with_journal,
-    write_info,
+    write_info, Fetch,
 };
 use super::plan::{plan, Plan, PlanRequest};
 use super::switch::{switch, HostFile};
 use super::txn::{recover_journal, Transaction};
 use super::{containers_dir, failpoint, DeployError, Info};
+use crate::image::limits::Limits;
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::store::{lock_root, Store, StoreError};
@@ -44,6 +47,14 @@ pub struct UpdateRequest {
     pub refresh: bool,
     /// `set` is the whole desired set: previous `--set` values are dropped.
     pub reset_values: bool,
+    /// Allow a footprint that grows (`--accept-footprint`, a manifest's
+    /// `accept_footprint`); else such an update is refused and recorded as
+    /// waiting.
+    pub accept_footprint: bool,
+    /// How hostfs modes reach the host; `None` keeps the installed choice.
+    pub hostfs_modes: Option<super::hostfs::HostfsModes>,
+    /// Caps on what pulling the image may decompress to.
+    pub limits: Limits,
 }
 
 /// What an update or rollback did.
@@ -71,6 +82,10 @@ pub struct Updated {
     /// The plan (update only; `--display` prints it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// What the update adds to the footprint: accepted, or with
+    /// `--display`, what needs accepting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub footprint_growth: Option<Footprint>,
 }
 
 /// The other slot of a deployment name (`NAME.0` ↔ `NAME.1`).
@@ -113,7 +128,12 @@ pub fn update(
         .clone()
         .unwrap_or_else(|| current.image.reference.clone());
     // Re-pulled: the tag may have moved. Pull takes the lock itself.
-    let record = ensure_image(layout, &image_name, req.display, req.refresh, progress)?;
+    let fetch = Fetch {
+        display: req.display,
+        refresh: req.refresh,
+        limits: req.limits,
+    };
+    let record = ensure_image(layout, &image_name, fetch, progress)?;
     let _lock = lock_root(layout)?;
     let current = active_info(layout, &name)?;
     let store = Store::open(layout, false)?
@@ -130,6 +150,7 @@ pub fn update(
         kept: Vec::new(),
         shared: Vec::new(),
         plan: None,
+        footprint_growth: None,
     };
     if record.commit == current.image.commit
         && set.is_empty()
@@ -138,6 +159,9 @@ pub fn update(
     {
         out.changed = false;
         out.to = current.deployment.clone();
+        if !req.display {
+            gate::clear_wait(layout, &current)?;
+        }
         return Ok(out);
     }
     let preq = PlanRequest {
@@ -150,8 +174,16 @@ pub fn update(
         previous: Some(&current),
         reset_values: req.reset_values,
         enable: !current.links.is_empty(),
+        hostfs_modes: req.hostfs_modes.unwrap_or(current.hostfs_modes),
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
+    let grows = growth(&gate::footprint_of(layout, &current)?, &plan.footprint);
+    if !grows.is_empty() {
+        if !req.display && !req.accept_footprint {
+            return Err(refuse(layout, &current, &plan, grows)?.into());
+        }
+        out.footprint_growth = Some(grows);
+    }
     if req.display {
         out.plan = Some(plan);
         return Ok(out);
@@ -191,6 +223,33 @@ pub fn update(
     out.restarted = activate(layout, txn, manager, &name, &current, &info)?;
     out.plan = Some(plan);
     Ok(out)
+}
+
+/// Records that the update to `plan` waits, and the error refusing it.
+fn refuse(
+    layout: &Layout,
+    current: &Info,
+    plan: &Plan,
+    grows: Footprint,
+) -> Result<DeployError, DeployError> {
+    let lines = grows.lines().join("\n  ");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let waiting = Waiting {
+        reference: plan.image.reference.clone(),
+        digest: plan.image.digest.clone(),
+        from_digest: current.image.digest.clone(),
+        growth: grows,
+        since,
+    };
+    gate::record_wait(layout, current, &waiting)?;
+    Ok(DeployError::FootprintGrows {
+        name: current.name.clone(),
+        digest: plan.image.digest.clone(),
+        growth: lines,
+    })
 }
 
 /// Switches back to the other deployment.
@@ -237,6 +296,7 @@ pub fn rollback(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Up
         kept: switched.kept,
         shared: switched.shared,
         plan: None,
+        footprint_growth: None,
     })
 }
 

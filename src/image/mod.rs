@@ -6,6 +6,7 @@ pub mod blob;
 pub mod layer;
 pub mod limits;
 pub mod manifest;
+pub mod manifest_get;
 pub mod reference;
 pub mod regconf;
 pub mod registry;

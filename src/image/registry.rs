@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use super::blob::{self, BlobCheck, Fault};
 use super::limits::Limits;
 use super::manifest::{self, Platform};
+use super::manifest_get;
 use super::reference::RegistryRef;
 use super::regconf::{self, Credentials, RegistriesConf};
 use crate::progress::{Event, Progress};
@@ -184,6 +185,11 @@ pub struct RemoteOptions {
     pub known_plain_http: bool,
 }
 
+/// How long connecting to a registry may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a registry may leave a response without a byte.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A connected view of one repository on one registry.
 pub struct Remote {
     client: Client,
@@ -193,6 +199,10 @@ pub struct Remote {
     /// Whether `client` speaks plain HTTP.
     plain_http: bool,
     auth: RegistryAuth,
+    /// The plain client of the bounded manifest GET ([`manifest_get`]).
+    http: reqwest::Client,
+    /// How manifest requests authenticate, once known.
+    authz: std::sync::Mutex<Option<manifest_get::Authz>>,
     registry: String,
     repository: String,
 }
@@ -231,6 +241,12 @@ impl Remote {
             None => (Vec::new(), certs),
         };
         let accept_invalid = opts.tls_verify == Some(false);
+        let http =
+            manifest_get::http_client(&only, &extra, accept_invalid, CONNECT_TIMEOUT, READ_TIMEOUT)
+                .map_err(|e| RegistryError::Transport {
+                    registry: r.registry.clone(),
+                    detail: format!("cannot build HTTP client: {e}"),
+                })?;
         let registry = r.registry.clone();
         let build = move |protocol: ClientProtocol| {
             let config = ClientConfig {
@@ -238,8 +254,8 @@ impl Remote {
                 tls_certs_only: only.clone(),
                 extra_root_certificates: extra.clone(),
                 accept_invalid_certificates: accept_invalid,
-                connect_timeout: Some(Duration::from_secs(15)),
-                read_timeout: Some(Duration::from_secs(60)),
+                connect_timeout: Some(CONNECT_TIMEOUT),
+                read_timeout: Some(READ_TIMEOUT),
                 ..Default::default()
             };
             Client::try_from(config).map_err(|e| RegistryError::Transport {
@@ -268,6 +284,8 @@ impl Remote {
             fallback_http,
             plain_http,
             auth,
+            http,
+            authz: std::sync::Mutex::new(None),
             registry: r.registry.clone(),
             repository: r.repository.clone(),
         })
@@ -294,11 +312,13 @@ impl Remote {
         }
     }
 
-    /// Fetches the raw manifest named by a tag or digest; returns bytes and
+    /// Fetches the raw manifest named by a tag or digest, reading at most
+    /// [`blob::MAX_MANIFEST_SIZE`] (see [`manifest_get`]); returns bytes and
     /// digest. Switches to plain HTTP for good when HTTPS is not spoken and
-    /// that is allowed.
+    /// that is allowed. `image` names the pull in errors.
     async fn raw_manifest(
         &mut self,
+        image: &str,
         tag_or_digest: &str,
     ) -> Result<(Vec<u8>, String), RegistryError> {
         let reference = self.reference(tag_or_digest);
@@ -306,36 +326,73 @@ impl Remote {
         // When plain HTTP is allowed, the first protocol gets one try before
         // falling back to the other.
         let first = if self.fallback_http.is_some() {
-            self.client
-                .pull_manifest_raw(&reference, &self.auth, manifest::ACCEPTED)
+            self.bounded_manifest(&reference)
                 .await
                 .map_err(RawError::Oci)
         } else {
-            self.retry(&what, || async {
-                self.client
-                    .pull_manifest_raw(&reference, &self.auth, manifest::ACCEPTED)
-                    .await
-            })
-            .await
+            self.retry(&what, || self.bounded_manifest(&reference))
+                .await
         };
-        match (first, self.fallback_http.take()) {
-            (Ok((bytes, digest)), _) => Ok((bytes.to_vec(), digest)),
+        let fetched = match (first, self.fallback_http.take()) {
+            (Ok(fetched), _) => fetched,
             (Err(RawError::Oci(OciDistributionError::RequestError(e))), Some(make_other)) => {
                 tracing::debug!("{} failed ({e}); trying the other protocol", self.registry);
                 self.client = make_other()?;
                 self.plain_http = !self.plain_http;
-                let (bytes, digest) = self
-                    .retry(&what, || async {
-                        self.client
-                            .pull_manifest_raw(&reference, &self.auth, manifest::ACCEPTED)
-                            .await
-                    })
+                if let Ok(mut authz) = self.authz.lock() {
+                    *authz = None;
+                }
+                self.retry(&what, || self.bounded_manifest(&reference))
                     .await
-                    .map_err(|e| self.map_err(e, &what))?;
-                Ok((bytes.to_vec(), digest))
+                    .map_err(|e| self.map_err(e, &what))?
             }
-            (Err(e), _) => Err(self.map_err(e, &what)),
+            (Err(e), _) => return Err(self.map_err(e, &what)),
+        };
+        match fetched {
+            manifest_get::Fetched::Complete(bytes, digest) => Ok((bytes, digest)),
+            manifest_get::Fetched::TooLarge { size, declared } => Err(RegistryError::TooLarge {
+                image: image.to_string(),
+                what: format!(
+                    "manifest {tag_or_digest} on {} ({})",
+                    self.registry,
+                    if declared {
+                        "declared"
+                    } else {
+                        "received so far"
+                    }
+                ),
+                size,
+                limit: blob::manifest_limit(),
+            }),
         }
+    }
+
+    /// One bounded manifest GET, authenticated once per [`Remote`].
+    async fn bounded_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<manifest_get::Fetched, OciDistributionError> {
+        let cached = self.authz.lock().ok().and_then(|a| a.clone());
+        let authz = match cached {
+            Some(a) => a,
+            None => {
+                let a = manifest_get::authorize(&self.client, reference, &self.auth).await?;
+                if let Ok(mut slot) = self.authz.lock() {
+                    *slot = Some(a.clone());
+                }
+                a
+            }
+        };
+        let scheme = if self.plain_http { "http" } else { "https" };
+        manifest_get::get(
+            &self.http,
+            scheme,
+            reference,
+            &authz,
+            manifest::ACCEPTED,
+            blob::MAX_MANIFEST_SIZE,
+        )
+        .await
     }
 
     /// Resolves `tag_or_digest` to an image manifest for `platform`,
@@ -351,7 +408,7 @@ impl Remote {
         tag_or_digest: &str,
         platform: &Platform,
     ) -> Result<(Vec<u8>, String, Option<String>), RegistryError> {
-        let (bytes, digest) = self.raw_manifest(tag_or_digest).await?;
+        let (bytes, digest) = self.raw_manifest(reference, tag_or_digest).await?;
         self.check_manifest_size(reference, &digest, bytes.len() as u64)?;
         let (bytes, digest, index_digest) = match manifest::classify(reference, &bytes)? {
             manifest::Kind::Manifest => (bytes, digest, None),
@@ -365,7 +422,7 @@ impl Remote {
                 if let Some(declared) = declared {
                     self.check_manifest_size(reference, &chosen, declared)?;
                 }
-                let (child, child_digest) = self.raw_manifest(&chosen).await?;
+                let (child, child_digest) = self.raw_manifest(reference, &chosen).await?;
                 self.check_manifest_size(reference, &chosen, child.len() as u64)?;
                 if let Some(declared) = declared {
                     self.check_declared_size(reference, &chosen, declared, child.len() as u64)?;

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::plan::{self, Action, Step};
 use super::Manifest;
 use crate::deploy::{self, InstallRequest, UpdateRequest};
+use crate::image::limits::Limits;
 use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::systemd::manager::Manager;
@@ -41,6 +42,8 @@ pub struct ApplyOptions {
     pub berth: PathBuf,
     /// Print the plan only.
     pub plan_only: bool,
+    /// Caps on what pulling an entry's image may decompress to.
+    pub limits: Limits,
 }
 
 fn installed(layout: &Layout, manager: &dyn Manager) -> Vec<crate::deploy::Listed> {
@@ -95,7 +98,11 @@ pub fn apply(
         match s.action {
             Action::Install | Action::Update => {
                 if !opts.plan_only {
-                    deploy::install::ensure_image(layout, &e.image, false, false, progress.clone())
+                    let fetch = deploy::install::Fetch {
+                        limits: opts.limits,
+                        ..Default::default()
+                    };
+                    deploy::install::ensure_image(layout, &e.image, fetch, progress.clone())
                         .map_err(at)?;
                 }
             }
@@ -130,6 +137,7 @@ pub fn apply(
                     manager,
                     progress.clone(),
                 );
+                let r = r.and_then(|u| refuse_growth(s, e, u, opts.plan_only));
                 match r {
                     Ok(u) => {
                         let t = u.plan.as_ref().and_then(unit_text);
@@ -239,6 +247,8 @@ fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallR
         display,
         now: false,
         enable: e.enabled,
+        hostfs_modes: e.hostfs_modes,
+        limits: opts.limits,
     }
 }
 
@@ -252,7 +262,33 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         display,
         refresh: false,
         reset_values: true,
+        accept_footprint: e.accept_footprint,
+        hostfs_modes: Some(e.hostfs_modes),
+        limits: opts.limits,
     }
+}
+
+/// Staging refuses an update whose footprint grows unless the entry
+/// accepts it, before anything is switched (`--plan` only warns).
+fn refuse_growth(
+    s: &Step,
+    e: &super::Entry,
+    u: deploy::update::Updated,
+    plan_only: bool,
+) -> Result<deploy::update::Updated, Error> {
+    let Some(g) = u.footprint_growth.as_ref().filter(|_| !e.accept_footprint) else {
+        return Ok(u);
+    };
+    let err = deploy::DeployError::FootprintGrows {
+        name: s.name.clone(),
+        digest: u.to_digest.clone(),
+        growth: g.lines().join("\n  "),
+    };
+    if plan_only {
+        tracing::warn!("{err}");
+        return Ok(u);
+    }
+    Err(err.into())
 }
 
 fn unit_text(p: &deploy::Plan) -> Option<String> {

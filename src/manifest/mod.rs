@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::deploy::hostfs::HostfsModes;
 use crate::systemd::ContainerName;
 use crate::template::values::is_forced;
 use crate::template::SetValue;
@@ -60,6 +61,17 @@ pub struct Entry {
     /// Entries (or installed containers) this one needs.
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Allow an update whose host footprint grows (a new host path,
+    /// capability, bind, namespace, tmpfiles line or host command), as
+    /// `berth update --accept-footprint` does. Default false: such an
+    /// update is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_footprint: bool,
+    /// How the modes of the image's hostfs files reach the host: `safe`
+    /// (the default: group and other write, setuid, setgid and sticky
+    /// removed) or `as-image`.
+    #[serde(default, skip_serializing_if = "HostfsModes::is_safe")]
+    pub hostfs_modes: HostfsModes,
 }
 
 fn yes() -> bool {

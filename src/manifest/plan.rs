@@ -140,6 +140,17 @@ pub fn plan(
             ));
             continue;
         }
+        if info.hostfs_modes != e.hostfs_modes {
+            steps.push(step(
+                Action::Reconfigure,
+                format!(
+                    "hostfs_modes {} -> {}{adopted}",
+                    info.hostfs_modes.as_str(),
+                    e.hostfs_modes.as_str()
+                ),
+            ));
+            continue;
+        }
         let reason = if adopted.is_empty() {
             "matches the manifest".to_string()
         } else {

@@ -253,7 +253,9 @@ pub const DATA_DIR_MODE: u32 = 0o700;
 
 /// Creates the data directory (`ROOT/var/lib/berth`, or the `--user` one)
 /// with [`DATA_DIR_MODE`], and sets that mode on an existing one (earlier
-/// berths made it 0755): every mutating verb passes here, as it takes the lock.
+/// berths made it 0755), and tightens the deployments' secret files
+/// ([`SECRET_FILES`]) the same way: every mutating verb passes here, as it
+/// takes the lock.
 pub fn private_data_dir(layout: &Layout) -> Result<(), StoreError> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     let data = layout.data();
@@ -272,6 +274,48 @@ pub fn private_data_dir(layout: &Layout) -> Result<(), StoreError> {
     if mode != DATA_DIR_MODE {
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(DATA_DIR_MODE))
             .map_err(io)?;
+    }
+    private_deployment_files(&layout.containers())
+}
+
+/// The files of a deployment that hold `--set` values, which may be secrets.
+pub const SECRET_FILES: &[&str] = &["config.json", "info.json"];
+
+/// Mode of [`SECRET_FILES`].
+pub const SECRET_FILE_MODE: u32 = 0o600;
+
+/// Sets [`SECRET_FILE_MODE`] on the [`SECRET_FILES`] of each deployment
+/// below `containers` that has a wider mode (earlier berths wrote them
+/// 0644). Symlinks are left alone, never followed.
+fn private_deployment_files(containers: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let entries = match std::fs::read_dir(containers) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: containers.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        for name in SECRET_FILES {
+            let path = entry.path().join(name);
+            let Ok(meta) = path.symlink_metadata() else {
+                continue;
+            };
+            if meta.is_file() && meta.permissions().mode() & 0o7777 != SECRET_FILE_MODE {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(SECRET_FILE_MODE))
+                    .map_err(|source| StoreError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
+        }
     }
     Ok(())
 }
@@ -305,4 +349,40 @@ pub fn lock_root(layout: &Layout) -> Result<WriteLock, StoreError> {
         Err((_, e)) => return Err(io(std::io::Error::from(e))),
     };
     Ok(WriteLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        p.symlink_metadata().unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn secret_files_of_older_deployments_are_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("containers");
+        let slot = c.join("app.0");
+        std::fs::create_dir_all(slot.join("rootfs")).unwrap();
+        for f in ["config.json", "info.json", "rootfs/etc.json"] {
+            std::fs::write(slot.join(f), "{}").unwrap();
+            std::fs::set_permissions(slot.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        std::os::unix::fs::symlink("app.0", c.join("app")).unwrap();
+        // A symlink named like a secret file is not followed.
+        let other = dir.path().join("other");
+        std::fs::write(&other, "").unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::create_dir(c.join("b.0")).unwrap();
+        std::os::unix::fs::symlink(&other, c.join("b.0/info.json")).unwrap();
+        private_deployment_files(&c).unwrap();
+        assert_eq!(mode(&slot.join("config.json")), 0o600);
+        assert_eq!(mode(&slot.join("info.json")), 0o600);
+        assert_eq!(mode(&slot.join("rootfs/etc.json")), 0o644);
+        assert_eq!(mode(&other), 0o644);
+        private_deployment_files(&dir.path().join("none")).unwrap();
+    }
 }

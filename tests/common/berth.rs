@@ -133,7 +133,8 @@ impl Default for Berth {
 }
 
 impl Berth {
-    /// A fresh root, home, runtime dir, empty registries.conf and certs.d.
+    /// A fresh root, home, runtime dir, empty registries.conf and certs.d, and
+    /// no berth.toml (`config_file()` is where one would be).
     pub fn new() -> Berth {
         let tmp = super::tempdir();
         for d in ["root", "home", "run", "certs.d"] {
@@ -149,12 +150,19 @@ impl Berth {
                 p.join("registries.conf").into(),
             ),
             ("BERTH_CERTS_D".into(), p.join("certs.d").into()),
+            // The host's /etc/berth/berth.toml must not change what a test sees.
+            ("BERTH_CONFIG".into(), p.join("berth.toml").into()),
         ];
         Berth {
             tmp,
             env,
             timeout: Duration::from_secs(180),
         }
+    }
+
+    /// The berth.toml this berth reads (`$BERTH_CONFIG`; absent until written).
+    pub fn config_file(&self) -> PathBuf {
+        self.tmp.path().join("berth.toml")
     }
 
     /// The temporary directory holding everything.

@@ -397,6 +397,8 @@ pub struct Image {
     pub labels: BTreeMap<String, String>,
     /// `config.WorkingDir`.
     pub working_dir: Option<String>,
+    /// `config.Volumes` keys.
+    pub volumes: Vec<String>,
     /// `created` (RFC 3339).
     pub created: String,
     /// Docker schema 2 media types instead of OCI ones.
@@ -416,6 +418,7 @@ impl Image {
             env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
             labels: BTreeMap::new(),
             working_dir: None,
+            volumes: Vec::new(),
             created: "2024-01-02T03:04:05Z".into(),
             docker: false,
         }
@@ -458,6 +461,12 @@ impl Image {
         self
     }
 
+    /// Adds a `config.Volumes` entry (a `VOLUME`).
+    pub fn volume(mut self, path: &str) -> Image {
+        self.volumes.push(path.into());
+        self
+    }
+
     /// Uses Docker schema 2 media types.
     pub fn docker_media_types(mut self) -> Image {
         self.docker = true;
@@ -479,6 +488,14 @@ impl Image {
         }
         if let Some(w) = &self.working_dir {
             config.insert("WorkingDir".into(), json!(w));
+        }
+        if !self.volumes.is_empty() {
+            let v: serde_json::Map<String, Value> = self
+                .volumes
+                .iter()
+                .map(|p| (p.clone(), json!({})))
+                .collect();
+            config.insert("Volumes".into(), Value::Object(v));
         }
         let mut v = json!({
             "created": self.created,

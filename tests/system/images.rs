@@ -55,6 +55,7 @@ pub fn archives() -> &'static Path {
         );
         write(&dir, "httpd", &httpd());
         write(&dir, "engine", &[("1", engine())]);
+        write(&dir, "ready", &[("1", ready())]);
         dir
     })
 }
@@ -475,6 +476,39 @@ fn engine() -> Image {
     script_image(
         ("usr/bin/engined", ENGINED),
         [ENGINE_SERVICE, &config, ENGINE_TMPFILES, ENGINE_MANIFEST],
+    )
+}
+
+// ---- ready (the boot benchmark: a Type=notify service that is ready at once) ---------
+
+const READY_SERVICE: &str = "\
+[Unit]
+Description=boot benchmark container ($NAME, a berth system container)
+
+[Service]
+Type=notify
+NotifyAccess=all
+ExecStart=$EXEC_START
+WorkingDirectory=$DESTDIR
+TimeoutStartSec=300
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// Sends READY=1 and waits for SIGTERM: all of its start is the runtime's.
+const READYD: &str = r#"#!/bin/sh
+trap 'exit 0' TERM INT
+sd-notify READY=1
+while :; do sleep 3600 & wait $!; done
+"#;
+
+/// The boot benchmark's image (benches/boot.sh): `readyd` as a Type=notify service.
+fn ready() -> Image {
+    let config = config(&["/usr/bin/readyd"], &[], &[]);
+    script_image(
+        ("usr/bin/readyd", READYD),
+        [READY_SERVICE, &config, "", r#"{"version": "1.0"}"#],
     )
 }
 
