@@ -90,6 +90,10 @@ libs=$(ldd "$BERTH" | wc -l)
 size=$(stat -c %s "$BERTH")
 reloc=$(LD_DEBUG=statistics "$BERTH" --version 2>&1 >/dev/null | sed -n 's/.*total startup time in dynamic loader: *\([0-9]*\) cycles.*/\1/p' | head -1)
 strace -c -f -o "$W/strace.txt" "$BERTH" --root "$W/root" run --bundle "$B" st1 >/dev/null 2>&1 || true
+# System calls of one start, all processes (load-independent; issue 16).
+: >"$W/strace-lean.txt"; : >"$W/strace-crun.txt"
+[ -x "${BERTH_LEAN:-}" ] && { strace -c -f -o "$W/strace-lean.txt" "$BERTH_LEAN" --root "$W/root" --bundle "$B" stl1 >/dev/null 2>&1 || true; }
+[ $crun_ok = 1 ] && { strace -c -f -o "$W/strace-crun.txt" crun --root "$W/crun" run --bundle "$B" stc1 >/dev/null 2>&1 || true; }
 
 # --- resident memory while a container runs -----------------------------------
 mkdir -p "$W/sleep" && ln -sfn "$B/rootfs" "$W/sleep/rootfs"
@@ -106,18 +110,20 @@ rss=$(awk '/VmRSS/{print $2}' /proc/$P/status)
 hwm=$(awk '/VmHWM/{print $2}' /proc/$P/status)
 wait $P
 lean_rss=0
+lean_anon=0
 if [ -x "${BERTH_LEAN:-}" ]; then
   "$BERTH_LEAN" --root "$W/root" --bundle "$W/sleep" rss-lean &
   P=$!
   for _ in $(seq 100); do [ -n "$(cat /proc/$P/task/$P/children 2>/dev/null)" ] && break; sleep 0.05; done
   sleep 0.5
   lean_rss=$(awk '/VmRSS/{print $2}' /proc/$P/status)
+  lean_anon=$(awk '/RssAnon/{print $2}' /proc/$P/status)
   wait $P
 fi
 
-python3 - "$W" "$OUT" "$RUNS" "$libs" "$size" "${reloc:-?}" "$rss" "$hwm" "$lean_rss" "$(uptime)" <<'PY'
+python3 - "$W" "$OUT" "$RUNS" "$libs" "$size" "${reloc:-?}" "$rss" "$hwm" "$lean_rss" "$lean_anon" "$(uptime)" <<'PY'
 import json, statistics, sys
-w, out, runs, libs, size, reloc, rss, hwm, lean_rss, load = sys.argv[1:]
+w, out, runs, libs, size, reloc, rss, hwm, lean_rss, lean_anon, load = sys.argv[1:]
 def rows(path):
     return [(r["command"], statistics.median(r["times"]) * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3, min(r["times"]) * 1e3)
             for r in json.load(open(path))["results"]]
@@ -138,7 +144,17 @@ L += [f"| {n} | {med:.2f} |" for n, med, *_ in st]
 L += ["", f"- binary {int(size) / 1e6:.1f} MB, {libs} shared libraries (`ldd`); dynamic loader {reloc} cycles (`LD_DEBUG=statistics`)",
       f"- resident memory of `berth run` while its container runs: VmRSS {int(rss) / 1024:.1f} MiB (peak {int(hwm) / 1024:.1f} MiB)"]
 if int(lean_rss):
-    L.append(f"- `berth-run` while its container runs: VmRSS {int(lean_rss) / 1024:.1f} MiB")
+    L.append(f"- `berth-run` while its container runs: VmRSS {int(lean_rss) / 1024:.1f} MiB, of which"
+             f" anonymous {int(lean_anon) / 1024:.1f} MiB (the rest is file pages of the binary and libc, shared between instances)")
+def calls(path):
+    try:
+        return next(int(l.split()[3]) for l in open(path) if l.rstrip().endswith(" total"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+lean_calls, crun_calls = calls(f"{w}/strace-lean.txt"), calls(f"{w}/strace-crun.txt")
+if lean_calls and crun_calls:
+    L.append(f"- system calls of one `/bin/true` start (`strace -f -c`): berth-run {lean_calls:,}, crun {crun_calls:,}"
+             f" ({lean_calls / crun_calls:.2f}x)")
 L.append(f"- machine load at the end (2 cores, shared): `{load.strip()}`")
 try:
     top = [l for l in open(f"{w}/strace.txt").read().splitlines() if l.strip() and l.split()[0][0].isdigit()][:6]

@@ -15,7 +15,7 @@
 //! - a clean signal state: berth's blocked signals are unblocked and SIGPIPE,
 //!   which Rust programs ignore, is back to its default.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
@@ -109,6 +109,21 @@ impl Bundled {
     }
 }
 
+/// Removes a container's state directory if it is still there, trying a few
+/// times: a concurrent `berth kill` may be writing state.json into it.
+fn remove_state_dir(dir: &Path) -> std::io::Result<()> {
+    let mut last = Ok(());
+    for _ in 0..3 {
+        last = match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Ok(()) => return Ok(()),
+            Err(e) => Err(e),
+        };
+        std::thread::yield_now();
+    }
+    last
+}
+
 fn lc(id: &str, what: &'static str, e: LibcontainerError) -> RuntimeError {
     RuntimeError::Libcontainer {
         id: id.to_string(),
@@ -161,14 +176,24 @@ impl Runtime for Bundled {
 
     fn delete(&mut self, id: &str) -> Result<()> {
         let r = match self.container.take() {
-            Some(mut c) => c.delete(true).map_err(|e| lc(id, "delete", e)),
+            Some(mut c) => c.delete(true),
             None => Ok(()),
         };
         let dir = self.state_dir(id);
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
+        let leftover = remove_state_dir(&dir);
+        match r {
+            // libcontainer's kill saves the state again after signalling, so
+            // a `berth kill` beside this berth can write state.json while the
+            // last step of delete empties the directory: that removal fails
+            // with ENOTEMPTY although the container and its cgroup are gone.
+            // The directory removed on a later try is a deleted container.
+            Err(LibcontainerError::OtherIO(e))
+                if e.raw_os_error() == Some(nix::libc::ENOTEMPTY) && leftover.is_ok() =>
+            {
+                Ok(())
+            }
+            r => r.map_err(|e| lc(id, "delete", e)),
         }
-        r
     }
 
     fn exec(&mut self, id: &str, args: &[String], env: &[(String, String)]) -> Result<Pid> {

@@ -114,21 +114,27 @@ pub struct Rendered {
     pub hardening: Hardening,
 }
 
-/// The capabilities berth itself may pass on: its bounding set.
-pub fn bounding_set() -> Result<HashSet<Capability>> {
-    let caps = caps::read(None, caps::CapSet::Bounding).map_err(|e| RuntimeError::Io {
-        what: "reading the capability bounding set of",
-        path: PathBuf::from("/proc/self/status"),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    Ok(caps
-        .iter()
-        .filter_map(|c| {
-            c.to_string()
-                .strip_prefix("CAP_")
-                .and_then(|n| n.parse().ok())
-        })
-        .collect())
+/// The capabilities `spec` asks for that berth itself may pass on: those in
+/// its bounding set. Only the capabilities the spec names are looked up (one
+/// `PR_CAPBSET_READ` each), not the whole set (41 on a current kernel).
+pub fn held_of_named(spec: &Spec) -> Result<HashSet<Capability>> {
+    let named = spec::named_capabilities(spec);
+    let mut held = HashSet::with_capacity(named.len());
+    for cap in named {
+        let Ok(probe) = format!("CAP_{cap}").parse::<caps::Capability>() else {
+            continue;
+        };
+        let has =
+            caps::has_cap(None, caps::CapSet::Bounding, probe).map_err(|e| RuntimeError::Io {
+                what: "reading the capability bounding set of",
+                path: PathBuf::from("/proc/self/status"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        if has {
+            held.insert(cap);
+        }
+    }
+    Ok(held)
 }
 
 /// Rootless, libcontainer creates the container's cgroup below `base` in
@@ -163,7 +169,8 @@ pub fn render(
         .map_err(|e| RuntimeError::io("writing", &runtime_file, e))?;
 
     let s = &mut bundle.spec;
-    let hardening = spec::clamp_capabilities(s, &bounding_set()?);
+    let held = held_of_named(s)?;
+    let hardening = spec::clamp_capabilities(s, &held);
     spec::set_root_path(s, &bundle.rootfs);
     if spec::ensure_dev_mount(s) {
         tracing::debug!("{id}: no mount at /dev in the config; a tmpfs is added there");

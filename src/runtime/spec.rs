@@ -179,6 +179,28 @@ pub fn clamp_capabilities(spec: &mut Spec, bounding: &HashSet<Capability>) -> Ha
     out
 }
 
+/// PURE: every capability named in any of the process's capability sets.
+pub fn named_capabilities(spec: &Spec) -> HashSet<Capability> {
+    let Some(caps) = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+    else {
+        return HashSet::new();
+    };
+    [
+        caps.bounding(),
+        caps.effective(),
+        caps.permitted(),
+        caps.inheritable(),
+        caps.ambient(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|set| set.iter().copied())
+    .collect()
+}
+
 /// Sets `KEY=value` in the process environment, replacing any earlier `KEY=`.
 pub fn set_env(spec: &mut Spec, key: &str, value: &str) {
     remove_env(spec, key);
@@ -385,6 +407,27 @@ mod tests {
             let e = check(&spec_of(v)).unwrap_err().to_string();
             assert!(e.starts_with(field), "{field}: {e}");
         }
+    }
+
+    #[test]
+    fn named_capabilities_are_the_union_of_the_sets() {
+        let mut v = minimal();
+        v["process"]["capabilities"] = serde_json::json!({
+            "bounding": ["CAP_KILL", "CAP_SYS_RESOURCE"],
+            "permitted": ["CAP_KILL"],
+            "ambient": ["CAP_NET_RAW"]
+        });
+        let want: HashSet<Capability> = [
+            Capability::Kill,
+            Capability::SysResource,
+            Capability::NetRaw,
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(named_capabilities(&spec_of(v)), want);
+        let mut v = minimal();
+        v["process"].as_object_mut().unwrap().remove("capabilities");
+        assert!(named_capabilities(&spec_of(v)).is_empty());
     }
 
     #[test]
