@@ -20,18 +20,18 @@ mkdir -p benches/results
   echo "systemd's userspace start → the last of N Type=notify container units active (READY=1),"
   echo "median of the rounds; span: the first container unit leaving inactive → the last active."
   echo
-  echo "| N | berth: boot → all READY (s) | crun (s) | berth / crun | berth span (s) | crun span (s) | span ratio | berth-run RSS, sum (MiB) | per container (MiB) | load at boot (median) |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| N | berth: boot → all READY (s) | crun (s) | berth / crun | berth span (s) | crun span (s) | span ratio | berth-run RSS, sum (MiB) | PSS, sum (MiB) | PSS per container (MiB) | load at boot (median) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for n in $NS; do
     m=target/system-logs/scenarioboot-$n/metrics.tsv
     med() { awk -F'\t' -v k="$1" '$2 == k { print $3 }' "$m" | sort -n |
       awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
     bb=$(med boot_all_ready_berth) bc=$(med boot_all_ready_crun)
     sb=$(med span_berth) sc=$(med span_crun)
-    rss=$(med berth_run_rss_sum) load=$(med loadavg_at_boot_berth)
-    awk -v n="$n" -v bb="$bb" -v bc="$bc" -v sb="$sb" -v sc="$sc" -v rss="$rss" -v load="$load" 'BEGIN {
-      printf "| %s | %.3f | %.3f | %.2fx | %.3f | %.3f | %.2fx | %.1f | %.2f | %s |\n",
-        n, bb, bc, bb / bc, sb, sc, (sc > 0 ? sb / sc : 0), rss / 1024, rss / 1024 / n, load }'
+    rss=$(med berth_run_rss_sum) pss=$(med berth_run_pss_sum) load=$(med loadavg_at_boot_berth)
+    awk -v n="$n" -v bb="$bb" -v bc="$bc" -v sb="$sb" -v sc="$sc" -v rss="$rss" -v pss="$pss" -v load="$load" 'BEGIN {
+      printf "| %s | %.3f | %.3f | %.2fx | %.3f | %.3f | %.2fx | %.1f | %.1f | %.2f | %s |\n",
+        n, bb, bc, bb / bc, sb, sc, (sc > 0 ? sb / sc : 0), rss / 1024, pss / 1024, pss / 1024 / n, load }'
   done
 } > "$OUT"
 cat "$OUT"

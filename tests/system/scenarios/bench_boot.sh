@@ -15,8 +15,9 @@
 #
 # Metrics per boot (seconds): boot_all_ready_RT (systemd's userspace start → the last
 # container unit active, i.e. READY=1 received), span_RT (the first container unit
-# leaving inactive → the last active), and for berth the sum of berth-run's resident
-# memory (KiB) with all N running, plus the host's load average at the boot.
+# leaving inactive → the last active), and for berth the sums of berth-run's resident
+# and proportional memory (RSS, PSS; KiB) with all N running, plus the host's load
+# average at the boot.
 SCENARIO=$(cat /mnt/host/scenario-id)
 . /mnt/host/lib.sh
 N=$(cat /mnt/host/bench-n)
@@ -60,6 +61,11 @@ rss_sum() {
   local kib
   kib=$(ps -C berth-run -o rss= | awk '{ s += $1 } END { print s + 0 }')
   metric berth_run_rss_sum "$kib" KiB
+  # RSS counts the pages every instance shares (the binary, libc) once per
+  # process; PSS divides them among the sharers: what N instances really take.
+  kib=$(for p in $(pgrep -x berth-run); do awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup"; done |
+    awk '{ s += $1 } END { print s + 0 }')
+  metric berth_run_pss_sum "$kib" KiB
   metric berth_run_processes "$(pgrep -c -x berth-run)" n
 }
 
