@@ -175,7 +175,7 @@ enum UnitPlace {
 #[derive(Debug, Default)]
 struct UnitLexer {
     place: UnitPlace,
-    /// The directive a continued line goes on with (`Key` or `Value`).
+    /// What a continued line goes on with (`Key`, `Value` or `Section`).
     continued: Option<UnitPlace>,
     /// Backslashes at the end of the line so far.
     backslashes: usize,
@@ -221,7 +221,9 @@ impl UnitLexer {
         self.continued = match self.place {
             // Comment lines neither continue nor end a continuation.
             UnitPlace::Comment => self.continued,
-            UnitPlace::Key | UnitPlace::Value if continues => Some(self.place),
+            // A `[Section]` header continues too: systemd joins lines
+            // before it looks at what they are.
+            UnitPlace::Key | UnitPlace::Value | UnitPlace::Section if continues => Some(self.place),
             // An empty line ends a continuation, like any other line.
             _ => None,
         };
@@ -594,6 +596,23 @@ mod tests {
         // `\n\r` is one line end: the continuation goes on.
         let got = render_one("A=b \\\n\r$V\n", &[("V", "x y")], FileKind::Unit);
         assert_eq!(got.unwrap(), "A=b \\\n\rx y\n");
+    }
+
+    #[test]
+    fn unit_placeholders_on_a_continued_section_header_are_refused() {
+        // Found by fuzz/fuzz_targets/escape.rs: "[A \\\nB=$V]" is one header,
+        // "[A  B=value]", for systemd.
+        let got = render_one("[Unit \\\nX=$V]\n", &[("V", "x")], FileKind::Unit);
+        assert!(
+            matches!(
+                got,
+                Err(RenderError::Unsafe {
+                    problem: Problem::UnitSectionHeader,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
     }
 
     #[test]
