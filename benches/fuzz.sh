@@ -113,8 +113,8 @@ cpu_of() { # LOG of `time -p`: user + sys
   awk '/^user /{u=$2} /^sys /{s=$2} END{printf "%.0f", u+s}' "$1"
 }
 for t in "${TARGETS[@]}"; do
-  seeds "$t"
   mkdir -p "fuzz/artifacts/$t" "fuzz/corpus/$t"
+  seeds "$t"
   before=$(find "fuzz/artifacts/$t" -type f | wc -l)
   cpu=0 wall=0 execs=0 round=0 status=ok
   : >"$LOGS/$t.log"
