@@ -4,7 +4,7 @@ export CARGO_BUILD_JOBS ?= 2
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build demo check check-system check-vm test lint bench clean deps install deb check-packaging
+.PHONY: all build demo check check-system check-vm test lint bench fuzz clean deps install deb check-packaging
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
@@ -59,6 +59,12 @@ bench: deps build
 	./benches/run.sh
 	./benches/install.sh
 	./benches/boot.sh
+
+## Fuzzing bench job (issue 15): every cargo-fuzz target in fuzz/ for FUZZ_SECONDS
+## of CPU each (default 600), one at a time, niced; writes benches/results/fuzz.md.
+## Needs nightly and `cargo install cargo-fuzz`. Not part of `make check`.
+fuzz:
+	./benches/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -167,19 +167,29 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     let mut entries = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(io(&f))?;
-        let parsed: ManifestFile = toml::from_str(&text).map_err(|e| ManifestError::Syntax {
-            path: f.clone(),
-            detail: e.to_string().trim_end().to_string(),
-        })?;
-        entries.extend(parsed.containers.into_iter().map(|entry| Located {
-            entry,
-            file: f.clone(),
-        }));
+        entries.extend(parse(&text, &f)?);
     }
     Ok(Manifest {
         source: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
         entries,
     })
+}
+
+/// Parses the text of one manifest file; `file` names it in errors and in
+/// each [`Located`]. What [`load`] does with each file, without the I/O.
+pub fn parse(text: &str, file: &Path) -> Result<Vec<Located>, ManifestError> {
+    let parsed: ManifestFile = toml::from_str(text).map_err(|e| ManifestError::Syntax {
+        path: file.to_path_buf(),
+        detail: e.to_string().trim_end().to_string(),
+    })?;
+    Ok(parsed
+        .containers
+        .into_iter()
+        .map(|entry| Located {
+            entry,
+            file: file.to_path_buf(),
+        })
+        .collect())
 }
 
 impl Manifest {

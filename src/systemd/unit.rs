@@ -188,7 +188,9 @@ fn parse_line(
     Ok(())
 }
 
-/// Lines as systemd's `read_line()` ends them: `\n`, `\r\n`, `\r` or NUL.
+/// Lines as systemd's `read_line()` ends them: at `\n`, `\r` or NUL, a run
+/// of them being one line end as long as no marker repeats and no NUL came
+/// before (`\r\n`, `\n\r`, `\r\n\0`, ...).
 fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {
@@ -199,13 +201,42 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
                 (!current.is_empty()).then_some(current)
             }
             Some(i) => {
-                let after = current.get(i..).unwrap_or_default();
-                let len = if after.starts_with("\r\n") { 2 } else { 1 };
-                rest = current.get(i + len..);
+                let mut seen = 0;
+                let end = current
+                    .get(i..)
+                    .unwrap_or_default()
+                    .char_indices()
+                    .find(|(_, c)| {
+                        let marker = line_end_marker(*c);
+                        let ends = marker == 0 || (seen != 0 && starts_line_end(seen, marker));
+                        seen |= marker;
+                        ends
+                    })
+                    .map_or(current.len(), |(at, _)| i + at);
+                rest = current.get(end..);
                 current.get(..i)
             }
         }
     })
+}
+
+/// systemd's `read_line()` ends a line at `\n`, `\r` or NUL, and takes a run
+/// of them as one line end as long as no marker repeats and no NUL came
+/// before. The marker bit of `c`, or 0.
+pub(crate) fn line_end_marker(c: char) -> u8 {
+    match c {
+        '\n' => 1,
+        '\r' => 2,
+        '\0' => 4,
+        _ => 0,
+    }
+}
+
+/// Whether line-end `marker` (non-zero) starts a new line end after the run
+/// of markers `seen` (0 after any other character); otherwise it belongs to
+/// the line end `seen` started.
+pub(crate) fn starts_line_end(seen: u8, marker: u8) -> bool {
+    seen == 0 || seen & 4 != 0 || seen & marker != 0
 }
 
 /// systemd's WHITESPACE.
@@ -498,6 +529,25 @@ mod tests {
             ]
         );
         assert_eq!(triples("[A]\nK=v \\"), [t("A", "K", "v")]);
+    }
+
+    #[test]
+    fn ends_lines_like_systemds_read_line() {
+        // `\n\r` and `\r\n\0` are one line end each, so the continuation goes
+        // on; `\n\n`, `\r\r` and anything after a NUL are two: the empty line
+        // in between ends it.
+        for one in ["\n\r", "\r\n", "\r\0", "\n\0", "\r\n\0", "\n\r\0"] {
+            let text = format!("[A]\nK=v \\{one}w\n");
+            assert_eq!(triples(&text), [t("A", "K", "v  w")], "{one:?}");
+        }
+        for two in ["\n\n", "\r\r", "\0\n", "\0\0", "\r\n\r"] {
+            let text = format!("[A]\nK=v \\{two}W=w\n");
+            assert_eq!(
+                triples(&text),
+                [t("A", "K", "v"), t("A", "W", "w")],
+                "{two:?}"
+            );
+        }
     }
 
     #[test]

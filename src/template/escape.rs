@@ -11,18 +11,25 @@
 //!   (before the `=`, including the start of a line) or in a `[Section]`
 //!   header is an error, so a value can never add or rename a directive or a
 //!   section. A value ending in `\` is refused, since it would continue the
-//!   line onto the next one and swallow the directive there. Comment text is
-//!   copied as is.
+//!   line onto the next one and swallow the directive there; so is a value
+//!   right after an unpaired `%` (the `%` would take its first character as
+//!   a specifier), and one starting a continuation line with `#` or `;`
+//!   (systemd would skip that line as a comment). Comment text is copied as
+//!   is. Lines end where systemd's `read_line()` ends them: at `\n`, `\r`,
+//!   NUL, or a run of them in which no marker repeats.
 //! - tmpfiles.d lines: `%` becomes `%%` (tmpfiles expands specifiers in its
 //!   path and argument fields), and the value stays inside the field it
 //!   stands in, as systemd-tmpfiles splits a line: the first six fields
 //!   (type, path, mode, user, group, age) are words that quotes and a
-//!   backslash before any character (taken as is) join, so there a space,
-//!   tab, `"`, `'` and `\` get a `\` before them; the rest of the line is
-//!   the argument, which systemd-tmpfiles C-unescapes, so there `\` becomes
-//!   `\\`. A placeholder right after a template's `\` is refused (the
-//!   template's escape would take the value's first character). An empty
-//!   value inserted as a whole field still drops that field.
+//!   backslash before any character (taken as is) join, so there a space or
+//!   tab is quoted (`" "`: a `\ ` at the line's end would lose its blank to
+//!   the line's stripping) and `"`, `'`, `\` and `#` get a `\` before them;
+//!   the rest of the line is the argument, which systemd-tmpfiles
+//!   C-unescapes, so there `\` becomes `\\`. A placeholder right after a
+//!   template's `\` or an unpaired `%` is refused (the template's escape or
+//!   specifier would take the value's first character). Lines end at `\n`,
+//!   `\r` or NUL. Comment text is copied as is. An empty value inserted as a
+//!   whole field still drops that field.
 //! - `config.json`: the published templates use placeholders in two ways:
 //!   inside JSON strings (`"source": "${STATE_DIRECTORY}/etcd"`) and as raw
 //!   JSON between values (`$ADDTL_MOUNTS` adds mount objects;
@@ -40,6 +47,7 @@
 
 use super::dollar::{Position, Template, TemplateError, Token};
 use super::values::Values;
+use crate::systemd::unit::{line_end_marker, starts_line_end};
 
 /// What a rendered template becomes; decides the escaping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +105,12 @@ pub enum Problem {
     /// Right after a `\` in a tmpfiles.d line.
     #[error("follows a backslash in a tmpfiles.d line; put the backslash elsewhere")]
     TmpfilesAfterBackslash,
+    /// Right after an unpaired `%` where specifiers are expanded.
+    #[error("follows an unpaired %, which would make the value's first character a specifier; write %% for a literal %")]
+    AfterPercent,
+    /// A unit-file value starting a continuation line with `#` or `;`.
+    #[error("starts a continuation line with a value beginning with # or ;, which would make the line a comment")]
+    UnitCommentStart,
 }
 
 /// Renders `template` with `values` for a file of `kind`; see the module docs.
@@ -161,24 +175,34 @@ enum UnitPlace {
 #[derive(Debug, Default)]
 struct UnitLexer {
     place: UnitPlace,
-    /// The directive a continued line goes on with (`Key` or `Value`).
+    /// What a continued line goes on with (`Key`, `Value` or `Section`).
     continued: Option<UnitPlace>,
     /// Backslashes at the end of the line so far.
     backslashes: usize,
+    /// `%` at the end of the line so far.
+    percents: usize,
+    /// The line-end markers of the run just read (see `line_end_marker`).
+    line_end: u8,
 }
 
 impl UnitLexer {
     fn feed(&mut self, c: char) {
-        if c == '\n' {
-            self.end_line();
+        let marker = line_end_marker(c);
+        if marker != 0 {
+            if starts_line_end(self.line_end, marker) {
+                self.end_line();
+                self.line_end = 0;
+            }
+            self.line_end |= marker;
             return;
         }
+        self.line_end = 0;
         if c == '\\' {
             self.backslashes += 1;
-        } else if c != '\r' {
-            // A "\r\n" line end still ends in the backslashes before it.
+        } else {
             self.backslashes = 0;
         }
+        self.percents = if c == '%' { self.percents + 1 } else { 0 };
         if self.place == UnitPlace::Start && !matches!(c, ' ' | '\t' | '\r') {
             self.place = match (c, self.continued) {
                 ('#' | ';', _) => UnitPlace::Comment,
@@ -197,17 +221,32 @@ impl UnitLexer {
         self.continued = match self.place {
             // Comment lines neither continue nor end a continuation.
             UnitPlace::Comment => self.continued,
-            UnitPlace::Key | UnitPlace::Value if continues => Some(self.place),
+            // A `[Section]` header continues too: systemd joins lines
+            // before it looks at what they are.
+            UnitPlace::Key | UnitPlace::Value | UnitPlace::Section if continues => Some(self.place),
             // An empty line ends a continuation, like any other line.
             _ => None,
         };
         self.place = UnitPlace::Start;
         self.backslashes = 0;
+        self.percents = 0;
     }
 
     fn insert(&mut self, value: &str, out: &mut String) -> Result<(), Problem> {
         let place = match (self.place, self.continued) {
-            (UnitPlace::Start, Some(continued)) => continued,
+            (UnitPlace::Start, Some(continued)) => {
+                // The value starts a continuation line: systemd would read a
+                // `#` or `;` there as a comment line; blanks keep the line
+                // at its start.
+                match value.trim_start_matches([' ', '\t']).chars().next() {
+                    Some('#' | ';') => return Err(Problem::UnitCommentStart),
+                    None if continued == UnitPlace::Value => {
+                        out.push_str(value);
+                        return Ok(());
+                    }
+                    _ => continued,
+                }
+            }
             (place, _) => place,
         };
         match place {
@@ -218,10 +257,12 @@ impl UnitLexer {
                 Ok(())
             }
             UnitPlace::Value if value.ends_with('\\') => Err(Problem::TrailingBackslash),
+            UnitPlace::Value if self.percents % 2 == 1 => Err(Problem::AfterPercent),
             UnitPlace::Value => {
                 self.place = UnitPlace::Value;
                 if !value.is_empty() {
                     self.backslashes = 0;
+                    self.percents = 0;
                 }
                 out.push_str(&value.replace('%', "%%"));
                 Ok(())
@@ -243,19 +284,34 @@ struct TmpfilesLexer {
     quote: Option<char>,
     escaped: bool,
     comment: bool,
+    /// `%` ending the text so far of the current word (unquoted) or argument.
+    percents: usize,
 }
 
 impl TmpfilesLexer {
     fn feed(&mut self, c: char) {
-        if c == '\n' {
+        // Any line end starts a new line; empty lines are skipped.
+        if line_end_marker(c) != 0 {
             *self = TmpfilesLexer::default();
             return;
         }
-        if self.comment || self.words >= TMPFILES_WORDS {
+        if self.comment {
+            return;
+        }
+        if self.words >= TMPFILES_WORDS {
+            // The argument, C-unescaped: a `\` takes the next character.
+            let literal = !self.escaped && c != '\\';
+            self.escaped = !self.escaped && c == '\\';
+            self.percents = if literal && c == '%' {
+                self.percents + 1
+            } else {
+                0
+            };
             return;
         }
         if self.escaped {
             self.escaped = false;
+            self.word_char(c);
             return;
         }
         match c {
@@ -273,30 +329,55 @@ impl TmpfilesLexer {
                     self.words += 1;
                     self.in_word = false;
                 }
+                self.percents = 0;
             }
             '#' if self.words == 0 && !self.in_word => self.comment = true,
-            _ => self.in_word = true,
+            _ => self.word_char(c),
         }
+    }
+
+    /// `c` joins the current word.
+    fn word_char(&mut self, c: char) {
+        self.in_word = true;
+        self.percents = if c == '%' { self.percents + 1 } else { 0 };
     }
 
     fn insert(&mut self, value: &str, out: &mut String) -> Result<(), Problem> {
         if self.escaped {
             return Err(Problem::TmpfilesAfterBackslash);
         }
-        let in_field = !self.comment && self.words < TMPFILES_WORDS;
+        if self.comment {
+            out.push_str(value);
+            return Ok(());
+        }
+        if self.percents % 2 == 1 {
+            return Err(Problem::AfterPercent);
+        }
+        let in_field = self.words < TMPFILES_WORDS;
         for c in value.chars() {
             match c {
                 '%' => out.push_str("%%"),
-                ' ' | '\t' | '"' | '\'' | '\\' if in_field => {
+                // Quoted rather than escaped: systemd-tmpfiles strips the
+                // line's trailing blanks, which would leave a lone `\`.
+                ' ' | '\t' if in_field && self.quote.is_none() => {
+                    out.push('"');
+                    out.push(c);
+                    out.push('"');
+                }
+                // `#` too: at a line's start it would make a comment.
+                ' ' | '\t' | '"' | '\'' | '\\' | '#' if in_field => {
                     out.push('\\');
                     out.push(c);
                 }
-                '\\' if !self.comment => out.push_str("\\\\"),
+                '\\' => out.push_str("\\\\"),
                 c => out.push(c),
             }
         }
-        if in_field && !value.is_empty() {
-            self.in_word = true;
+        if !value.is_empty() {
+            self.percents = 0;
+            if in_field {
+                self.in_word = true;
+            }
         }
         Ok(())
     }
@@ -496,6 +577,80 @@ mod tests {
     }
 
     #[test]
+    fn unit_lines_end_at_cr_and_nul_as_systemd_reads_them() {
+        // Found by fuzz/fuzz_targets/escape.rs: systemd ends a line at a bare
+        // `\r` or a NUL too, so a placeholder after one starts a directive.
+        for text in ["[Service]\nA=b\r$V\n", "[Service]\nA=b\0$V\n"] {
+            let got = render_one(text, &[("V", "User=root")], FileKind::Unit);
+            assert!(
+                matches!(
+                    got,
+                    Err(RenderError::Unsafe {
+                        problem: Problem::UnitDirectiveName,
+                        ..
+                    })
+                ),
+                "{text:?}: {got:?}"
+            );
+        }
+        // `\n\r` is one line end: the continuation goes on.
+        let got = render_one("A=b \\\n\r$V\n", &[("V", "x y")], FileKind::Unit);
+        assert_eq!(got.unwrap(), "A=b \\\n\rx y\n");
+    }
+
+    #[test]
+    fn unit_placeholders_on_a_continued_section_header_are_refused() {
+        // Found by fuzz/fuzz_targets/escape.rs: "[A \\\nB=$V]" is one header,
+        // "[A  B=value]", for systemd.
+        let got = render_one("[Unit \\\nX=$V]\n", &[("V", "x")], FileKind::Unit);
+        assert!(
+            matches!(
+                got,
+                Err(RenderError::Unsafe {
+                    problem: Problem::UnitSectionHeader,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn unit_values_after_an_unpaired_percent_are_refused() {
+        let got = render_one("A=100%$V\n", &[("V", "n")], FileKind::Unit);
+        assert!(matches!(
+            got,
+            Err(RenderError::Unsafe {
+                problem: Problem::AfterPercent,
+                ..
+            })
+        ));
+        let got = render_one("A=100%%$V\n", &[("V", "n")], FileKind::Unit);
+        assert_eq!(got.unwrap(), "A=100%%n\n");
+    }
+
+    #[test]
+    fn unit_values_cannot_turn_a_continuation_line_into_a_comment() {
+        let text = "A=b \\\n$V\nUser=nobody\n";
+        for value in ["# x", "  ;x"] {
+            let got = render_one(text, &[("V", value)], FileKind::Unit);
+            assert!(
+                matches!(
+                    got,
+                    Err(RenderError::Unsafe {
+                        problem: Problem::UnitCommentStart,
+                        ..
+                    })
+                ),
+                "{value:?}: {got:?}"
+            );
+        }
+        // A blank value keeps the line blank: it ends the continuation.
+        let got = render_one(text, &[("V", " ")], FileKind::Unit).unwrap();
+        assert_eq!(got, "A=b \\\n \nUser=nobody\n");
+    }
+
+    #[test]
     fn unsafe_placeholders_are_reported_with_file_position_and_reason() {
         let err = render_one("[Service]\nUser$V=x\n", &[("V", "x")], FileKind::Unit).unwrap_err();
         assert_eq!(
@@ -535,7 +690,7 @@ mod tests {
     fn tmpfiles_values_stay_inside_their_field() {
         let t = |line: &str, v: &str| render_one(line, &[("V", v)], FileKind::Tmpfiles);
         let table = [
-            ("d /x/$V 0700 - - -\n", "a b", "d /x/a\\ b 0700 - - -\n"),
+            ("d /x/$V 0700 - - -\n", "a b", "d /x/a\" \"b 0700 - - -\n"),
             (
                 "d /x/$V - - - -\n",
                 r#"q"u'o\te"#,
@@ -546,7 +701,7 @@ mod tests {
                 "a b\"",
                 "d \"/x/a\\ b\\\"\" - - - -\n",
             ),
-            ("d /x 0700 $V - -\n", "us er", "d /x 0700 us\\ er - -\n"),
+            ("d /x 0700 $V - -\n", "us er", "d /x 0700 us\" \"er - -\n"),
             (
                 "L /l - - - - /t/$V\n",
                 "a b\\c%",
@@ -557,7 +712,7 @@ mod tests {
                 "x y",
                 "L '/a b' - - - - /t/x y\n",
             ),
-            ("# d $V\nd /x/$V\n", "a b", "# d a b\nd /x/a\\ b\n"),
+            ("# d $V\nd /x/$V\n", "a b", "# d a b\nd /x/a\" \"b\n"),
         ];
         for (line, value, want) in table {
             let want = if want.ends_with('\n') {
@@ -575,6 +730,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn tmpfiles_values_keep_their_line_as_systemd_tmpfiles_reads_it() {
+        // Found by fuzz/fuzz_targets/escape.rs.
+        let t = |line: &str, v: &str| render_one(line, &[("V", v)], FileKind::Tmpfiles);
+        // A trailing blank survives the line's stripping.
+        assert_eq!(t("d /x/$V\n", "a ").unwrap(), "d /x/a\" \"\n");
+        // `\r` and NUL end lines: the value starts a new line's first field.
+        assert_eq!(
+            t("d /a - - - - x\r$V /b\n", "L /e").unwrap(),
+            "d /a - - - - x\rL\" \"/e /b\n"
+        );
+        // A `#` cannot make the line a comment.
+        assert_eq!(t("$V /x - - - -\n", "#d").unwrap(), "\\#d /x - - - -\n");
+        let refused = |line: &str, problem: Problem| {
+            let got = t(line, "n");
+            assert!(
+                matches!(got, Err(RenderError::Unsafe { problem: p, .. }) if p == problem),
+                "{line:?}: {got:?}"
+            );
+        };
+        refused("L /l - - - - /t\\$V\n", Problem::TmpfilesAfterBackslash);
+        refused("d /x% - - - -\nd /x/%$V - - - -\n", Problem::AfterPercent);
+        refused("L /l - - - - /t%$V\n", Problem::AfterPercent);
+        refused("d \"/x/%\"$V - - - -\n", Problem::AfterPercent);
+        assert_eq!(
+            t("L /l - - - - /t\\\\%%$V\n", "n").unwrap(),
+            "L /l - - - - /t\\\\%%n\n"
+        );
     }
 
     #[test]
