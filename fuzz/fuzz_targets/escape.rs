@@ -271,6 +271,9 @@ fn tmpfiles_line(line: &str) -> Option<TmpfilesLine> {
                 // The template's backslash would take the value's first
                 // character as an escape.
                 Some(S) => panic!("the value follows a backslash in the argument of {line:?}"),
+                // systemd-tmpfiles C-unescapes the argument strictly: an
+                // unknown escape such as `\%` fails the whole line.
+                Some(other) if !"abfnrtvs\"'xuU01234567".contains(other) => return None,
                 Some(other) => {
                     argument.push('\\');
                     argument.push(other);
