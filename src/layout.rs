@@ -93,15 +93,8 @@ impl Layout {
         if !dirs.home.starts_with('/') {
             return Err(LayoutError::NoHome);
         }
-        let home = dirs.home.trim_end_matches('/');
-        let xdg = |v: &Option<String>, fallback: String| {
-            v.as_deref()
-                .filter(|v| v.starts_with('/'))
-                .map(|v| v.trim_end_matches('/').to_string())
-                .unwrap_or(fallback)
-        };
-        let data_home = xdg(&dirs.xdg_data_home, format!("{home}/.local/share"));
-        let config_home = xdg(&dirs.xdg_config_home, format!("{home}/.config"));
+        let data_home = dirs.data_home();
+        let config_home = dirs.config_home();
         let runtime = dirs
             .xdg_runtime_dir
             .as_deref()

@@ -83,12 +83,10 @@ pub fn config_path(user: bool) -> Option<PathBuf> {
         return Some(PathBuf::from(SYSTEM_CONFIG));
     }
     let dirs = crate::layout::user_dirs_from_env();
-    let config_home = match dirs.xdg_config_home.filter(|d| d.starts_with('/')) {
-        Some(dir) => PathBuf::from(dir),
-        None if dirs.home.starts_with('/') => Path::new(&dirs.home).join(".config"),
-        None => return None,
-    };
-    Some(config_home.join("berth/berth.toml"))
+    let config_home = dirs.config_home();
+    config_home
+        .starts_with('/')
+        .then(|| Path::new(&config_home).join("berth/berth.toml"))
 }
 
 /// Reads the configuration at `path`; a missing file is the empty config.

@@ -46,16 +46,9 @@ pub fn search_path(layout: &Layout) -> Vec<String> {
 /// The user manager's search path (`XDG_*` unset or relative count as
 /// their defaults, as in [`Layout::user`]).
 fn user_search_path(dirs: &UserDirs) -> Vec<String> {
-    let home = dirs.home.trim_end_matches('/');
-    let xdg = |v: &Option<String>, fallback: String| {
-        v.as_deref()
-            .filter(|v| v.starts_with('/'))
-            .map(|v| v.trim_end_matches('/').to_string())
-            .unwrap_or(fallback)
-    };
-    let config = xdg(&dirs.xdg_config_home, format!("{home}/.config"));
-    let data = xdg(&dirs.xdg_data_home, format!("{home}/.local/share"));
-    let runtime = xdg(&dirs.xdg_runtime_dir, format!("/run/user/{}", dirs.uid));
+    let config = dirs.config_home();
+    let data = dirs.data_home();
+    let runtime = dirs.runtime_dir();
     vec![
         format!("{config}/systemd/user.control"),
         format!("{runtime}/systemd/user.control"),

@@ -230,6 +230,27 @@ pub struct UserDirs {
     pub xdg_config_home: Option<String>,
 }
 
+impl UserDirs {
+    /// `$XDG_RUNTIME_DIR`, else `/run/user/UID`.
+    pub fn runtime_dir(&self) -> String {
+        xdg(&self.xdg_runtime_dir).unwrap_or_else(|| format!("/run/user/{}", self.uid))
+    }
+
+    /// `$XDG_DATA_HOME`, else `~/.local/share`.
+    pub fn data_home(&self) -> String {
+        xdg(&self.xdg_data_home).unwrap_or_else(|| format!("{}/.local/share", self.home()))
+    }
+
+    /// `$XDG_CONFIG_HOME`, else `~/.config`.
+    pub fn config_home(&self) -> String {
+        xdg(&self.xdg_config_home).unwrap_or_else(|| format!("{}/.config", self.home()))
+    }
+
+    fn home(&self) -> &str {
+        self.home.trim_end_matches('/')
+    }
+}
+
 /// Host defaults of the overridable variables (all but `PIDFILE`, which
 /// follows `RUN_DIRECTORY`, and `UUID`, which is generated).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,13 +297,10 @@ impl HostDefaults {
     /// says, empty or relative values count as unset. (atomic used `~/.data`
     /// and `~/.config`; docs/variables.md says why berth follows XDG.)
     pub fn user(dirs: &UserDirs, all_process_capabilities: String, runtime: String) -> Self {
-        let home = dirs.home.trim_end_matches('/');
         HostDefaults {
-            run_directory: xdg(&dirs.xdg_runtime_dir)
-                .unwrap_or_else(|| format!("/run/user/{}", dirs.uid)),
-            state_directory: xdg(&dirs.xdg_data_home)
-                .unwrap_or_else(|| format!("{home}/.local/share")),
-            conf_directory: xdg(&dirs.xdg_config_home).unwrap_or_else(|| format!("{home}/.config")),
+            run_directory: dirs.runtime_dir(),
+            state_directory: dirs.data_home(),
+            conf_directory: dirs.config_home(),
             all_process_capabilities,
             runtime,
             atomic: DEFAULT_ATOMIC.into(),
@@ -311,8 +329,12 @@ pub fn wants_pid_file(unit_template: &str) -> bool {
         .is_ok_and(|t| t.variables().contains("PIDFILE"))
 }
 
+/// An XDG variable's value: empty or relative counts as unset (the XDG base
+/// directory spec); a trailing `/` is dropped.
 fn xdg(var: &Option<String>) -> Option<String> {
-    var.as_ref().filter(|v| v.starts_with('/')).cloned()
+    var.as_deref()
+        .filter(|v| v.starts_with('/'))
+        .map(|v| v.trim_end_matches('/').to_string())
 }
 
 /// The `ALL_PROCESS_CAPABILITIES` value for the given capability names: a
