@@ -13,6 +13,7 @@
 //! - [`template`]: image templates (`$VAR`), the variables of an install, per-file escaping.
 //! - [`systemd`]: unit and container names, unit text, ownership marker, offline enablement.
 //! - [`deploy`]: `berth install`/`uninstall`/`list`: render, write, enable, in one transaction.
+//! - [`trust`]: the containers policy and image signatures, checked before import.
 //! - [`cli`]: clap definitions and one function per verb.
 
 pub mod cli;
@@ -29,5 +30,6 @@ pub mod runtime;
 pub mod store;
 pub mod systemd;
 pub mod template;
+pub mod trust;
 
 pub use error::{Error, ErrorKind, Result};

@@ -38,6 +38,7 @@ pub mod cgroup;
 pub mod defaults;
 pub mod external;
 pub mod foreground;
+pub mod health;
 pub mod legacy;
 pub mod notify;
 pub mod preflight;
