@@ -1,7 +1,14 @@
-//! Process edge: parse argv, start logging, run the verb, map errors to exit codes.
+//! `berth`: the lean front. The verbs that need no store (`list`, `status`,
+//! `run`, `exec`, `kill`, `--help`, `--version`) run here without loading
+//! libostree; every other verb is `execve`d, argv unchanged, in the full
+//! binary `berth-core` (see `berth::cli::front`).
+
+use berth::cli::front::{self, Dispatch};
 
 fn main() {
-    // Before any thread exists: the environment is process-global.
-    berth::image::registry::prefer_cert_bundle();
-    std::process::exit(berth::cli::main());
+    let code = match berth::cli::front() {
+        Dispatch::Exit(code) => code,
+        Dispatch::Core => front::exec_core(),
+    };
+    std::process::exit(code);
 }

@@ -55,7 +55,7 @@ fn run(
         runtime: g.runtime.clone(),
         berth: crate::deploy::berth_for_root(
             &layout,
-            &std::env::current_exe().context("finding the berth executable")?,
+            &super::front::berth_executable().context("finding the berth executable")?,
         ),
         plan_only,
         limits,

@@ -120,7 +120,7 @@ fn connect(layout: &Layout) -> anyhow::Result<Box<dyn Manager>> {
 }
 
 fn berth_exe(layout: &Layout) -> anyhow::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe().context("finding the berth executable")?;
+    let exe = super::front::berth_executable().context("finding the berth executable")?;
     Ok(deploy::berth_for_root(layout, &exe))
 }
 
@@ -373,7 +373,10 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
     deploy::recover_if_needed(&layout)?;
     let m = connect(&layout)?;
+    // Through crate::Error, so that exit_code finds its kind: a container
+    // that is not installed is exit 3.
     let s = deploy::status::status(&layout, &a.name, m.as_ref())
+        .map_err(crate::Error::from)
         .with_context(|| format!("status of {}", a.name))?;
     if g.json {
         return output::print_json(&s);

@@ -6,6 +6,7 @@
 
 mod apply;
 mod config;
+pub mod front;
 mod generate;
 mod images;
 mod install;
@@ -28,7 +29,8 @@ use crate::layout::Layout;
 /// checks them out read-only and installs them as systemd
 /// units run by its bundled OCI runtime.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
+// bin_name: usage says berth also when the full binary berth-core runs by hand.
+#[command(name = "berth", bin_name = "berth", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
 pub struct Opt {
     /// Options every verb takes.
     #[command(flatten)]
@@ -155,22 +157,24 @@ fn init_logging(g: &GlobalOpts) {
         .try_init();
 }
 
+/// Parses the process arguments; a clap error or `--help`/`--version` is
+/// printed and its exit code returned.
+fn parse() -> Result<Opt, i32> {
+    Opt::try_parse().map_err(|e| {
+        let code = if e.use_stderr() { 2 } else { 0 };
+        let _ = e.print();
+        code
+    })
+}
+
 /// Runs berth with the process arguments; returns the exit code.
 pub fn main() -> i32 {
-    let opt = match Opt::try_parse() {
+    let opt = match parse() {
         Ok(o) => o,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
-    // run/exec/kill stay lean: no EnvFilter, no async runtime (see docs/runtime.md).
-    match &opt.command {
-        Command::Run(a) => return run::run(&opt.global, a),
-        Command::Exec(a) => return run::exec(&opt.global, a),
-        Command::Kill(a) => return run::kill(&opt.global, a),
-        _ => {}
+    if let Some(code) = run_lean(&opt) {
+        return code;
     }
     init_logging(&opt.global);
     let result = match &opt.command {
@@ -188,9 +192,49 @@ pub fn main() -> i32 {
         Command::Mount(a) => install::mount(&opt.global, a),
         Command::Umount(a) => install::umount(&opt.global, a),
         Command::Generate(a) => generate::run(&opt.global, a),
-        // Dispatched above, before logging starts.
+        // Dispatched by run_lean, before logging starts.
         Command::Run(_) | Command::Exec(_) | Command::Kill(_) => Ok(()),
     };
+    finish(result)
+}
+
+/// The lean front's dispatch (see [`front`]): the same parsing as [`main`]
+/// and, for the verbs that need no store, the same functions; every other
+/// verb is left to the full binary.
+pub fn front() -> front::Dispatch {
+    let opt = match parse() {
+        Ok(o) => o,
+        Err(code) => return front::Dispatch::Exit(code),
+    };
+    if let Some(code) = run_lean(&opt) {
+        return front::Dispatch::Exit(code);
+    }
+    let result = match &opt.command {
+        Command::Status(a) => {
+            init_logging(&opt.global);
+            install::status(&opt.global, a)
+        }
+        Command::List(a) => {
+            init_logging(&opt.global);
+            install::list(&opt.global, a)
+        }
+        _ => return front::Dispatch::Core,
+    };
+    front::Dispatch::Exit(finish(result))
+}
+
+/// run/exec/kill stay lean: no EnvFilter, no async runtime (see docs/runtime.md).
+fn run_lean(opt: &Opt) -> Option<i32> {
+    match &opt.command {
+        Command::Run(a) => Some(run::run(&opt.global, a)),
+        Command::Exec(a) => Some(run::exec(&opt.global, a)),
+        Command::Kill(a) => Some(run::kill(&opt.global, a)),
+        _ => None,
+    }
+}
+
+/// The exit code of a verb's result, its error printed.
+fn finish(result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {

@@ -54,7 +54,7 @@ pub fn run(g: &GlobalOpts, a: &RunOnceArgs) -> i32 {
 
 fn run_inner(g: &GlobalOpts, a: &RunOnceArgs) -> anyhow::Result<i32> {
     let layout = g.layout()?;
-    let berth = std::env::current_exe().context("finding the berth executable")?;
+    let berth = super::front::berth_executable().context("finding the berth executable")?;
     let req = RunOnceRequest {
         image: a.image.clone(),
         set: a.set.clone(),

@@ -222,7 +222,13 @@ impl Berth {
 
     /// `berth --root ROOT ARGS…` with the private environment, not yet started.
     pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
-        let mut c = Command::new(BIN);
+        self.command_of(Path::new(BIN), args)
+    }
+
+    /// [`Berth::command`] of another berth executable (the full binary
+    /// `berth-core`, a copy of the front).
+    pub fn command_of<S: AsRef<OsStr>>(&self, bin: &Path, args: &[S]) -> Command {
+        let mut c = Command::new(bin);
         for k in SCRUBBED {
             c.env_remove(k);
         }
