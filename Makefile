@@ -10,6 +10,9 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 # Where `make install` puts things (packages: PREFIX=/usr; see packaging/).
 BINDIR ?= $(PREFIX)/bin
+# The full binary the `berth` front execs for verbs that need the store
+# (src/cli/front.rs looks in BINDIR/../libexec/berth/).
+LIBEXECDIR ?= $(PREFIX)/libexec
 DATADIR ?= $(PREFIX)/share
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
@@ -72,11 +75,12 @@ clean:
 ## Installs the release build, berth's units, templates, man pages, completions
 ## and docs under $(DESTDIR)$(PREFIX) (no apt: packages build with this rule).
 install: build
-	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) \
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/berth $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) \
 	  $(DESTDIR)$(DATADIR)/berth/templates $(DESTDIR)$(MANDIR) $(DESTDIR)$(DOCDIR) \
 	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
 	  $(DESTDIR)$(SYSCONFDIR)/berth/manifest.d
 	$(INSTALL) -m 0755 $(TARGET_DIR)/release/berth $(TARGET_DIR)/release/berth-run $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0755 $(TARGET_DIR)/release/berth-core $(DESTDIR)$(LIBEXECDIR)/berth/
 	for u in units/*.service units/*.timer; do \
 	  sed 's|/usr/bin/berth|$(BINDIR)/berth|g' $$u > $(DESTDIR)$(UNITDIR)/$${u#units/} && \
 	  chmod 0644 $(DESTDIR)$(UNITDIR)/$${u#units/} || exit 1; \
