@@ -189,7 +189,8 @@ pub struct Guest {
 /// The host side of [`Run::offline`]: the guest's view of the paths, set up in the
 /// private mount namespace the root filesystem is mounted in (`$R`): the share at
 /// /mnt/host, the images at /mnt/images, berth and berth-run at /usr/bin (a read-only
-/// overlay of the host's /usr/bin) — where the guest and the package have them.
+/// overlay of the host's /usr/bin) — where the guest and the package have them —, and the
+/// full binary berth-core beside them (the front looks there first).
 const OFFLINE: &str = r#"set -e
 mount -t tmpfs -o mode=0755 tmpfs /mnt
 mkdir /mnt/host /mnt/images /mnt/bin /mnt/tmp /mnt/pkg
@@ -205,10 +206,11 @@ if [ -n "$BERTH_DEB" ]; then
   printf '%s\tdpkg --root: berth.deb into the guest root\t%s\t%s\t%s\n' "$(cat /mnt/host/scenario-id)" "$st" \
     "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')" "$d" >> /mnt/host/results.tsv
   dpkg-deb -x "$BERTH_DEB" /mnt/pkg
-  cp /mnt/pkg/usr/bin/berth /mnt/pkg/usr/bin/berth-run /mnt/bin/
+  cp /mnt/pkg/usr/bin/berth /mnt/pkg/usr/bin/berth-run /mnt/pkg/usr/libexec/berth/berth-core /mnt/bin/
 else
   cp "$BERTH_BUILT" /mnt/bin/berth
   cp "$(dirname "$BERTH_BUILT")/berth-run" /mnt/bin/berth-run
+  cp "$(dirname "$BERTH_BUILT")/berth-core" /mnt/bin/berth-core
 fi
 mount -t overlay overlay -o lowerdir=/mnt/bin:/usr/bin /usr/bin
 cd /mnt/host
@@ -300,6 +302,11 @@ impl Run {
             m.install(
                 Path::new(env!("CARGO_BIN_EXE_berth-run")),
                 "/usr/bin/berth-run",
+                0o755,
+            );
+            m.install(
+                Path::new(env!("CARGO_BIN_EXE_berth-core")),
+                "/usr/libexec/berth/berth-core",
                 0o755,
             );
         }

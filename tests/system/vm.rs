@@ -44,6 +44,11 @@ pub fn run(sc: &Scenario) -> Vec<Row> {
         "/usr/bin/berth-run",
         0o755,
     );
+    m.install(
+        Path::new(env!("CARGO_BIN_EXE_berth-core")),
+        "/usr/libexec/berth/berth-core",
+        0o755,
+    );
     let share = m.share();
     r.fill_share(&share, sc.script, sc.crun, PHASE_BUDGET);
     std::fs::write(share.join("slowdown"), SLOWDOWN).unwrap();

@@ -215,7 +215,7 @@ no_container_daemon() {
 # Every berth process is the main process of a unit (berth-run), none outside one.
 berth_only_in_units() {
   local pid cg ok=0
-  for pid in $(pgrep -x 'berth|berth-run'); do
+  for pid in $(pgrep -x 'berth|berth-run|berth-core'); do
     cg=$(cgroup_of "$pid")
     echo "pid $pid $(tr '\0' ' ' < "/proc/$pid/cmdline") cgroup $cg"
     # .../supervisor: berth leaves the unit's cgroup root on cgroup v2 with controllers.

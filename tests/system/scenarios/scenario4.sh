@@ -461,7 +461,8 @@ phase2() {
 package_installed() {
   dpkg -i /mnt/host/berth.deb || return
   dpkg -s berth | grep -E '^(Status|Version):'
-  ls -l /usr/bin/berth /usr/bin/berth-run && berth --version
+  ls -l /usr/bin/berth /usr/bin/berth-run /usr/libexec/berth/berth-core && berth --version &&
+    berth images  # the front execs the package's full binary
 }
 
 package_units() {
