@@ -198,7 +198,7 @@ pub fn main() -> i32 {
     finish(result)
 }
 
-/// The lean front's dispatch (see [`front`]): the same parsing as [`main`]
+/// The lean front's dispatch (see [`mod@front`]): the same parsing as [`main`]
 /// and, for the verbs that need no store, the same functions; every other
 /// verb is left to the full binary.
 pub fn front() -> front::Dispatch {
