@@ -29,6 +29,9 @@ use oci_spec::runtime::Spec;
 
 use super::{prepare, Paths, Result, RunRequest, Runtime, RuntimeError};
 
+/// How often a state.json caught mid-write is read again (1 ms apart).
+const STATE_READ_RETRIES: u32 = 5;
+
 /// The executor of every process berth starts in a container.
 #[derive(Clone, Debug, Default)]
 pub struct BerthExecutor;
@@ -96,7 +99,20 @@ impl Bundled {
                 path: dir,
             });
         }
-        Container::load(dir).map_err(|e| lc(id, "loading state", e))
+        // libcontainer rewrites state.json in place (truncate, then write)
+        // while the container starts and after every signal, so a reader
+        // racing a write finds it empty or cut short: read it again.
+        let mut tries = 0;
+        loop {
+            match Container::load(dir.clone()) {
+                Ok(c) => return Ok(c),
+                Err(_) if tries < STATE_READ_RETRIES && dir.join("state.json").exists() => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => return Err(lc(id, "loading state", e)),
+            }
+        }
     }
 
     fn builder(&self, id: &str, preserved: u32) -> Result<ContainerBuilder> {
