@@ -1,0 +1,151 @@
+//! Health checks run by `berth run` (the code berth-run shares): a bundle
+//! with a `health.json`, the real bundled runtime and crun where installed,
+//! as root, on the busybox-static bundle of the run tests.
+//!
+//! No timing assertions: every wait polls a condition under a generous bound.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
+mod common;
+#[allow(dead_code)] // shared with tests/run.rs, which uses all of it
+mod run_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{unique, wait_for, Berth};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use run_support::{alive, bundle, children, config, rootfs};
+use serde_json::{json, Value};
+
+const LONG: Duration = Duration::from_secs(60);
+/// berth-run's exit code when its health check stopped the container.
+const UNHEALTHY_EXIT: i32 = 69;
+
+/// A root plus a bundle that runs a shell (exit 0 on SIGTERM) as uid 1000 with
+/// `FOO=bar`, checked by `check` (a shell command) every 100 ms.
+fn setup(check: &str, retries: u32) -> (Berth, PathBuf) {
+    let b = Berth::new();
+    let payload = "trap 'exit 0' TERM; while :; do sleep 1; done";
+    let mut c = config(&rootfs(), &["/bin/sh", "-c", payload]);
+    c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    c["process"]["env"] = json!(["PATH=/bin", "FOO=bar"]);
+    let dir = bundle(&b.dir().join("bundle"), &c);
+    let health = json!({
+        "command": {"kind": "shell", "argv": check},
+        "interval": "100ms",
+        "timeout": "20s",
+        "start_period": "0s",
+        "retries": retries,
+    });
+    std::fs::write(dir.join("health.json"), health.to_string()).unwrap();
+    (b, dir)
+}
+
+fn state_file(b: &Berth, id: &str) -> PathBuf {
+    b.root()
+        .join("run/berth/runtime/ctr")
+        .join(id)
+        .join("health.json")
+}
+
+fn read_state(path: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn run_args<'a>(runtime: &'a str, bundle: &'a Path, id: &'a str) -> Vec<&'a std::ffi::OsStr> {
+    vec![
+        "--runtime".as_ref(),
+        runtime.as_ref(),
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        id.as_ref(),
+    ]
+}
+
+fn passing_check_reports_healthy(runtime: &str) {
+    let (b, dir) = setup(
+        "echo \"probe $FOO uid=$(id -u)\"; test -e /proc/1/status",
+        3,
+    );
+    let id = unique("healthy");
+    let mut child = b
+        .command(&run_args(runtime, &dir, &id))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let path = state_file(&b, &id);
+    let mut state = Value::Null;
+    wait_for("a passing health check in the state file", LONG, || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("berth exited early: {st}");
+        }
+        state = read_state(&path).unwrap_or(Value::Null);
+        state["status"] == "healthy"
+    });
+    assert_eq!(state["failing_streak"], 0, "{state}");
+    assert_eq!(state["last"]["exit"], 0, "{state}");
+    assert_eq!(
+        state["last"]["output"].as_str().unwrap_or_default().trim(),
+        "probe bar uid=1000",
+        "the check runs with the payload's environment and user: {state}"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0), "the payload's own exit");
+    assert!(!path.exists(), "the state goes with the container");
+}
+
+#[test]
+fn a_passing_check_makes_the_container_healthy() {
+    if !common::require_root() {
+        return;
+    }
+    passing_check_reports_healthy("bundled");
+}
+
+#[test]
+fn a_passing_check_makes_the_container_healthy_under_crun() {
+    if !common::require_root() || !common::require("crun") {
+        return;
+    }
+    passing_check_reports_healthy("crun");
+}
+
+#[test]
+fn failing_checks_stop_the_container_and_berth_exits_unhealthy() {
+    if !common::require_root() {
+        return;
+    }
+    let (b, dir) = setup("echo not yet; exit 3", 2);
+    let id = unique("unhealthy");
+    let child = b
+        .command(&run_args("bundled", &dir, &id))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let berth = child.id();
+    let mut init = 0;
+    wait_for("the container's init", LONG, || {
+        init = children(berth).first().copied().unwrap_or(0);
+        init != 0
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(UNHEALTHY_EXIT), "{stderr}");
+    assert!(
+        stderr.contains("health check failed 2 times") && stderr.contains("not yet"),
+        "{stderr}"
+    );
+    assert!(!alive(init), "the container is gone");
+    assert!(!state_file(&b, &id).exists());
+}
