@@ -149,3 +149,130 @@ fn failing_checks_stop_the_container_and_berth_exits_unhealthy() {
     assert!(!alive(init), "the container is gone");
     assert!(!state_file(&b, &id).exists());
 }
+
+// --- install: where the deployment's health.json comes from ---
+
+use common::deploy::layout_one;
+use common::oci::{Compression, Image, Layer};
+
+/// A default-config image (no /exports) with `healthcheck` in its config.
+fn checked_image(healthcheck: Value) -> Image {
+    let layer = Layer::new()
+        .dir("bin", 0o755)
+        .file("bin/app", "#!/bin/sh\n", 0o755)
+        .build(Compression::Gzip);
+    Image::new(vec![layer])
+        .cmd(&["/bin/app"])
+        .healthcheck(healthcheck)
+}
+
+fn deployment_file(b: &Berth, slot: &str, file: &str) -> PathBuf {
+    b.root()
+        .join("var/lib/berth/containers")
+        .join(slot)
+        .join(file)
+}
+
+fn installed_check(b: &Berth, slot: &str) -> Option<Value> {
+    let text = std::fs::read(deployment_file(b, slot, "health.json")).ok()?;
+    Some(serde_json::from_slice(&text).unwrap())
+}
+
+#[test]
+fn install_merges_the_image_check_with_the_flags() {
+    if !common::require_root() {
+        return;
+    }
+    let image = checked_image(json!({
+        "Test": ["CMD-SHELL", "pgrep app"],
+        "Interval": 5_000_000_000i64,
+        "Retries": 4
+    }));
+    let (reference, _keep) = layout_one(&image);
+    let b = Berth::new();
+    b.run(&["install", "--name", "plain", &reference]).ok();
+    let c = installed_check(&b, "plain.0").expect("health.json from the image");
+    assert_eq!(
+        c,
+        json!({
+            "command": {"kind": "shell", "argv": "pgrep app"},
+            "interval": "5s", "timeout": "30s", "start_period": "0s", "retries": 4
+        })
+    );
+    b.run(&[
+        "install",
+        "--name",
+        "flagged",
+        "--health-interval",
+        "2s",
+        "--health-start-period",
+        "1m",
+        &reference,
+    ])
+    .ok();
+    let c = installed_check(&b, "flagged.0").unwrap();
+    assert_eq!(c["interval"], "2s");
+    assert_eq!(c["start_period"], "1m");
+    assert_eq!(c["retries"], 4, "the image's value where no flag is given");
+    let info: Value = serde_json::from_slice(
+        &std::fs::read(deployment_file(&b, "flagged.0", "info.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        info["health"],
+        json!({"interval": "2s", "start_period": "1m"}),
+        "only the operator's keys are recorded"
+    );
+}
+
+#[test]
+fn none_from_the_flag_or_the_image_writes_no_check() {
+    if !common::require_root() {
+        return;
+    }
+    let (checked, _k1) = layout_one(&checked_image(
+        json!({"Test": ["CMD", "/bin/app", "--ping"]}),
+    ));
+    let (disabled, _k2) = layout_one(&checked_image(json!({"Test": ["NONE"]})));
+    let b = Berth::new();
+    b.run(&["install", "--name", "off", "--health-cmd", "none", &checked])
+        .ok();
+    assert!(!deployment_file(&b, "off.0", "health.json").exists());
+    b.run(&["install", "--name", "nocheck", &disabled]).ok();
+    assert!(!deployment_file(&b, "nocheck.0", "health.json").exists());
+    b.run(&["install", "--name", "on", "--health-cmd", "true", &disabled])
+        .ok();
+    assert_eq!(
+        installed_check(&b, "on.0").unwrap()["command"],
+        json!({"kind": "shell", "argv": "true"})
+    );
+    b.run(&[
+        "install",
+        "--name",
+        "bad",
+        "--health-retries",
+        "0",
+        &checked,
+    ])
+    .code(2);
+}
+
+#[test]
+fn update_merges_the_recorded_flags_with_the_new_image() {
+    if !common::require_root() {
+        return;
+    }
+    let (v1, _k1) = layout_one(&checked_image(json!({"Test": ["CMD-SHELL", "check v1"]})));
+    let (v2, _k2) = layout_one(&checked_image(
+        json!({"Test": ["CMD-SHELL", "check v2"], "Timeout": 3_000_000_000i64}),
+    ));
+    let b = Berth::new();
+    b.run(&["install", "--name", "app", "--health-retries", "7", &v1])
+        .ok();
+    assert_eq!(installed_check(&b, "app.0").unwrap()["retries"], 7);
+    b.run(&["update", "app", "--image", &v2]).ok();
+    let c = installed_check(&b, "app.1").unwrap();
+    assert_eq!(c["command"]["argv"], "check v2");
+    assert_eq!(c["timeout"], "3s");
+    assert_eq!(c["retries"], 7, "the operator's key survives the update");
+}

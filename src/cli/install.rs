@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::config::LimitArgs;
+use super::health::HealthArgs;
 use super::output::{self, Renderer};
 use super::plan_view::{
     display, footprint_section, print_footprint, print_growth, print_mode_changes,
@@ -47,6 +48,8 @@ pub struct InstallArgs {
     pub hostfs_modes: String,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub health: HealthArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -138,6 +141,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         enable: true,
         hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user)?,
+        health: a.health.overrides(),
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -321,6 +325,7 @@ fn update_one(
             .transpose()
             .map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user)?,
+        health: None,
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(layout)?;

@@ -7,6 +7,7 @@
 mod apply;
 mod config;
 mod generate;
+mod health;
 mod images;
 mod install;
 mod output;

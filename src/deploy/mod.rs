@@ -397,6 +397,13 @@ pub struct Info {
     /// How its hostfs modes reached the host (updates keep the choice).
     #[serde(default, skip_serializing_if = "hostfs::HostfsModes::is_safe")]
     pub hostfs_modes: hostfs::HostfsModes,
+    /// The operator's health check keys (`--health-*`, a manifest entry's
+    /// `health`): an update merges them again with the new image's config.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::runtime::health::source::Overrides::is_empty"
+    )]
+    pub health: crate::runtime::health::source::Overrides,
 }
 
 impl Info {

@@ -55,6 +55,9 @@ pub struct UpdateRequest {
     pub hostfs_modes: Option<super::hostfs::HostfsModes>,
     /// Caps on what pulling the image may decompress to.
     pub limits: Limits,
+    /// The operator's health check keys (a manifest's `health`); `None`
+    /// keeps the installed ones.
+    pub health: Option<crate::runtime::health::source::Overrides>,
 }
 
 /// What an update or rollback did.
@@ -157,6 +160,7 @@ pub fn update(
         && set.is_empty()
         && req.image.is_none()
         && !req.reset_values
+        && req.health.as_ref().is_none_or(|h| *h == current.health)
     {
         out.changed = false;
         out.to = current.deployment.clone();
@@ -176,6 +180,7 @@ pub fn update(
         reset_values: req.reset_values,
         enable: !current.links.is_empty(),
         hostfs_modes: req.hostfs_modes.unwrap_or(current.hostfs_modes),
+        health: req.health.as_ref().unwrap_or(&current.health),
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
     let grows = growth(&gate::footprint_of(layout, &current)?, &plan.footprint);

@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::deploy::hostfs::HostfsModes;
+use crate::runtime::health::source::Overrides;
 use crate::systemd::ContainerName;
 use crate::template::values::is_forced;
 use crate::template::SetValue;
@@ -72,6 +73,11 @@ pub struct Entry {
     /// removed) or `as-image`.
     #[serde(default, skip_serializing_if = "HostfsModes::is_safe")]
     pub hostfs_modes: HostfsModes,
+    /// Health check keys over the image's `Healthcheck` (`cmd`, `interval`,
+    /// `timeout`, `retries`, `start_period`), as `berth install --health-*`
+    /// sets them; `cmd = "none"` turns the image's check off.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub health: Overrides,
 }
 
 fn yes() -> bool {
@@ -363,6 +369,23 @@ start = false
         assert_eq!(m.entries[1].entry.set["AFTER"], "etcd.service");
         let order = m.validate(&BTreeSet::new()).unwrap();
         assert_eq!(names(&m, &order), ["etcd", "flannel", "engine"]);
+    }
+
+    #[test]
+    fn health_keys_are_read_and_unknown_ones_refused() {
+        let m = manifest(
+            "[[container]]\nname = \"a\"\nimage = \"x/a\"\n\
+             health = { cmd = \"pgrep a\", interval = \"5s\", retries = 2 }\n",
+        )
+        .unwrap();
+        let h = &m.entries[0].entry.health;
+        assert_eq!(h.cmd.as_deref(), Some("pgrep a"));
+        assert_eq!(h.interval.as_deref(), Some("5s"));
+        assert_eq!(h.retries, Some(2));
+        assert!(manifest(
+            "[[container]]\nname = \"a\"\nimage = \"x/a\"\nhealth = { command = \"x\" }\n"
+        )
+        .is_err());
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub fn from_image_config(blob: &serde_json::Value) -> Result<Option<ImageCheck>,
 /// The operator's keys (install flags or a manifest entry's `health`
 /// table), kept in `info.json` so an update merges them again with the new
 /// image's config. Durations are humantime text (`"30s"`, `"1m30s"`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
     /// A shell command (`/bin/sh -c CMD`), or `none` to turn the check off.
