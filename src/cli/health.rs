@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::runtime::health::source::{self, Overrides};
+use crate::runtime::health::source::Overrides;
 
 /// The health check flags; they override the image config's `Healthcheck`.
 #[derive(Debug, Clone, Default, Args)]
@@ -42,14 +42,13 @@ impl HealthArgs {
 
 /// Checks a duration flag (`30s`, `1m30s`, `500ms`), keeping its text.
 fn duration_arg(text: &str) -> Result<String, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; use e.g. 30s, 1m30s, 500ms"))?;
     let probe = Overrides {
-        cmd: Some("true".into()),
         interval: Some(text.into()),
         ..Overrides::default()
     };
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{e}; use e.g. 30s, 1m30s, 500ms"))?;
-    source::merge(None, &probe).map_err(|e| e.to_string())?;
+    probe.check().map_err(|e| e.to_string())?;
     Ok(text.trim().to_string())
 }
 

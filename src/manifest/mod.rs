@@ -239,6 +239,7 @@ impl Manifest {
                     )));
                 }
             }
+            e.health.check().map_err(|x| bad(x.to_string()))?;
             for d in e.after.iter().chain(&e.requires) {
                 if d == &e.name {
                     return Err(bad(format!("depends on itself ({d})")));
@@ -386,6 +387,15 @@ start = false
             "[[container]]\nname = \"a\"\nimage = \"x/a\"\nhealth = { command = \"x\" }\n"
         )
         .is_err());
+        let m = manifest(
+            "[[container]]\nname = \"a\"\nimage = \"x/a\"\nhealth = { interval = \"0s\" }\n",
+        )
+        .unwrap();
+        let e = m.validate(&BTreeSet::new()).unwrap_err().to_string();
+        assert!(
+            e.contains("health interval \"0s\": must be more than 0"),
+            "{e}"
+        );
     }
 
     #[test]

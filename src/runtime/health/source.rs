@@ -142,6 +142,15 @@ impl Overrides {
     pub fn is_empty(&self) -> bool {
         *self == Overrides::default()
     }
+
+    /// Checks the keys without an image: what [`merge`] would refuse.
+    pub fn check(&self) -> Result<(), SourceError> {
+        let with_cmd = Overrides {
+            cmd: Some(self.cmd.clone().unwrap_or_else(|| "true".into())),
+            ..self.clone()
+        };
+        merge(None, &with_cmd).map(|_| ())
+    }
 }
 
 fn duration(
