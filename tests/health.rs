@@ -276,3 +276,88 @@ fn update_merges_the_recorded_flags_with_the_new_image() {
     assert_eq!(c["timeout"], "3s");
     assert_eq!(c["retries"], 7, "the operator's key survives the update");
 }
+
+// --- status and list of a running, checked container ---
+
+/// A busybox image (mount points for a read-only root) that idles, exits 0
+/// on SIGTERM, and is checked every 100 ms.
+fn busybox_checked_image() -> Image {
+    let mut layer = Layer::from_dir(&common::debs::busybox_rootfs());
+    for d in ["proc", "dev", "sys", "run", "host"] {
+        layer = layer.dir(d, 0o755);
+    }
+    Image::new(vec![layer.build(Compression::Gzip)])
+        .cmd(&[
+            "/bin/sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 1; done",
+        ])
+        .healthcheck(json!({
+            "Test": ["CMD-SHELL", "printf 'probe\\tok\\n'"],
+            "Interval": 100_000_000i64
+        }))
+}
+
+#[test]
+fn status_and_list_show_the_running_check() {
+    if !common::require_root() {
+        return;
+    }
+    let (reference, _keep) = layout_one(&busybox_checked_image());
+    let b = Berth::new();
+    b.run(&["install", "--name", "web", &reference]).ok();
+    let list = b.run(&["list"]);
+    list.ok();
+    let header = list.stdout.lines().next().unwrap_or_default().to_string();
+    assert!(header.ends_with(" HEALTH"), "{}", list.stdout);
+    assert!(
+        list.stdout
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .ends_with(" -"),
+        "no running check: {}",
+        list.stdout
+    );
+    let mut child = b
+        .command(&["run", "web"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = Value::Null;
+    wait_for("status --json showing a healthy container", LONG, || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("berth run exited early: {st}");
+        }
+        status = b.json(&["status", "web"]);
+        status["health"]["state"]["status"] == "healthy"
+    });
+    assert_eq!(status["health"]["check"]["interval"], "100ms", "{status}");
+    assert_eq!(status["health"]["state"]["last"]["output"], "probe\tok\n");
+    let human = b.run(&["status", "web"]);
+    human.ok();
+    let line = human
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("health: "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("health: healthy; last check ")
+            && line.ends_with(", exit 0: probe\\x09ok"),
+        "one escaped line: {line}"
+    );
+    let list = b.run(&["list"]);
+    assert!(
+        list.stdout
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .ends_with(" healthy"),
+        "{}",
+        list.stdout
+    );
+    assert_eq!(b.json(&["list"])[0]["health"], "healthy");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -396,6 +396,10 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     for u in &s.units {
         out.push_str(&format!("\nunit {}: {}", u.unit, u.state));
     }
+    if let Some(h) = &s.health {
+        out.push('\n');
+        out.push_str(&output::health_line(h));
+    }
     out.push_str("\nvalues:");
     for (k, v) in s.values.iter() {
         let value = output::escape_controls(&v.value);
@@ -437,14 +441,19 @@ pub fn list(g: &GlobalOpts, _a: &ListArgs) -> anyhow::Result<()> {
         return output::print_json(&rows);
     }
     let mut out = format!(
-        "{:<20} {:<40} {:<20} {:<16} STATE",
-        "NAME", "IMAGE", "DIGEST", "DEPLOYMENT"
+        "{:<20} {:<40} {:<20} {:<16} {:<12} HEALTH",
+        "NAME", "IMAGE", "DIGEST", "DEPLOYMENT", "STATE"
     );
     for r in rows {
         let digest: String = r.digest.chars().take(19).collect();
         out.push_str(&format!(
-            "\n{:<20} {:<40} {:<20} {:<16} {}",
-            r.name, r.image, digest, r.deployment, r.state
+            "\n{:<20} {:<40} {:<20} {:<16} {:<12} {}",
+            r.name,
+            r.image,
+            digest,
+            r.deployment,
+            r.state,
+            output::health_word(r.health)
         ));
     }
     output::println(&out)?;

@@ -471,6 +471,10 @@ pub struct Listed {
     pub deployment: String,
     /// Unit state from the service manager ("unknown" offline).
     pub state: String,
+    /// Where its health check stands while it runs (none: no check, or
+    /// not running).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::runtime::health::Status>,
 }
 
 /// The installed containers below `root`, sorted by name.
@@ -494,12 +498,14 @@ pub fn list(layout: &Layout, manager: &dyn crate::systemd::manager::Manager) -> 
                 let state = crate::systemd::UnitName::parse(&format!("{name}.service"))
                     .map(|u| manager.unit_state(&u))
                     .unwrap_or_else(|_| "unknown".into());
+                let health = status::running_health(layout, &name).map(|h| h.status);
                 out.push(Listed {
                     name,
                     image: info.image.reference,
                     digest: info.image.digest,
                     deployment: info.deployment,
                     state,
+                    health,
                 });
             }
             Err(e) => tracing::warn!("ignoring {name}: {e}"),
