@@ -28,11 +28,18 @@ const LONG: Duration = Duration::from_secs(60);
 /// berth-run's exit code when its health check stopped the container.
 const UNHEALTHY_EXIT: i32 = 69;
 
-/// A root plus a bundle that runs a shell (exit 0 on SIGTERM) as uid 1000 with
-/// `FOO=bar`, checked by `check` (a shell command) every 100 ms.
+/// The payload of most tests: idles, exits 0 on SIGTERM.
+const IDLE: &str = "trap 'exit 0' TERM; while :; do sleep 1; done";
+
+/// A root plus a bundle that runs [`IDLE`] as uid 1000 with `FOO=bar`,
+/// checked by `check` (a shell command) every 100 ms.
 fn setup(check: &str, retries: u32) -> (Berth, PathBuf) {
+    setup_with(IDLE, check, retries)
+}
+
+/// [`setup`] with another payload script.
+fn setup_with(payload: &str, check: &str, retries: u32) -> (Berth, PathBuf) {
     let b = Berth::new();
-    let payload = "trap 'exit 0' TERM; while :; do sleep 1; done";
     let mut c = config(&rootfs(), &["/bin/sh", "-c", payload]);
     c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     c["process"]["env"] = json!(["PATH=/bin", "FOO=bar"]);
@@ -360,4 +367,85 @@ fn status_and_list_show_the_running_check() {
     assert_eq!(b.json(&["list"])[0]["health"], "healthy");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+// --- Type=notify: READY=1 waits for the first passing check ---
+
+/// The test plays systemd: a datagram socket as NOTIFY_SOCKET.
+fn systemd_socket(dir: &Path) -> (std::os::unix::net::UnixDatagram, PathBuf) {
+    let path = dir.join("systemd-notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(LONG)).unwrap();
+    (sock, path)
+}
+
+fn recv(sock: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    let n = sock
+        .recv(&mut buf)
+        .expect("a notification within the bound");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Runs `payload` under a fake systemd with a check that passes from its
+/// third run on; returns the messages up to READY=1, the state file as
+/// READY=1 arrived, and berth's pid.
+fn ready_after_checks(payload: &str) -> (Vec<String>, Value, u32) {
+    let check = "n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/n; \
+                 echo run $n; test $n -ge 3";
+    let (mut b, dir) = setup_with(payload, check, 5);
+    let (sock, path) = systemd_socket(b.dir());
+    b.set_env("NOTIFY_SOCKET", &path);
+    let id = unique("ready");
+    let mut child = b
+        .command(&run_args("bundled", &dir, &id))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let state = loop {
+        let m = recv(&sock);
+        let ready = m.lines().any(|l| l == "READY=1");
+        seen.push(m);
+        if ready {
+            break read_state(&state_file(&b, &id)).unwrap_or(Value::Null);
+        }
+    };
+    let berth = child.id();
+    kill(Pid::from_raw(berth as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    (seen, state, berth)
+}
+
+#[test]
+fn ready_from_the_payload_is_held_until_a_check_passes() {
+    if !common::require_root() {
+        return;
+    }
+    let (seen, state, berth) = ready_after_checks(
+        "berth-test-helper notify READY=1 STATUS=serving; \
+         trap 'exit 0' TERM; while :; do sleep 1; done",
+    );
+    assert_eq!(
+        seen,
+        [
+            format!("STATUS=serving\nMAINPID={berth}"),
+            format!("READY=1\nMAINPID={berth}")
+        ],
+        "READY=1 from the payload is dropped, berth's own comes later"
+    );
+    assert_eq!(state["status"], "healthy", "{state}");
+    assert_eq!(state["checks"], 3, "READY=1 after the first pass: {state}");
+}
+
+#[test]
+fn a_payload_that_never_notifies_is_made_ready_by_its_check() {
+    if !common::require_root() {
+        return;
+    }
+    let (seen, state, berth) = ready_after_checks(IDLE);
+    assert_eq!(seen, [format!("READY=1\nMAINPID={berth}")]);
+    assert_eq!(state["checks"], 3, "{state}");
+    assert_eq!(state["last"]["output"], "run 3\n");
 }
