@@ -80,6 +80,21 @@ fn system_scenario5_user() {
     }));
 }
 
+/// Health checks (issue 17): a Type=notify payload that never notifies, made ready by
+/// its image's health check, with a unit ordered after it; an always failing check.
+#[test]
+fn system_scenario_health() {
+    if !common::guest::require_guest() {
+        return;
+    }
+    assert_passed(&run(&Scenario {
+        id: "health",
+        script: include_str!("system/scenarios/scenario_health.sh"),
+        phases: 1,
+        crun: false,
+    }));
+}
+
 /// Provisioning from a manifest (issue 8): `berth --root` apply into the guest's root
 /// filesystem before its first boot, edits applied in the booted guest, and a guest
 /// with the .deb installed that provisions itself at boot (berth-apply.service).
