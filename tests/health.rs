@@ -449,3 +449,29 @@ fn a_payload_that_never_notifies_is_made_ready_by_its_check() {
     assert_eq!(state["checks"], 3, "{state}");
     assert_eq!(state["last"]["output"], "run 3\n");
 }
+
+#[test]
+fn a_check_past_its_timeout_is_killed_and_fails() {
+    if !common::require_root() {
+        return;
+    }
+    let (b, dir) = setup("echo slow; exec sleep 600", 1);
+    let health = json!({
+        "command": {"kind": "shell", "argv": "echo slow; exec sleep 600"},
+        "interval": "100ms", "timeout": "300ms", "start_period": "0s", "retries": 1,
+    });
+    std::fs::write(dir.join("health.json"), health.to_string()).unwrap();
+    let id = unique("timeout");
+    let out = b
+        .command(&run_args("bundled", &dir, &id))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(UNHEALTHY_EXIT), "{stderr}");
+    assert!(
+        stderr.contains("exit none") && stderr.contains("timed out after 300ms; slow"),
+        "{stderr}"
+    );
+}

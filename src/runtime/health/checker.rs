@@ -124,11 +124,13 @@ impl Checker {
             return None;
         }
         match self.machine.poll(self.t0.elapsed()) {
-            Decision::Wait => {}
+            Decision::Wait => None,
             Decision::Run => self.spawn(relay),
-            Decision::Kill => self.kill_check(),
+            Decision::Kill => {
+                self.kill_check();
+                None
+            }
         }
-        None
     }
 
     /// Kills a check still running (the container has ended).
@@ -140,7 +142,9 @@ impl Checker {
         self.group = None;
     }
 
-    fn spawn(&mut self, relay: Option<&Relay>) {
+    /// Starts a check; one that cannot start counts as failed (and may
+    /// stop the container, as [`Checker::tick`] reports).
+    fn spawn(&mut self, relay: Option<&Relay>) -> Option<Signal> {
         use std::os::unix::process::CommandExt;
         let out = self.ctr.join(OUTPUT_FILE);
         let spawned = std::fs::File::create(&out)
@@ -158,6 +162,7 @@ impl Checker {
             Ok(c) => {
                 self.group = Some(Pid::from_raw(c.id() as i32));
                 self.child = Some(c);
+                None
             }
             Err(e) => {
                 let check = Check {
@@ -165,7 +170,7 @@ impl Checker {
                     exit: None,
                     output: format!("starting the check: {e}"),
                 };
-                self.finish(check, relay);
+                self.finish(check, relay)
             }
         }
     }
