@@ -12,10 +12,10 @@ pub struct HealthArgs {
     #[arg(long, value_name = "CMD")]
     pub health_cmd: Option<String>,
     /// Time between checks [default: the image's, else 30s].
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration_arg)]
     pub health_interval: Option<String>,
     /// A check running longer fails [default: the image's, else 30s].
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration_arg)]
     pub health_timeout: Option<String>,
     /// Consecutive failures after which berth-run stops the container
     /// [default: the image's, else 3].
@@ -40,15 +40,20 @@ impl HealthArgs {
     }
 }
 
-/// Checks a duration flag (`30s`, `1m30s`, `500ms`), keeping its text.
+/// Checks a duration flag (`30s`, `1m30s`, `500ms`, `0s`), keeping its text.
 fn duration_arg(text: &str) -> Result<String, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e}; use e.g. 30s, 1m30s, 500ms"))?;
-    let probe = Overrides {
-        interval: Some(text.into()),
-        ..Overrides::default()
-    };
-    probe.check().map_err(|e| e.to_string())?;
+    Ok(text.trim().to_string())
+}
+
+/// [`duration_arg`], more than 0 (interval, timeout).
+fn positive_duration_arg(text: &str) -> Result<String, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; use e.g. 30s, 1m30s, 500ms"))?;
+    if d.is_zero() {
+        return Err("must be more than 0".into());
+    }
     Ok(text.trim().to_string())
 }
 
@@ -80,6 +85,8 @@ mod tests {
         assert_eq!(o.interval.as_deref(), Some("5s"));
         assert_eq!(o.retries, Some(2));
         assert_eq!(o.timeout, None);
+        let t = T::try_parse_from(["t", "--health-start-period", "0s"]).unwrap();
+        assert_eq!(t.h.overrides().start_period.as_deref(), Some("0s"));
     }
 
     #[test]
@@ -88,6 +95,8 @@ mod tests {
             ["t", "--health-interval", "soon"],
             ["t", "--health-interval", "0s"],
             ["t", "--health-retries", "0"],
+            ["t", "--health-timeout", "0s"],
+            ["t", "--health-start-period", "later"],
         ] {
             assert!(T::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -12,7 +12,7 @@
 //! | `flannel.tar` | `1`              | a busybox flanneld stand-in: waits for etcd, reads the network key, writes `/run/flannel/subnet.env` on the host, sends READY=1 |
 //! | `flannel.tar` | `atomic`         | the stand-in in the shape of atomic's flannel image (scenario 1; `atomic_images.rs`): also writes docker's drop-in and `/etc/flanneld/lease` on the host |
 //! | `httpd.tar`   | `1`, `2`         | lighttpd, socket-activated (`server.systemd-socket-activation`) |
-//! | `healthd.tar` | `1`              | a busybox Type=notify service that never notifies; its image `Healthcheck` (`test -e /tmp/up`, every 200 ms) passes once it touched `/tmp/up`, 2 s after start |
+//! | `healthd.tar` | `1`              | a busybox Type=notify service that never notifies; its image `Healthcheck` (`test -e /tmp/up`, every 200 ms, start period 30 s) passes once it touched `/tmp/up`, 2 s after start |
 //! | `engine.tar`  | `1`              | a busybox container-engine stand-in: sources flannel's `/run/flannel/subnet.env`, writes what it saw to `/run/engine/seen` on the host, sends READY=1; `After=`/`Requires=` flannel from defaultValues |
 //!
 //! `etcd:2` differs from `etcd:1` only in `/etc/berth-test-image`; `etcd:broken` runs a
@@ -546,7 +546,11 @@ fn healthd() -> Image {
         ("usr/bin/healthd", HEALTHD),
         [HEALTHD_SERVICE, &config, "", r#"{"version": "1.0"}"#],
     )
-    .healthcheck(json!({"Test": ["CMD-SHELL", "test -e /tmp/up"], "Interval": 200_000_000i64}))
+    .healthcheck(json!({
+        "Test": ["CMD-SHELL", "test -e /tmp/up"],
+        "Interval": 200_000_000i64,
+        "StartPeriod": 30_000_000_000i64
+    }))
 }
 
 // ---- httpd (lighttpd, socket-activated) ----------------------------------------------

@@ -65,7 +65,7 @@ phase1() {
   check "healthd became active after it was up (READY from the check)" journal_says_up_first
   check "berth list shows HEALTH healthy" list_column
   check "install sick (--health-cmd false)" install_only sick "$H" \
-    --health-cmd false --health-interval 200ms --health-retries 2
+    --health-cmd false --health-interval 200ms --health-retries 2 --health-start-period 0s
   check "unhealthy: start fails, exit 69, listed failed" sick_fails
   systemctl reset-failed sick.service
   check "stop and uninstall" eval 'systemctl stop dependent.service; uninstall_now sick && uninstall_now healthd'
