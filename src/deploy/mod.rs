@@ -44,6 +44,7 @@ pub mod render;
 pub mod rootless;
 pub mod run_once;
 pub mod shared;
+pub mod soak;
 pub mod status;
 pub mod switch;
 pub mod txn;
