@@ -34,6 +34,7 @@ pub mod exports;
 pub mod footprint;
 pub mod gate;
 pub mod grants;
+pub mod groups;
 pub mod hostfs;
 pub mod install;
 pub mod mount;
