@@ -30,6 +30,7 @@
 //!
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
+pub mod activate;
 pub mod exports;
 pub mod footprint;
 pub mod gate;
@@ -37,6 +38,7 @@ pub mod grants;
 pub mod groups;
 pub mod hostfs;
 pub mod install;
+pub mod last_update;
 pub mod mount;
 pub mod paths;
 pub mod plan;
@@ -52,6 +54,7 @@ pub mod txn;
 pub mod uninstall;
 pub mod unit_names;
 pub mod update;
+pub mod update_order;
 pub mod vars;
 
 use std::path::{Path, PathBuf};
@@ -114,6 +117,18 @@ pub enum DeployError {
     #[error("{detail}")]
     Failed {
         /// What failed, with the unit's last journal lines.
+        detail: String,
+    },
+    /// An update failed its gate and was switched back (with the others
+    /// of its group already switched).
+    #[error("rolled back {name}: {reason}{detail}")]
+    RolledBack {
+        /// The container that failed.
+        name: String,
+        /// Why (one line).
+        reason: String,
+        /// What was put back, and the unit's last journal lines (each on
+        /// its own line, after a newline).
         detail: String,
     },
     /// Nothing to roll back to.
@@ -196,9 +211,10 @@ impl DeployError {
             | DeployError::ImagePath { .. } => ErrorKind::Usage,
             DeployError::NoPrevious { .. } => ErrorKind::NotFound,
             DeployError::Root(e) => e.kind(),
-            DeployError::Io { .. } | DeployError::Manager(_) | DeployError::Failed { .. } => {
-                ErrorKind::Failed
-            }
+            DeployError::Io { .. }
+            | DeployError::Manager(_)
+            | DeployError::Failed { .. }
+            | DeployError::RolledBack { .. } => ErrorKind::Failed,
         }
     }
 }

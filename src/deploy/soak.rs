@@ -65,6 +65,13 @@ pub enum Failure {
         /// The last check's output.
         output: String,
     },
+    /// The restart itself failed (its job, or the one-second settle of
+    /// `--soak 0`).
+    #[error("{detail}")]
+    Start {
+        /// The manager's error.
+        detail: String,
+    },
     /// Nothing failed, but it did not pass within the bound either.
     #[error("not {what} {} s after start (unit {state})", .after_secs)]
     Timeout {
