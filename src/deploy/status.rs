@@ -72,6 +72,10 @@ pub struct Status {
     /// operator (`update --accept-footprint`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_waits: Option<Waiting>,
+    /// The last update: passed its soak, or rolled back (and then not
+    /// retried by `update --all` until the reference moves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<super::last_update::LastUpdate>,
 }
 
 /// The status of `name` below `root`.
@@ -136,7 +140,9 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
         .unwrap_or_default();
     let footprint = gate::footprint_of(layout, &info)?;
     let update_waits = gate::waiting(layout, &info);
+    let last_update = super::last_update::read(layout, &info);
     Ok(Status {
+        last_update,
         footprint,
         update_waits,
         name: name.to_string(),
