@@ -14,6 +14,7 @@ mod plan_view;
 mod pull;
 mod run;
 mod run_once;
+mod update;
 
 use std::path::PathBuf;
 
@@ -110,7 +111,7 @@ pub enum Command {
     /// Remove an installed container (the image stays).
     Uninstall(install::UninstallArgs),
     /// Update a container to a newer image or new values (keeps the previous deployment).
-    Update(install::UpdateArgs),
+    Update(update::UpdateArgs),
     /// Switch a container back to its previous deployment.
     Rollback(install::RollbackArgs),
     /// Show a container: deployment, values, files, units, journal.
@@ -179,7 +180,7 @@ pub fn main() -> i32 {
         Command::RunOnce(a) => return run_once::run(&opt.global, a),
         Command::Install(a) => install::install(&opt.global, a),
         Command::Uninstall(a) => install::uninstall(&opt.global, a),
-        Command::Update(a) => install::update(&opt.global, a),
+        Command::Update(a) => update::update(&opt.global, a),
         Command::Rollback(a) => install::rollback(&opt.global, a),
         Command::Status(a) => install::status(&opt.global, a),
         Command::List(a) => install::list(&opt.global, a),
