@@ -72,6 +72,32 @@ pub struct Entry {
     /// removed) or `as-image`.
     #[serde(default, skip_serializing_if = "HostfsModes::is_safe")]
     pub hostfs_modes: HostfsModes,
+    /// How long an update's restarted service must hold before it stays
+    /// (`"10s"`, `"0"` for the one-second settle); default 10 s.
+    #[serde(default, with = "soak_text", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub soak: Option<std::time::Duration>,
+}
+
+/// `soak` as humantime text (`"10s"`, `"1m"`, `"0"`).
+mod soak_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("soak {text:?}: {e}")))
+    }
 }
 
 fn yes() -> bool {
