@@ -103,6 +103,8 @@ fn switch_one(
     txn.replace_symlink(&link, Path::new(&m.info.deployment))
         .map_err(Stop::Before)?;
     failpoint("switch").map_err(Stop::Before)?;
+    // Each member of a group has its own, to stop between two switches.
+    failpoint(&format!("switch-{}", m.info.name)).map_err(Stop::Before)?;
     apply_tmpfiles(layout, manager, m.info).map_err(Stop::Before)?;
     manager
         .reload()
