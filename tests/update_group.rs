@@ -148,3 +148,53 @@ fn update_all_reports_connected_containers_as_one_group() {
         ]
     );
 }
+
+#[test]
+fn prune_keeps_the_image_of_either_slot_after_its_tag_moved() {
+    if !require_root() {
+        return;
+    }
+    let dir = common::tempdir();
+    let src = dir.path().join("layout");
+    common::oci::OciLayout::create(&src).add_image("t", &member("v1"));
+    let b = Berth::new();
+    let root = b.root();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    let reference = format!("oci:{}:t", src.display());
+    b.run(&["install", "--name", "app", &reference]).ok();
+    let info = |slot: &str| -> serde_json::Value {
+        let p = root
+            .join("var/lib/berth/containers")
+            .join(slot)
+            .join("info.json");
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let old = info("app.0")["image"]["commit"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The tag moves; the update leaves v1 as the rollback target.
+    common::oci::OciLayout::create(&src).add_image("t", &member("v2"));
+    b.run(&["update", "app"]).ok();
+    assert_eq!(deployment(&b, "app"), "app.1");
+    b.run(&["images", "prune"]).ok();
+    let repo = root.join("var/lib/berth/repo");
+    let show = |commit: &str| {
+        std::process::Command::new("ostree")
+            .arg(format!("--repo={}", repo.display()))
+            .args(["ls", commit, "/usr/bin/run"])
+            .output()
+            .unwrap()
+    };
+    let kept = show(&old);
+    assert!(
+        kept.status.success(),
+        "the previous slot's commit was pruned: {}",
+        String::from_utf8_lossy(&kept.stderr)
+    );
+    b.fsck();
+    // Once no slot uses it, the next prune drops it.
+    b.run(&["update", "app", "--set", "X=1"]).ok();
+    b.run(&["images", "prune"]).ok();
+    assert!(!show(&old).status.success(), "v1 is used by no slot now");
+}
