@@ -392,6 +392,19 @@ start = false
     }
 
     #[test]
+    fn soak_is_humantime_text() {
+        let m =
+            manifest("[[container]]\nname = \"a\"\nimage = \"x/a\"\nsoak = \"1m 30s\"\n").unwrap();
+        assert_eq!(
+            m.entries[0].entry.soak,
+            Some(std::time::Duration::from_secs(90))
+        );
+        let e = manifest("[[container]]\nname = \"a\"\nimage = \"x/a\"\nsoak = \"soon\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("soak \"soon\""), "{e}");
+    }
+
+    #[test]
     fn independent_entries_keep_file_order() {
         let m = manifest(
             "[[container]]\nname = \"b\"\nimage = \"x/b\"\n[[container]]\nname = \"a\"\nimage = \"x/a\"\n",
