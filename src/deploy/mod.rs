@@ -44,6 +44,7 @@ pub mod paths;
 pub mod plan;
 pub mod recover;
 pub mod render;
+pub mod rollback;
 pub mod rootless;
 pub mod run_once;
 pub mod shared;
@@ -68,8 +69,9 @@ use crate::ErrorKind;
 
 pub use install::{install, InstallRequest};
 pub use plan::{Plan, PlannedFile};
+pub use rollback::rollback;
 pub use uninstall::uninstall;
-pub use update::{rollback, update, UpdateRequest};
+pub use update::{update, UpdateRequest};
 
 /// Install, uninstall and list failures.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,9 @@
-//! `berth update` and `berth rollback`: the container has two deployment
-//! slots, `NAME.0` and `NAME.1`; `NAME` points at the active one. Update
-//! fills the other slot from the (re-pulled) image with the previous values
-//! overlaid by `--set`, and switches to it; rollback switches back. Both
-//! restart the service if it was running, and switch back when the restart
-//! fails.
+//! `berth update`: the container has two deployment slots, `NAME.0` and
+//! `NAME.1`; `NAME` points at the active one. Update fills the other slot
+//! from the (re-pulled) image with the previous values overlaid by
+//! `--set`, and switches to it ([`super::activate`]: restart, soak, and
+//! switch back on failure). Several containers update as one group:
+//! staged together, switched in order, put back together.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,10 +14,10 @@ use serde::Serialize;
 use super::activate::{activate, Member};
 use super::footprint::{growth, Footprint};
 use super::gate::{self, Waiting};
-use super::install::{ensure_image, host_files, parse_set, stage, staged_files, write_info, Fetch};
+use super::install::{ensure_image, host_files, parse_set, stage, write_info, Fetch};
 use super::last_update::{self, LastUpdate, Outcome};
 use super::plan::{plan, Plan, PlanRequest};
-use super::switch::{switch, HostFile};
+use super::switch::switch;
 use super::txn::{recover_journal, Transaction};
 use super::{containers_inside, failpoint, DeployError, Info};
 use crate::image::limits::Limits;
@@ -108,7 +108,7 @@ pub fn other_slot(name: &ContainerName, active: &str) -> String {
     }
 }
 
-fn active_info(layout: &Layout, name: &ContainerName) -> Result<Info, DeployError> {
+pub(super) fn active_info(layout: &Layout, name: &ContainerName) -> Result<Info, DeployError> {
     let link = containers_inside(layout).join(name.as_str());
     let root = layout.open_root()?;
     if !matches!(root.lstat(&link)?, Some(e) if e.kind == crate::rootfs::Kind::Symlink) {
@@ -410,62 +410,5 @@ fn refuse(
         name: current.name.clone(),
         digest: plan.image.digest.clone(),
         growth: lines,
-    })
-}
-
-/// Switches back to the other deployment.
-pub fn rollback(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Updated, Error> {
-    let name = ContainerName::parse(name).map_err(DeployError::from)?;
-    let _lock = lock_root(layout)?;
-    recover_journal(layout)?;
-    let current = active_info(layout, &name)?;
-    let slot = other_slot(&name, &current.deployment);
-    let target = match Info::read_slot(layout, &slot) {
-        Ok(i) => i,
-        Err(DeployError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(DeployError::NoPrevious {
-                name: name.to_string(),
-            }
-            .into())
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let files: Vec<HostFile> = staged_files(layout, &target)?;
-    let mut txn = Transaction::journaled(layout)?;
-    let switched = switch(
-        layout,
-        &mut txn,
-        name.as_str(),
-        Some(&current),
-        &files,
-        &target.links,
-    )?;
-    let mut info = target.clone();
-    info.dirs = switched.dirs.clone();
-    info.files = switched.tracked(&info.files);
-    write_info(layout, &info)?;
-    failpoint("rollback-files")?;
-    let member = Member {
-        current: &current,
-        info: &info,
-        soak: Duration::ZERO,
-    };
-    let restarted = activate(layout, txn, manager, &[member])?
-        .first()
-        .copied()
-        .unwrap_or(false);
-    Ok(Updated {
-        name: name.to_string(),
-        from: current.deployment.clone(),
-        to: slot,
-        from_digest: current.image.digest.clone(),
-        to_digest: target.image.digest.clone(),
-        restarted,
-        changed: true,
-        kept: switched.kept,
-        shared: switched.shared,
-        plan: None,
-        footprint_growth: None,
-        skipped: None,
     })
 }

@@ -341,6 +341,13 @@ impl Manager for Live {
         if lines == 0 {
             return Vec::new();
         }
+        if self.scope == Scope::System {
+            // What journald received but has not written yet (a unit that
+            // failed a moment ago) would be missing from the excerpt.
+            if let Err(e) = Command::new("journalctl").arg("--sync").output() {
+                tracing::debug!("journalctl --sync: {e}");
+            }
+        }
         let out = Command::new("journalctl")
             .args(journal_args(self.scope, unit.as_str(), lines))
             .output();
