@@ -219,7 +219,8 @@ pub fn gate(
         + check.as_ref().map_or(Duration::ZERO, |c| {
             c.start_period + (c.interval + c.timeout) * (c.retries + 1)
         });
-    let mut soak = Soak::new(soak, bound, check.is_some());
+    let restarted = super::last_update::now();
+    let mut soak = Soak::new(soak, bound, check.is_some()).checks_after(restarted);
     let started = Instant::now();
     loop {
         let health = match (&check, &paths) {

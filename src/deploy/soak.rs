@@ -109,6 +109,7 @@ pub struct Soak {
     soak: Duration,
     bound: Duration,
     has_check: bool,
+    fresh_after: u64,
     restarts: Option<u32>,
     holding_since: Option<Duration>,
     last_health: Option<Health>,
@@ -122,17 +123,33 @@ impl Soak {
             soak,
             bound: soak + start_bound,
             has_check,
+            fresh_after: 0,
             restarts: None,
             holding_since: None,
             last_health: None,
         }
     }
 
+    /// Counts only health checks that finished at or after `epoch_secs`
+    /// (the restart): a report left by the previous run says nothing of
+    /// the new one.
+    pub fn checks_after(mut self, epoch_secs: u64) -> Soak {
+        self.fresh_after = epoch_secs;
+        self
+    }
+
     /// Takes one observation; observations come in time order.
     pub fn observe(&mut self, obs: &Observation) -> Decision {
         let secs = obs.at.as_secs();
         let state = format!("{}/{}", obs.unit.active, obs.unit.sub);
-        if let Some(h) = &obs.health {
+        let health = obs.health.as_ref().filter(|h| {
+            h.last
+                .as_ref()
+                .map_or(h.status == HealthStatus::Starting, |c| {
+                    c.at >= self.fresh_after
+                })
+        });
+        if let Some(h) = health {
             self.last_health = Some(h.clone());
         }
         if let Some(f) = self.unhealthy() {
@@ -159,11 +176,7 @@ impl Soak {
             });
         }
         let active = obs.unit.active == "active";
-        let healthy = !self.has_check
-            || obs
-                .health
-                .as_ref()
-                .is_some_and(|h| h.status == HealthStatus::Healthy);
+        let healthy = !self.has_check || health.is_some_and(|h| h.status == HealthStatus::Healthy);
         if active && healthy {
             let since = *self.holding_since.get_or_insert(obs.at);
             if obs.at.saturating_sub(since) >= self.soak {

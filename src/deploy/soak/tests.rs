@@ -222,3 +222,41 @@ fn without_a_check_health_reports_are_ignored() {
     o.health = Some(health(HealthStatus::Unhealthy, 3, "x"));
     assert_eq!(s.observe(&o), Decision::Passed);
 }
+
+#[test]
+fn a_report_from_before_the_restart_counts_for_nothing() {
+    let mut s = Soak::new(Duration::from_secs(10), START_BOUND, true).checks_after(100);
+    let stale = |t, status| {
+        let mut o = at(t, unit("active", "running", 0));
+        let mut h = health(status, 0, "old run");
+        h.last = Some(Check {
+            at: 99,
+            exit: Some(0),
+            output: "old run".into(),
+        });
+        o.health = Some(h);
+        o
+    };
+    // An old healthy report does not start the soak; an old unhealthy one
+    // does not fail it.
+    let d = run(
+        &mut s,
+        &[
+            stale(0, HealthStatus::Healthy),
+            stale(11, HealthStatus::Unhealthy),
+        ],
+    );
+    assert_eq!(d, [Decision::Wait, Decision::Wait]);
+    let mut fresh = at(12, unit("active", "running", 0));
+    let mut h = health(HealthStatus::Healthy, 0, "ok");
+    h.last = Some(Check {
+        at: 101,
+        exit: Some(0),
+        output: "ok".into(),
+    });
+    fresh.health = Some(h);
+    assert_eq!(s.observe(&fresh), Decision::Wait);
+    let mut later = fresh.clone();
+    later.at = Duration::from_secs(22);
+    assert_eq!(s.observe(&later), Decision::Passed);
+}
