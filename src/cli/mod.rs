@@ -257,4 +257,28 @@ mod tests {
         let o = Opt::try_parse_from(["berth", "-vv", "images", "--json"]).unwrap();
         assert_eq!(o.global.verbose, 2);
     }
+
+    #[test]
+    fn parses_update_groups_and_soak() {
+        let update = |argv: &[&str]| match Opt::try_parse_from(argv).map(|o| o.command) {
+            Ok(Command::Update(a)) => Ok(a),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        let a = update(&["berth", "update", "c", "b", "a"]).unwrap();
+        assert_eq!(a.names, ["c", "b", "a"]);
+        assert_eq!(a.soak, std::time::Duration::from_secs(10));
+        let a = update(&["berth", "update", "--all", "--soak", "0"]).unwrap();
+        assert!(a.all && a.names.is_empty() && a.soak.is_zero());
+        let a = update(&["berth", "update", "x", "--soak", "1m 30s"]).unwrap();
+        assert_eq!(a.soak, std::time::Duration::from_secs(90));
+        assert_eq!(
+            update(&["berth", "update", "x", "--soak", "soon"]).err(),
+            Some(clap::error::ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            update(&["berth", "update", "--all", "x"]).err(),
+            Some(clap::error::ErrorKind::ArgumentConflict)
+        );
+    }
 }
