@@ -388,6 +388,18 @@ pub fn recover_journal(layout: &Layout) -> Result<Recovered, DeployError> {
             "undoing an operation that was interrupted ({} steps)",
             steps.len()
         );
+        // A deployment link pointed back: its service may have been
+        // restarted on the new deployment before the interruption.
+        for s in &steps {
+            if let Step::Symlink { path, old } = s {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                tracing::warn!(
+                    "{name} is back on {}; had its service been restarted before the \
+                     interruption, it runs the new deployment until {name}.service restarts",
+                    old.display()
+                );
+            }
+        }
         undo(&root, steps);
         Recovered::Undone
     };
