@@ -76,6 +76,10 @@ pub struct Status {
     /// The health check, if the deployment has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// The last update: passed its soak, or rolled back (and then not
+    /// retried by `update --all` until the reference moves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<super::last_update::LastUpdate>,
 }
 
 /// A deployment's health check and how it stands.
@@ -176,8 +180,10 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
     let footprint = gate::footprint_of(layout, &info)?;
     let update_waits = gate::waiting(layout, &info);
     let health = health_of(layout, &info);
+    let last_update = super::last_update::read(layout, &info);
     Ok(Status {
         health,
+        last_update,
         footprint,
         update_waits,
         name: name.to_string(),

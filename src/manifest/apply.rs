@@ -267,6 +267,9 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         hostfs_modes: Some(e.hostfs_modes),
         limits: opts.limits,
         health: Some(e.health.clone()),
+        soak: e.soak.unwrap_or(deploy::soak::DEFAULT_SOAK),
+        // The manifest asks for this image: apply converges to it.
+        retry_failed: true,
     }
 }
 

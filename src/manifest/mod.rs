@@ -78,6 +78,32 @@ pub struct Entry {
     /// sets them; `cmd = "none"` turns the image's check off.
     #[serde(default, skip_serializing_if = "Overrides::is_empty")]
     pub health: Overrides,
+    /// How long an update's restarted service must hold before it stays
+    /// (`"10s"`, `"0"` for the one-second settle); default 10 s.
+    #[serde(default, with = "soak_text", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub soak: Option<std::time::Duration>,
+}
+
+/// `soak` as humantime text (`"10s"`, `"1m"`, `"0"`).
+mod soak_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("soak {text:?}: {e}")))
+    }
 }
 
 fn yes() -> bool {
@@ -396,6 +422,19 @@ start = false
             e.contains("health interval \"0s\": must be more than 0"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn soak_is_humantime_text() {
+        let m =
+            manifest("[[container]]\nname = \"a\"\nimage = \"x/a\"\nsoak = \"1m 30s\"\n").unwrap();
+        assert_eq!(
+            m.entries[0].entry.soak,
+            Some(std::time::Duration::from_secs(90))
+        );
+        let e = manifest("[[container]]\nname = \"a\"\nimage = \"x/a\"\nsoak = \"soon\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("soak \"soon\""), "{e}");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! | `healthd.tar` | `1`              | a busybox Type=notify service that never notifies; its image `Healthcheck` (`test -e /tmp/up`, every 200 ms, start period 30 s) passes once it touched `/tmp/up`, 2 s after start |
 //! | `engine.tar`  | `1`              | a busybox container-engine stand-in: sources flannel's `/run/flannel/subnet.env`, writes what it saw to `/run/engine/seen` on the host, sends READY=1; `After=`/`Requires=` flannel from defaultValues |
 //!
+//! | `soakN.tar`   | `cur`            | the update gate's busybox service (`soak_images.rs`): 1 and 3 serve, 2 exits 3 s after READY=1 |
+//!
 //! `etcd:2` differs from `etcd:1` only in `/etc/berth-test-image`; `etcd:broken` runs a
 //! process that exits at once. Tags share their base layer.
 
@@ -31,6 +33,9 @@ use crate::common::{cache_dir, run_ok, sha256_hex};
 /// Scenario 1's atomic-shaped etcd and flannel (`:atomic` tags).
 #[path = "atomic_images.rs"]
 mod atomic;
+/// The update gate's images (`soak1.tar` … `soak3.tar`).
+#[path = "soak_images.rs"]
+mod soak;
 
 /// Where the guest sees the archives.
 pub const GUEST_DIR: &str = "/mnt/images";
@@ -58,6 +63,9 @@ pub fn archives() -> &'static Path {
         write(&dir, "engine", &[("1", engine())]);
         write(&dir, "ready", &[("1", ready())]);
         write(&dir, "healthd", &[("1", healthd())]);
+        for v in 1..=3 {
+            write(&dir, &format!("soak{v}"), &[("cur", soak::soak(v))]);
+        }
         dir
     })
 }
