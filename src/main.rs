@@ -6,6 +6,10 @@
 use berth::cli::front::{self, Dispatch};
 
 fn main() {
+    // A health check berth run started (see runtime::health::probe).
+    if let Some(code) = berth::runtime::health::probe::main_if_requested() {
+        std::process::exit(code);
+    }
     let code = match berth::cli::front() {
         Dispatch::Exit(code) => code,
         Dispatch::Core => front::exec_core(),

@@ -249,6 +249,7 @@ fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallR
         enable: e.enabled,
         hostfs_modes: e.hostfs_modes,
         limits: opts.limits,
+        health: e.health.clone(),
     }
 }
 
@@ -265,6 +266,10 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         accept_footprint: e.accept_footprint,
         hostfs_modes: Some(e.hostfs_modes),
         limits: opts.limits,
+        health: Some(e.health.clone()),
+        soak: e.soak.unwrap_or(deploy::soak::DEFAULT_SOAK),
+        // The manifest asks for this image: apply converges to it.
+        retry_failed: true,
     }
 }
 
