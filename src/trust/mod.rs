@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+pub mod policy;
 pub mod verify;
 
 /// Where a public key comes from.
