@@ -22,6 +22,8 @@ use crate::image::registry::{RegistryError, Remote, RemoteOptions};
 use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
+use crate::trust::source::{self as trust_source, Loaded, PolicyOptions, TrustRecord};
+use crate::trust::verify::{self, Subject};
 use crate::{Error, ErrorKind};
 
 /// What to pull and how.
@@ -35,6 +37,8 @@ pub struct PullRequest {
     pub remote: RemoteOptions,
     /// Parallel layer downloads.
     pub jobs: usize,
+    /// The signature policy flags (and a manifest entry's extra key).
+    pub policy: PolicyOptions,
 }
 
 /// One layer in a pull's result.
@@ -69,6 +73,8 @@ pub struct PullOutcome {
     pub changed: bool,
     /// Layers, bottom first.
     pub layers: Vec<LayerOutcome>,
+    /// How the signature policy checked the image.
+    pub trust: TrustRecord,
 }
 
 enum Source {
@@ -89,6 +95,29 @@ pub fn pull(
         Store::open(layout, true)?.ok_or_else(|| StoreError::Damaged("store missing".into()))?;
     let _lock = store.lock()?;
     clean_stale_tmp(&store);
+    let trust = Trust {
+        layout,
+        loaded: trust_source::load(layout, &req.policy)?,
+        opts: &req.policy,
+    };
+    match &trust.loaded {
+        Loaded::Insecure => tracing::warn!(
+            "--insecure-policy: {} is accepted without checking the signature policy",
+            req.input
+        ),
+        Loaded::Absent { looked } => tracing::info!(
+            "no signature policy ({}); {} is accepted unchecked",
+            looked
+                .iter()
+                .map(|p| layout.host(&p.to_string_lossy()).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            req.input
+        ),
+        Loaded::Policy { file, .. } => {
+            tracing::info!("checking {} against {}", req.input, file.display())
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -99,7 +128,9 @@ pub fn pull(
         })?;
     let mut last_err = None;
     for (i, candidate) in candidates.iter().enumerate() {
-        match pull_one(&store, &rt, &conf, candidate, &platform, req, &progress) {
+        match pull_one(
+            &store, &rt, &conf, candidate, &platform, req, &trust, &progress,
+        ) {
             Ok(o) => return Ok(o),
             Err(e) if e.kind() == ErrorKind::NotFound && i + 1 < candidates.len() => {
                 tracing::info!("{candidate}: {e}; trying the next search registry");
@@ -111,6 +142,7 @@ pub fn pull(
     Err(last_err.unwrap_or_else(|| StoreError::Damaged("no candidates".into()).into()))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pull_one(
     store: &Store,
     rt: &tokio::runtime::Runtime,
@@ -118,11 +150,12 @@ fn pull_one(
     r: &ImageRef,
     platform: &Platform,
     req: &PullRequest,
+    trust: &Trust<'_>,
     progress: &Arc<dyn Progress>,
 ) -> Result<PullOutcome, Error> {
     let shown = r.to_string();
     let existing = image::find(store, &shown)?;
-    let (source, fetched) = match r {
+    let (source, fetched, record) = match r {
         ImageRef::Registry(rr) => {
             let known = plain_http_registries(store);
             let mut opts = req.remote.clone();
@@ -138,9 +171,12 @@ fn pull_one(
             if remote.is_plain_http() != opts.known_plain_http {
                 record_plain_http(store, known, &rr.registry, remote.is_plain_http());
             }
+            // The manifest is what is signed: check it before anything of
+            // the image is fetched or stored.
+            let record = trust.check(r, &shown, &bytes, &digest)?;
             if let Some(old) = &existing {
                 if old.digest == digest && layers_present(store, &old.layers)? {
-                    return Ok(unchanged(r, old));
+                    return Ok(unchanged(r, old, record));
                 }
             }
             let m = manifest::parse_manifest(&shown, &bytes)?;
@@ -150,16 +186,18 @@ fn pull_one(
                 m.config().size(),
             ))?;
             let fetched = manifest::assemble(&shown, bytes, digest, index_digest, m, config)?;
-            (Source::Remote(remote), fetched)
+            (Source::Remote(remote), fetched, record)
         }
         _ => {
             let (local, fetched) = archive::resolve(r, platform)?;
+            let record =
+                trust.check(r, &shown, &fetched.manifest_bytes, &fetched.manifest_digest)?;
             if let Some(old) = &existing {
                 if old.digest == fetched.manifest_digest && layers_present(store, &old.layers)? {
-                    return Ok(unchanged(r, old));
+                    return Ok(unchanged(r, old, record));
                 }
             }
-            (Source::Local(local), fetched)
+            (Source::Local(local), fetched, record)
         }
     };
     let budget = SizeBudget::new(&shown, req.remote.limits);
@@ -191,11 +229,73 @@ fn pull_one(
             })?;
         layer_commits.push(c);
     }
-    let commit = image::commit_image(store, &shown, &shown, &fetched, &layer_commits)?;
+    let commit = image::commit_image(store, &shown, &shown, &fetched, &layer_commits, &record)?;
     progress.event(Event::Committed {
         commit: commit.clone(),
     });
-    Ok(outcome(r, &fetched, commit, true, &fetched_flags))
+    Ok(outcome(r, &fetched, commit, &fetched_flags, record))
+}
+
+/// The policy of one pull.
+struct Trust<'a> {
+    layout: &'a Layout,
+    loaded: Loaded,
+    opts: &'a PolicyOptions,
+}
+
+impl Trust<'_> {
+    /// Checks the manifest `bytes` (digest `digest`) of `r` against the
+    /// policy's requirements for it plus the request's extra ones.
+    fn check(
+        &self,
+        r: &ImageRef,
+        shown: &str,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<TrustRecord, Error> {
+        let (policy, scope, mut reqs) = match &self.loaded {
+            Loaded::Insecure => ("insecure-policy".to_string(), String::new(), Vec::new()),
+            Loaded::Absent { .. } => ("none".to_string(), String::new(), Vec::new()),
+            Loaded::Policy { file, policy } => {
+                let applied = policy.requirements_for(r);
+                (
+                    file.display().to_string(),
+                    applied.describe(),
+                    applied.requirements.to_vec(),
+                )
+            }
+        };
+        if !self.opts.extra.is_empty() {
+            reqs.extend(self.opts.extra.iter().cloned());
+        }
+        if reqs.is_empty() {
+            return Ok(TrustRecord::unchecked(&policy));
+        }
+        let reqs = trust_source::keys_inside_root(self.layout, &reqs)?;
+        let subject = Subject {
+            reference: shown,
+            manifest_digest: digest,
+            manifest: bytes,
+        };
+        match verify::evaluate(&subject, &reqs) {
+            Ok(verified) => {
+                tracing::info!(
+                    "{shown}: accepted by {policy} ({scope}): {}",
+                    verified.requirements.join(", ")
+                );
+                Ok(TrustRecord {
+                    policy,
+                    scope,
+                    verified,
+                })
+            }
+            Err(source) => Err(Error::Trust {
+                policy,
+                scope,
+                source,
+            }),
+        }
+    }
 }
 
 /// Refuses layers whose blobs alone pass the caps (a blob holds at least
@@ -275,7 +375,7 @@ struct Pipeline<'a> {
     jobs: usize,
 }
 
-fn unchanged(r: &ImageRef, old: &image::ImageRecord) -> PullOutcome {
+fn unchanged(r: &ImageRef, old: &image::ImageRecord, trust: TrustRecord) -> PullOutcome {
     PullOutcome {
         reference: r.to_string(),
         name: r.name(),
@@ -294,6 +394,7 @@ fn unchanged(r: &ImageRef, old: &image::ImageRecord) -> PullOutcome {
                 fetched: false,
             })
             .collect(),
+        trust,
     }
 }
 
@@ -301,8 +402,8 @@ fn outcome(
     r: &ImageRef,
     f: &Fetched,
     commit: String,
-    changed: bool,
     fetched: &[bool],
+    trust: TrustRecord,
 ) -> PullOutcome {
     PullOutcome {
         reference: r.to_string(),
@@ -311,7 +412,7 @@ fn outcome(
         digest: f.manifest_digest.clone(),
         image_id: f.config_digest.clone(),
         commit,
-        changed,
+        changed: true,
         layers: f
             .layers
             .iter()
@@ -323,6 +424,7 @@ fn outcome(
                 fetched,
             })
             .collect(),
+        trust,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use super::config::LimitArgs;
+use super::config::{LimitArgs, PolicyArgs};
 use super::output::{self, Renderer};
 use super::plan_view::{
     display, footprint_section, print_footprint, print_growth, print_mode_changes,
@@ -47,6 +47,8 @@ pub struct InstallArgs {
     pub hostfs_modes: String,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -94,6 +96,8 @@ pub struct UpdateArgs {
     pub hostfs_modes: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Switch a container back to its previous deployment (units, tmpfiles,
@@ -138,6 +142,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         enable: true,
         hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user)?,
+        policy: a.policy.options(),
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -321,6 +326,7 @@ fn update_one(
             .transpose()
             .map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user)?,
+        policy: a.policy.options(),
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(layout)?;

@@ -55,6 +55,8 @@ pub struct UpdateRequest {
     pub hostfs_modes: Option<super::hostfs::HostfsModes>,
     /// Caps on what pulling the image may decompress to.
     pub limits: Limits,
+    /// The signature policy a pull applies.
+    pub policy: crate::trust::source::PolicyOptions,
 }
 
 /// What an update or rollback did.
@@ -133,6 +135,7 @@ pub fn update(
         display: req.display,
         refresh: req.refresh,
         limits: req.limits,
+        policy: req.policy.clone(),
     };
     let record = ensure_image(layout, &image_name, fetch, progress)?;
     let _lock = lock_root(layout)?;

@@ -72,6 +72,20 @@ pub struct Entry {
     /// removed) or `as-image`.
     #[serde(default, skip_serializing_if = "HostfsModes::is_safe")]
     pub hostfs_modes: HostfsModes,
+    /// Require the image to be signed with this key, on top of the
+    /// signature policy (`verify = { key = "/etc/pki/berth/etcd.pub" }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+}
+
+/// An entry's `verify` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// The public key, an absolute path (inside `--root` when given): an
+    /// OpenPGP key means GPG simple signing (`signedBy`), a PEM public key
+    /// means a cosign signature (`sigstoreSigned`).
+    pub key: PathBuf,
 }
 
 fn yes() -> bool {

@@ -10,7 +10,9 @@
 
 use std::path::PathBuf;
 
+pub mod pin;
 pub mod policy;
+pub mod source;
 pub mod verify;
 
 /// Where a public key comes from.

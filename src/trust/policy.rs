@@ -51,6 +51,17 @@ pub enum PolicyError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The policy or a key below `--root` could not be read.
+    #[error("reading the signature policy: {0}")]
+    Root(#[from] crate::rootfs::RootError),
+    /// A provisioning manifest's `verify.key` is not a usable public key.
+    #[error("verification key {key}: {reason}")]
+    Key {
+        /// The key file, as seen inside the root.
+        key: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The file is not a valid policy.
     #[error("signature policy {file}: {scope}: {key}: {reason}; see containers-policy.json(5)")]
     Invalid {

@@ -1,0 +1,176 @@
+//! Where the policy comes from, and what a pull records about its check.
+//!
+//! ```text
+//! --signature-policy FILE          a host file, as skopeo reads it
+//! ROOT/etc/containers/policy.json  the system scope (inside --root)
+//! ~/.config/containers/policy.json --user, first; then /etc/containers/policy.json
+//! ```
+//!
+//! With `--root DIR`, the policy and every `keyPath` are read inside DIR
+//! (an absolute symlink in DIR cannot reach the host): a host image
+//! carries its trust with it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::{Policy, PolicyError};
+use super::verify::Verified;
+use super::{KeySource, Requirement};
+use crate::layout::Layout;
+
+/// The system policy, as every containers tool reads it.
+pub const SYSTEM_POLICY: &str = "/etc/containers/policy.json";
+
+/// The `--user` policy below `$XDG_CONFIG_HOME`.
+pub const USER_POLICY: &str = "containers/policy.json";
+
+/// The policy flags of the verbs that pull.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyOptions {
+    /// `--signature-policy FILE` (a host path).
+    pub file: Option<PathBuf>,
+    /// `--insecure-policy`: accept every image, whatever the policy says.
+    pub insecure: bool,
+    /// Requirements on top of the policy's (a provisioning manifest's
+    /// `verify = { key = … }`); checked even with `--insecure-policy`.
+    pub extra: Vec<Requirement>,
+}
+
+/// The policy a pull applies.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    /// `--insecure-policy`.
+    Insecure,
+    /// No policy file exists: berth accepts every image, as before it read one.
+    Absent {
+        /// The files looked for.
+        looked: Vec<PathBuf>,
+    },
+    /// A policy file.
+    Policy {
+        /// Where it was read (as seen inside the root for the default).
+        file: PathBuf,
+        /// Its content.
+        policy: Policy,
+    },
+}
+
+/// What a pull records about how its image was checked (`status`,
+/// `images inspect`, `pull --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustRecord {
+    /// The policy file, or `none` / `insecure-policy`.
+    pub policy: String,
+    /// The scope that applied (`default`, `transports.docker "quay.io"`…).
+    pub scope: String,
+    /// The requirements met, key fingerprints and identities.
+    #[serde(flatten)]
+    pub verified: Verified,
+}
+
+impl TrustRecord {
+    /// The record of a pull that checked nothing (`policy` says why).
+    pub fn unchecked(policy: &str) -> TrustRecord {
+        TrustRecord {
+            policy: policy.into(),
+            scope: String::new(),
+            verified: Verified {
+                requirements: vec![],
+                keys: vec![],
+                identities: vec![],
+            },
+        }
+    }
+}
+
+/// The policy files to try for `layout`, in order, as seen inside its root.
+pub fn candidates(layout: &Layout) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(dirs) = layout.user_dirs() {
+        let home = dirs.config_home();
+        if home.starts_with('/') {
+            out.push(Path::new(&home).join(USER_POLICY));
+        }
+    }
+    out.push(PathBuf::from(SYSTEM_POLICY));
+    out
+}
+
+/// Finds and reads the policy for `layout` under `opts`.
+pub fn load(layout: &Layout, opts: &PolicyOptions) -> Result<Loaded, PolicyError> {
+    if opts.insecure {
+        return Ok(Loaded::Insecure);
+    }
+    if let Some(file) = &opts.file {
+        let text = std::fs::read(file).map_err(|source| PolicyError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let policy = Policy::parse(&text, file)?;
+        return Ok(Loaded::Policy {
+            file: file.clone(),
+            policy,
+        });
+    }
+    let root = layout.open_root()?;
+    let looked = candidates(layout);
+    for file in &looked {
+        match root.read(file) {
+            Ok(text) => {
+                let shown = layout.host(&file.to_string_lossy());
+                let policy = Policy::parse(&text, &shown)?;
+                return Ok(Loaded::Policy {
+                    file: shown,
+                    policy,
+                });
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Loaded::Absent { looked })
+}
+
+/// `reqs` with every key path resolved inside `layout`'s root, so the
+/// verifiers read the root's keys, not the host's. Unchanged for `/`.
+pub fn keys_inside_root(
+    layout: &Layout,
+    reqs: &[Requirement],
+) -> Result<Vec<Requirement>, PolicyError> {
+    if layout.root() == Path::new("/") {
+        return Ok(reqs.to_vec());
+    }
+    let root = layout.open_root()?;
+    let inside = |k: &KeySource| -> Result<KeySource, crate::rootfs::RootError> {
+        Ok(match k {
+            KeySource::Path(p) => KeySource::Path(root.resolve(p)?),
+            KeySource::Data(d) => KeySource::Data(d.clone()),
+        })
+    };
+    reqs.iter()
+        .map(|r| {
+            Ok(match r {
+                Requirement::SignedBy {
+                    key_type,
+                    keys,
+                    identity,
+                } => Requirement::SignedBy {
+                    key_type: *key_type,
+                    keys: keys.iter().map(inside).collect::<Result<_, _>>()?,
+                    identity: identity.clone(),
+                },
+                Requirement::SigstoreSigned {
+                    key,
+                    keyless,
+                    identity,
+                } => Requirement::SigstoreSigned {
+                    key: key.as_ref().map(inside).transpose()?,
+                    keyless: *keyless,
+                    identity: identity.clone(),
+                },
+                other => other.clone(),
+            })
+        })
+        .collect()
+}
