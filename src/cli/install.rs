@@ -388,6 +388,9 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
         "{}: {} ({})\ndeployment: {}",
         s.name, s.image, s.digest, s.deployment
     );
+    if let Some(t) = &s.trust {
+        out.push_str(&format!("\ntrust:      {}", t.describe()));
+    }
     if let Some(p) = &s.previous {
         out.push_str(&format!(
             "\nprevious:   {} {} ({}) (berth rollback {})",

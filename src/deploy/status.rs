@@ -72,6 +72,9 @@ pub struct Status {
     /// operator (`update --accept-footprint`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_waits: Option<Waiting>,
+    /// How the signature policy checked the deployed image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::trust::source::TrustRecord>,
 }
 
 /// The status of `name` below `root`.
@@ -139,6 +142,7 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
     Ok(Status {
         footprint,
         update_waits,
+        trust: info.image.trust.clone(),
         name: name.to_string(),
         deployment: info.deployment.clone(),
         image: info.image.reference.clone(),

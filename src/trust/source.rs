@@ -84,6 +84,33 @@ impl TrustRecord {
     }
 }
 
+impl TrustRecord {
+    /// One line for `status` and `images inspect`.
+    pub fn describe(&self) -> String {
+        let v = &self.verified;
+        if v.requirements.is_empty() {
+            return match self.policy.as_str() {
+                "none" => "not checked (no signature policy file)".into(),
+                "insecure-policy" => "not checked (--insecure-policy)".into(),
+                p => format!("not checked ({p})"),
+            };
+        }
+        let mut out = format!(
+            "{} (policy {}, scope {})",
+            v.requirements.join(", "),
+            self.policy,
+            self.scope
+        );
+        if !v.keys.is_empty() {
+            out.push_str(&format!("; keys {}", v.keys.join(", ")));
+        }
+        if !v.identities.is_empty() {
+            out.push_str(&format!("; identities {}", v.identities.join(", ")));
+        }
+        out
+    }
+}
+
 /// The policy files to try for `layout`, in order, as seen inside its root.
 pub fn candidates(layout: &Layout) -> Vec<PathBuf> {
     let mut out = Vec::new();
