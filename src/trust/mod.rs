@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+pub mod edit;
 pub mod pin;
 pub mod policy;
 pub mod source;
