@@ -247,6 +247,12 @@ impl Manifest {
                     )));
                 }
             }
+            if let Some(v) = e.verify.as_ref().filter(|v| !v.key.is_absolute()) {
+                return Err(bad(format!(
+                    "verify.key {:?}: expected an absolute path (read inside --root when given)",
+                    v.key
+                )));
+            }
             for d in e.after.iter().chain(&e.requires) {
                 if d == &e.name {
                     return Err(bad(format!("depends on itself ({d})")));
@@ -353,6 +359,7 @@ mod tests {
 [[container]]
 name = "engine"
 image = "localhost:5000/engine:1"
+verify = { key = "/etc/pki/berth/engine.pub" }
 after = ["flannel"]
 requires = ["flannel"]
 
@@ -375,6 +382,12 @@ start = false
         let etcd = &m.entries[2].entry;
         assert!(etcd.enabled && !etcd.start);
         assert_eq!(m.entries[1].entry.set["AFTER"], "etcd.service");
+        assert_eq!(
+            m.entries[0].entry.verify,
+            Some(Verify {
+                key: "/etc/pki/berth/engine.pub".into()
+            })
+        );
         let order = m.validate(&BTreeSet::new()).unwrap();
         assert_eq!(names(&m, &order), ["etcd", "flannel", "engine"]);
     }
@@ -420,6 +433,8 @@ start = false
             ("[[container]]\nname = \"a\"\nimage = \"x\"\nafter = [\"nosuch\"]\n", "neither in the manifest nor installed"),
             ("[[container]]\nname = \"a\"\nimage = \"x\"\nrequires = [\"a\"]\n", "depends on itself"),
             ("[[container]]\nname = \"a\"\nimage = \"x\"\n[[container]]\nname = \"a\"\nimage = \"y\"\n", "declared twice"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nverify = { key = \"k.pub\" }\n", "verify.key \"k.pub\": expected an absolute path"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nverify = { keys = \"/k.pub\" }\n", "unknown field `keys`"),
         ];
         for (text, needle) in cases {
             let msg = match manifest(text) {
