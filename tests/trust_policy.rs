@@ -131,7 +131,11 @@ fn a_reject_default_admits_only_the_allowed_scope() {
         .code(6)
         .stderr_has(&[&other, "requirement \"reject\"", "scope default"]);
     b.pull(&other, &[]).code(6).stderr_has(&[&other, "reject"]);
-    assert_eq!(stored(&b), vec![allowed.clone()], "a refused image was stored");
+    assert_eq!(
+        stored(&b),
+        vec![allowed.clone()],
+        "a refused image was stored"
+    );
     assert_eq!(b.objects(), objects, "a refused pull wrote objects");
     assert!(!b.root().join("etc/systemd/system/nope.service").exists());
 

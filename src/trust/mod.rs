@@ -13,6 +13,7 @@ use std::path::PathBuf;
 pub mod edit;
 pub mod pin;
 pub mod policy;
+pub mod requirement;
 pub mod source;
 pub mod verify;
 

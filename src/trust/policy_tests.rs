@@ -1,5 +1,6 @@
 use super::*;
 use crate::image::reference;
+use crate::trust::{KeySource, KeyType, SignedIdentity};
 
 const FILE: &str = "/etc/containers/policy.json";
 
