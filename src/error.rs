@@ -98,14 +98,15 @@ pub enum Error {
     #[error(transparent)]
     Policy(#[from] crate::trust::policy::PolicyError),
     /// The signature policy refused the image.
-    #[error("{source} (policy {policy}, scope {scope}); nothing of the image was stored")]
+    #[error("{refusal} (policy {policy}, scope {scope}); nothing of the image was stored")]
     Trust {
         /// The policy file (or `provisioning manifest`).
         policy: String,
         /// The scope whose requirements applied.
         scope: String,
-        /// The requirement not met.
-        source: crate::trust::verify::TrustError,
+        /// The requirement not met (not a `source`: its text is already
+        /// the start of this message, and `{:#}` would print it twice).
+        refusal: crate::trust::verify::TrustError,
     },
     /// `berth apply`: one entry's install, update or removal failed.
     #[error("{file}: container {name:?}: {action} failed: {source}")]

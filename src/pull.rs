@@ -253,7 +253,7 @@ impl Trust<'_> {
         bytes: &[u8],
         digest: &str,
     ) -> Result<TrustRecord, Error> {
-        let (policy, scope, mut reqs) = match &self.loaded {
+        let (policy, scope, mut reqs): (String, String, Vec<_>) = match &self.loaded {
             Loaded::Insecure => ("insecure-policy".to_string(), String::new(), Vec::new()),
             Loaded::Absent { .. } => ("none".to_string(), String::new(), Vec::new()),
             Loaded::Policy { file, policy } => {
@@ -265,9 +265,12 @@ impl Trust<'_> {
                 )
             }
         };
-        if !self.opts.extra.is_empty() {
-            reqs.extend(self.opts.extra.iter().cloned());
-        }
+        let scope = match (scope.is_empty(), self.opts.extra.is_empty()) {
+            (_, true) => scope,
+            (true, false) => "the manifest entry's verify key".to_string(),
+            (false, false) => format!("{scope}, plus the manifest entry's verify key"),
+        };
+        reqs.extend(self.opts.extra.iter().cloned());
         if reqs.is_empty() {
             return Ok(TrustRecord::unchecked(&policy));
         }
@@ -289,10 +292,10 @@ impl Trust<'_> {
                     verified,
                 })
             }
-            Err(source) => Err(Error::Trust {
+            Err(refusal) => Err(Error::Trust {
                 policy,
                 scope,
-                source,
+                refusal,
             }),
         }
     }

@@ -227,9 +227,11 @@ fn a_manifest_entry_key_adds_a_requirement_without_any_policy() {
         ),
     )
     .unwrap();
-    b.run(&["apply", m.to_str().unwrap()])
-        .code(6)
-        .stderr_has(&["app", "requirement \"sigstoreSigned\""]);
+    b.run(&["apply", m.to_str().unwrap()]).code(6).stderr_has(&[
+        "app",
+        "requirement \"sigstoreSigned\"",
+        "verify key",
+    ]);
     assert!(stored(&b).is_empty());
     // Without the key the same manifest applies: no policy file, no check.
     std::fs::write(
