@@ -201,3 +201,92 @@ pub fn keys_inside_root(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::disallowed_methods)]
+    use super::*;
+    use crate::template::UserDirs;
+
+    #[test]
+    fn user_policy_comes_before_the_system_one() {
+        let dirs = UserDirs {
+            home: "/home/u".into(),
+            uid: 1000,
+            ..Default::default()
+        };
+        let user = Layout::user(&dirs).unwrap();
+        assert_eq!(
+            candidates(&user),
+            [
+                PathBuf::from("/home/u/.config/containers/policy.json"),
+                PathBuf::from(SYSTEM_POLICY)
+            ]
+        );
+        assert_eq!(
+            candidates(&Layout::system(Path::new("/r"))),
+            [PathBuf::from(SYSTEM_POLICY)]
+        );
+    }
+
+    #[test]
+    fn the_roots_policy_and_keys_are_read_inside_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::system(tmp.path());
+        let opts = PolicyOptions::default();
+        assert!(matches!(
+            load(&layout, &opts).unwrap(),
+            Loaded::Absent { .. }
+        ));
+        std::fs::create_dir_all(tmp.path().join("etc/containers")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("keys")).unwrap();
+        // An absolute symlink in the root resolves inside it.
+        std::os::unix::fs::symlink("/keys", tmp.path().join("etc/pki")).unwrap();
+        std::fs::write(
+            tmp.path().join("etc/containers/policy.json"),
+            r#"{"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/etc/pki/k.gpg"}]}"#,
+        )
+        .unwrap();
+        let Loaded::Policy { file, policy } = load(&layout, &opts).unwrap() else {
+            panic!("no policy")
+        };
+        assert_eq!(file, tmp.path().join("etc/containers/policy.json"));
+        let reqs = keys_inside_root(&layout, &policy.default).unwrap();
+        let Requirement::SignedBy { keys, .. } = &reqs[0] else {
+            panic!("{reqs:?}")
+        };
+        let want = std::fs::canonicalize(tmp.path())
+            .unwrap()
+            .join("keys/k.gpg");
+        assert_eq!(keys, &[KeySource::Path(want)]);
+        let insecure = PolicyOptions {
+            insecure: true,
+            ..PolicyOptions::default()
+        };
+        assert!(matches!(
+            load(&layout, &insecure).unwrap(),
+            Loaded::Insecure
+        ));
+    }
+
+    #[test]
+    fn records_describe_themselves() {
+        assert_eq!(
+            TrustRecord::unchecked("none").describe(),
+            "not checked (no signature policy file)"
+        );
+        let r = TrustRecord {
+            policy: "/etc/containers/policy.json".into(),
+            scope: "default".into(),
+            verified: Verified {
+                requirements: vec!["signedBy".into()],
+                keys: vec!["ABCD".into()],
+                identities: vec!["quay.io/a:1".into()],
+            },
+        };
+        assert_eq!(
+            r.describe(),
+            "signedBy (policy /etc/containers/policy.json, scope default); keys ABCD; identities quay.io/a:1"
+        );
+    }
+}
