@@ -273,8 +273,18 @@ fn a_bad_policy_is_a_usage_error_naming_file_scope_and_key() {
         r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
     )
     .unwrap();
-    b.pull(&layout, &["--signature-policy", good.to_str().unwrap()])
-        .ok();
+    let r = b.run(&[
+        "pull",
+        "--signature-policy",
+        good.to_str().unwrap(),
+        &layout,
+    ]);
+    r.ok();
+    let want = format!(
+        "Trust:  insecureAcceptAnything (policy {}, scope default)",
+        good.display()
+    );
+    assert!(r.stdout.contains(&want), "{want:?} not in {:?}", r.stdout);
 }
 
 /// podman's shipped policy.json, with what berth does not read.

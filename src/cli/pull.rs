@@ -94,10 +94,11 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
             "Up to date:"
         };
         output::println(&format!(
-            "{verb} {} ({} layers, {fetched} fetched)\nDigest: {}",
+            "{verb} {} ({} layers, {fetched} fetched)\nDigest: {}\nTrust:  {}",
             outcome.reference,
             outcome.layers.len(),
-            outcome.digest
+            outcome.digest,
+            outcome.trust.describe()
         ))?;
     }
     Ok(())
