@@ -22,8 +22,8 @@ use crate::image::registry::{RegistryError, Remote, RemoteOptions};
 use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
-use crate::trust::source::{self as trust_source, Loaded, PolicyOptions, TrustRecord};
-use crate::trust::verify::{self, Subject};
+use crate::trust::check::PullPolicy;
+use crate::trust::source::{PolicyOptions, TrustRecord};
 use crate::{Error, ErrorKind};
 
 /// What to pull and how.
@@ -95,29 +95,7 @@ pub fn pull(
         Store::open(layout, true)?.ok_or_else(|| StoreError::Damaged("store missing".into()))?;
     let _lock = store.lock()?;
     clean_stale_tmp(&store);
-    let trust = Trust {
-        layout,
-        loaded: trust_source::load(layout, &req.policy)?,
-        opts: &req.policy,
-    };
-    match &trust.loaded {
-        Loaded::Insecure => tracing::warn!(
-            "--insecure-policy: {} is accepted without checking the signature policy",
-            req.input
-        ),
-        Loaded::Absent { looked } => tracing::info!(
-            "no signature policy ({}); {} is accepted unchecked",
-            looked
-                .iter()
-                .map(|p| layout.host(&p.to_string_lossy()).display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            req.input
-        ),
-        Loaded::Policy { file, .. } => {
-            tracing::info!("checking {} against {}", req.input, file.display())
-        }
-    }
+    let trust = PullPolicy::load(layout, &req.policy, &req.input)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -150,7 +128,7 @@ fn pull_one(
     r: &ImageRef,
     platform: &Platform,
     req: &PullRequest,
-    trust: &Trust<'_>,
+    trust: &PullPolicy<'_>,
     progress: &Arc<dyn Progress>,
 ) -> Result<PullOutcome, Error> {
     let shown = r.to_string();
@@ -234,71 +212,6 @@ fn pull_one(
         commit: commit.clone(),
     });
     Ok(outcome(r, &fetched, commit, &fetched_flags, record))
-}
-
-/// The policy of one pull.
-struct Trust<'a> {
-    layout: &'a Layout,
-    loaded: Loaded,
-    opts: &'a PolicyOptions,
-}
-
-impl Trust<'_> {
-    /// Checks the manifest `bytes` (digest `digest`) of `r` against the
-    /// policy's requirements for it plus the request's extra ones.
-    fn check(
-        &self,
-        r: &ImageRef,
-        shown: &str,
-        bytes: &[u8],
-        digest: &str,
-    ) -> Result<TrustRecord, Error> {
-        let (policy, scope, mut reqs): (String, String, Vec<_>) = match &self.loaded {
-            Loaded::Insecure => ("insecure-policy".to_string(), String::new(), Vec::new()),
-            Loaded::Absent { .. } => ("none".to_string(), String::new(), Vec::new()),
-            Loaded::Policy { file, policy } => {
-                let applied = policy.requirements_for(r);
-                (
-                    file.display().to_string(),
-                    applied.describe(),
-                    applied.requirements.to_vec(),
-                )
-            }
-        };
-        let scope = match (scope.is_empty(), self.opts.extra.is_empty()) {
-            (_, true) => scope,
-            (true, false) => "the manifest entry's verify key".to_string(),
-            (false, false) => format!("{scope}, plus the manifest entry's verify key"),
-        };
-        reqs.extend(self.opts.extra.iter().cloned());
-        if reqs.is_empty() {
-            return Ok(TrustRecord::unchecked(&policy));
-        }
-        let reqs = trust_source::keys_inside_root(self.layout, &reqs)?;
-        let subject = Subject {
-            reference: shown,
-            manifest_digest: digest,
-            manifest: bytes,
-        };
-        match verify::evaluate(&subject, &reqs) {
-            Ok(verified) => {
-                tracing::info!(
-                    "{shown}: accepted by {policy} ({scope}): {}",
-                    verified.requirements.join(", ")
-                );
-                Ok(TrustRecord {
-                    policy,
-                    scope,
-                    verified,
-                })
-            }
-            Err(refusal) => Err(Error::Trust {
-                policy,
-                scope,
-                refusal,
-            }),
-        }
-    }
 }
 
 /// Refuses layers whose blobs alone pass the caps (a blob holds at least

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+pub mod check;
 pub mod edit;
 pub mod pin;
 pub mod policy;
