@@ -150,6 +150,33 @@ fn a_reject_default_admits_only_the_allowed_scope() {
 }
 
 #[test]
+fn an_oci_scope_admits_layouts_below_its_directory() {
+    if !require_root() {
+        return;
+    }
+    let (layout, keep) = layout_one(&app("local"));
+    let (elsewhere, _keep2) = layout_one(&app("elsewhere"));
+    let b = Berth::new();
+    let dir = std::fs::canonicalize(keep.path()).unwrap();
+    write_policy(
+        &b,
+        &json!({
+            "default": [{"type": "reject"}],
+            "transports": {"oci": {dir.to_str().unwrap(): [{"type": "insecureAcceptAnything"}]}}
+        }),
+    );
+    let r = b.pull(&layout, &[]);
+    r.ok();
+    assert_eq!(
+        r.json()["trust"]["scope"],
+        format!("transports.oci {:?}", dir.to_str().unwrap())
+    );
+    b.pull(&elsewhere, &[])
+        .code(6)
+        .stderr_has(&[&elsewhere, "reject"]);
+}
+
+#[test]
 fn an_update_to_a_refused_image_keeps_the_old_deployment() {
     if !ready() {
         return;
