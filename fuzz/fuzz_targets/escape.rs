@@ -226,8 +226,8 @@ fn systemd_lines(text: &str) -> Vec<&str> {
 
 /// A tmpfiles.d line as systemd-tmpfiles reads it: up to six words
 /// (`extract_first_word` with quotes; a `\` takes the next character as is),
-/// then the rest of the line, C-unescaped (only `\\` matters here; other
-/// escapes are kept as written on both sides). `None`: a line it refuses.
+/// then the rest of the line, C-unescaped (only `\\` and berth's `\x20`
+/// matter here; other escapes are kept as written on both sides). `None`: a line it refuses.
 #[derive(Debug, PartialEq)]
 struct TmpfilesLine {
     words: Vec<String>,
@@ -274,6 +274,15 @@ fn tmpfiles_line(line: &str) -> Option<TmpfilesLine> {
                 // systemd-tmpfiles C-unescapes the argument strictly: an
                 // unknown escape such as `\%` fails the whole line.
                 Some(other) if !"abfnrtvs\"'xuU01234567".contains(other) => return None,
+                // berth writes a space in an argument as `\x20`.
+                Some('x') if chars.peek() == Some(&'2') => {
+                    chars.next();
+                    match chars.next() {
+                        Some('0') => argument.push(' '),
+                        Some(d) => argument.extend(['\\', 'x', '2', d]),
+                        None => return None,
+                    }
+                }
                 Some(other) => {
                     argument.push('\\');
                     argument.push(other);
@@ -314,11 +323,9 @@ fn check_tmpfiles(got: &str, reference: &str, value: &str) {
             assert_eq!(gw, &expected(rw, value), "{got:?} vs {reference:?}");
         }
         let want = expected(&r.argument, value);
-        assert_eq!(
-            g.argument,
-            want.trim_matches(is_space),
-            "{got:?} vs {reference:?}"
-        );
+        // The value's spaces are escaped: neither end of the argument
+        // trims them.
+        assert_eq!(g.argument, want, "{got:?} vs {reference:?}");
     }
 }
 

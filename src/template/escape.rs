@@ -25,7 +25,9 @@
 //!   tab is quoted (`" "`: a `\ ` at the line's end would lose its blank to
 //!   the line's stripping) and `"`, `'`, `\` and `#` get a `\` before them;
 //!   the rest of the line is the argument, which systemd-tmpfiles
-//!   C-unescapes, so there `\` becomes `\\`. A placeholder right after a
+//!   C-unescapes, so there `\` becomes `\\` and a space `\x20`
+//!   (spaces ending the line would otherwise be trimmed with the line's
+//!   trailing blanks). A placeholder right after a
 //!   template's `\` or an unpaired `%` is refused (the template's escape or
 //!   specifier would take the value's first character). Lines end at `\n`,
 //!   `\r` or NUL. Comment text is copied as is. An empty value inserted as a
@@ -370,6 +372,9 @@ impl TmpfilesLexer {
                     out.push(c);
                 }
                 '\\' => out.push_str("\\\\"),
+                // The argument is C-unescaped; an escaped blank is never
+                // trimmed with the line's trailing blanks.
+                ' ' => out.push_str("\\x20"),
                 c => out.push(c),
             }
         }
@@ -705,12 +710,12 @@ mod tests {
             (
                 "L /l - - - - /t/$V\n",
                 "a b\\c%",
-                "L /l - - - - /t/a b\\\\c%%\n",
+                "L /l - - - - /t/a\\x20b\\\\c%%\n",
             ),
             (
                 "L '/a b' - - - - /t/$V\n",
                 "x y",
-                "L '/a b' - - - - /t/x y\n",
+                "L '/a b' - - - - /t/x\\x20y\n",
             ),
             ("# d $V\nd /x/$V\n", "a b", "# d a b\nd /x/a\" \"b\n"),
         ];
@@ -738,6 +743,13 @@ mod tests {
         let t = |line: &str, v: &str| render_one(line, &[("V", v)], FileKind::Tmpfiles);
         // A trailing blank survives the line's stripping.
         assert_eq!(t("d /x/$V\n", "a ").unwrap(), "d /x/a\" \"\n");
+        // Blanks ending an argument are not trimmed with the line's
+        // (fuzz/findings/escape-open-trailing-escaped-blank); checked with
+        // systemd-tmpfiles 252: `f /out - - - - a\x20\x20` writes "a  ".
+        assert_eq!(
+            t("f /x - - - - a$V\n", "  ").unwrap(),
+            "f /x - - - - a\\x20\\x20\n"
+        );
         // `\r` and NUL end lines: the value starts a new line's first field.
         assert_eq!(
             t("d /a - - - - x\r$V /b\n", "L /e").unwrap(),
