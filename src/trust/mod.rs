@@ -10,6 +10,8 @@
 
 use std::path::PathBuf;
 
+pub mod identity;
+pub mod payload;
 pub mod verify;
 
 /// Where a public key comes from.
