@@ -10,8 +10,13 @@
 
 use std::path::PathBuf;
 
+pub mod cosign;
+pub mod gpg;
 pub mod identity;
+pub mod lookaside;
 pub mod payload;
+pub mod registries_d;
+pub mod source;
 pub mod verify;
 
 /// Where a public key comes from.
