@@ -34,7 +34,7 @@ use berth::image::regconf::RegistriesConf;
 use berth::image::registry::{Remote, RemoteOptions};
 use berth::trust::cosign::{SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE};
 use berth::trust::registries_d::RegistriesD;
-use berth::trust::source::RegistrySignatures;
+use berth::trust::signatures::RegistrySignatures;
 use berth::trust::verify::{evaluate, Subject, TrustError, Verified};
 use berth::trust::{KeySource, KeyType, Requirement, SignedIdentity};
 use berth::ErrorKind;

@@ -16,7 +16,7 @@ pub mod identity;
 pub mod lookaside;
 pub mod payload;
 pub mod registries_d;
-pub mod source;
+pub mod signatures;
 pub mod verify;
 
 /// Where a public key comes from.

@@ -13,7 +13,7 @@ use super::cosign::PublicKey;
 use super::gpg::{GpgError, KeyBlob, Keyring};
 use super::identity;
 use super::payload::{self, Format};
-use super::source::{Kind, SignatureSource, SourceError};
+use super::signatures::{Kind, SignatureSource, SourceError};
 use super::{KeySource, Requirement, SignedIdentity};
 use crate::ErrorKind;
 
@@ -363,7 +363,7 @@ fn sigstore_signed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trust::source::{CosignSignature, FixedSignatures};
+    use crate::trust::signatures::{CosignSignature, FixedSignatures};
 
     // Made with `openssl ecparam -genkey -name prime256v1` and
     // `openssl dgst -sha256 -sign`, over PAYLOAD, which signs MANIFEST.
