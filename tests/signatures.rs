@@ -33,7 +33,6 @@ use berth::image::reference::ImageRef;
 use berth::image::regconf::RegistriesConf;
 use berth::image::registry::{Remote, RemoteOptions};
 use berth::trust::cosign::{SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE};
-use berth::trust::registries_d::RegistriesD;
 use berth::trust::signatures::RegistrySignatures;
 use berth::trust::verify::{evaluate, Subject, TrustError, Verified};
 use berth::trust::{KeySource, KeyType, Requirement, SignedIdentity};
@@ -407,18 +406,8 @@ fn check(root: &Path, reference: &str, reqs: &[Requirement]) -> Result<Verified,
     let (manifest, digest, _) = rt
         .block_on(remote.fetch_manifest(reference, rr.tag_or_digest(), &Platform::host()))
         .unwrap();
-    let config = RegistriesD::load(root, None)
-        .unwrap()
-        .signature_config(reference);
-    let signatures = RegistrySignatures {
-        rt: &rt,
-        remote: &remote,
-        root: root.to_path_buf(),
-        config,
-        image: reference.to_string(),
-        repository: rr.repository.clone(),
-        manifest_digest: digest.clone(),
-    };
+    let signatures =
+        RegistrySignatures::for_image(&rt, &remote, root, None, &rr, reference, &digest).unwrap();
     evaluate(
         &Subject {
             reference,

@@ -8,11 +8,12 @@
 //! the registry's `sha256-….sig` tag when `use-sigstore-attachments` is on.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::cosign;
 use super::lookaside::{self, Base, LookasideError, MAX_SIGNATURES, MAX_SIGNATURE_SIZE};
-use super::registries_d::SignatureConfig;
+use super::registries_d::{RegistriesD, RegistriesDError, SignatureConfig};
+use crate::image::reference::RegistryRef;
 use crate::image::registry::{RegistryError, Remote};
 use crate::ErrorKind;
 
@@ -125,6 +126,32 @@ impl fmt::Debug for RegistrySignatures<'_> {
             .field("image", &self.image)
             .field("manifest_digest", &self.manifest_digest)
             .finish()
+    }
+}
+
+impl<'a> RegistrySignatures<'a> {
+    /// The source for `r` (pulled as `shown`, manifest `manifest_digest`),
+    /// configured by the registries.d that [`RegistriesD::load`] finds for
+    /// `root` and `home`.
+    pub fn for_image(
+        rt: &'a tokio::runtime::Runtime,
+        remote: &'a Remote,
+        root: &Path,
+        home: Option<&Path>,
+        r: &RegistryRef,
+        shown: &str,
+        manifest_digest: &str,
+    ) -> Result<RegistrySignatures<'a>, RegistriesDError> {
+        let config = RegistriesD::load(root, home)?.signature_config(shown);
+        Ok(RegistrySignatures {
+            rt,
+            remote,
+            root: root.to_path_buf(),
+            config,
+            image: shown.to_string(),
+            repository: r.repository.clone(),
+            manifest_digest: manifest_digest.to_string(),
+        })
     }
 }
 
