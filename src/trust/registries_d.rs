@@ -304,6 +304,38 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // the test's own temp dirs
+    fn a_root_reads_its_own_directory_and_only_yaml_files() {
+        let root = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let sys = root.path().join(SYSTEM_DIR);
+        let user = home.path().join(USER_DIR);
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::create_dir_all(&user).unwrap();
+        std::fs::write(
+            sys.join("a.yaml"),
+            "default-docker:\n  lookaside: file:///sys\n",
+        )
+        .unwrap();
+        std::fs::write(
+            user.join("a.yaml"),
+            "default-docker:\n  lookaside: file:///user\n",
+        )
+        .unwrap();
+        std::fs::write(sys.join("ignored.yml"), "not: [yaml").unwrap();
+        let with_root = RegistriesD::load(root.path(), Some(home.path())).unwrap();
+        assert_eq!(
+            with_root.signature_config("r.example/a:1").lookaside,
+            "file:///sys"
+        );
+        let user_conf = RegistriesD::load_dir(&user).unwrap();
+        assert_eq!(
+            user_conf.signature_config("r.example/a:1").lookaside,
+            "file:///user"
+        );
+    }
+
+    #[test]
     fn a_scope_in_two_files_is_an_error() {
         let e = conf(&[
             "docker:\n  r.example:\n    lookaside: file:///a\n",
