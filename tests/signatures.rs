@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use berth::image::manifest::Platform;
 use berth::image::reference::ImageRef;
-use berth::image::regconf::RegistriesConf;
+use berth::image::regconf::{Credentials, RegistriesConf};
 use berth::image::registry::{Remote, RemoteOptions};
 use berth::trust::cosign::{SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE};
 use berth::trust::signatures::RegistrySignatures;
@@ -133,6 +133,7 @@ struct World {
     no_attach_root: PathBuf,
     trusted: GpgKey,
     other: GpgKey,
+    cosign_priv: PathBuf,
     cosign_pub: PathBuf,
     cosign_other_pub: PathBuf,
     _dir: tempfile::TempDir,
@@ -214,9 +215,8 @@ fn openssl_sign(dir: &Path, private: &Path, payload: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(out.stdout)
 }
 
-/// Pushes the `.sig` tag for `digest` in `repo` with one signature layer per
-/// `(payload, signature)`.
-fn push_cosign(reg: &Registry, repo: &str, digest: &str, sigs: &[(Vec<u8>, String)]) {
+/// The `.sig` manifest cosign writes for `(payload, signature)` pairs.
+fn sig_manifest(sigs: &[(Vec<u8>, String)]) -> Built {
     let config =
         br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
             .to_vec();
@@ -238,7 +238,7 @@ fn push_cosign(reg: &Registry, repo: &str, digest: &str, sigs: &[(Vec<u8>, Strin
         .collect();
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "mediaType": OCI_MANIFEST,
         "config": {
             "mediaType": "application/vnd.oci.image.config.v1+json",
             "size": config.len(),
@@ -247,16 +247,27 @@ fn push_cosign(reg: &Registry, repo: &str, digest: &str, sigs: &[(Vec<u8>, Strin
         "layers": descriptors,
     }))
     .unwrap();
-    let built = Built {
+    Built {
         digest: digest_of(&manifest),
         manifest,
-        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        media_type: OCI_MANIFEST.into(),
         config_digest: digest_of(&config),
         config,
         layers,
-    };
-    let tag = format!("sha256-{}.sig", digest.strip_prefix("sha256:").unwrap());
-    push_raw(reg, repo, &tag, &built);
+    }
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The tag cosign attaches `digest`'s signatures under.
+fn sig_tag(digest: &str) -> String {
+    format!("sha256-{}.sig", digest.strip_prefix("sha256:").unwrap())
+}
+
+/// Pushes the `.sig` tag for `digest` in `repo` with one signature layer per
+/// `(payload, signature)`, over plain HTTP.
+fn push_cosign(reg: &Registry, repo: &str, digest: &str, sigs: &[(Vec<u8>, String)]) {
+    push_raw(reg, repo, &sig_tag(digest), &sig_manifest(sigs));
 }
 
 /// Serves `dir` over HTTP on 127.0.0.1 (GET only; 404 when absent) from a
@@ -358,6 +369,7 @@ fn world() -> &'static World {
             no_attach_root,
             trusted,
             other,
+            cosign_priv,
             cosign_pub,
             cosign_other_pub,
             _dir: dir,
@@ -398,11 +410,21 @@ fn options() -> RemoteOptions {
 /// Pulls the manifest of `reference` and evaluates `reqs`, signatures found
 /// through `root`'s registries.d, as a pull does.
 fn check(root: &Path, reference: &str, reqs: &[Requirement]) -> Result<Verified, TrustError> {
+    check_with(root, reference, reqs, &options())
+}
+
+/// [`check`] with the given registry options (credentials, CAs).
+fn check_with(
+    root: &Path,
+    reference: &str,
+    reqs: &[Requirement],
+    opts: &RemoteOptions,
+) -> Result<Verified, TrustError> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ImageRef::Registry(rr) = reference.parse::<ImageRef>().unwrap() else {
         panic!("{reference} is not a registry reference")
     };
-    let mut remote = Remote::new(&rr, &options(), &RegistriesConf::default()).unwrap();
+    let mut remote = Remote::new(&rr, opts, &RegistriesConf::default()).unwrap();
     let (manifest, digest, _) = rt
         .block_on(remote.fetch_manifest(reference, rr.tag_or_digest(), &Platform::host()))
         .unwrap();
@@ -709,4 +731,52 @@ fn sigstore_keyless_is_refused_offline() {
         check(&w.root, &reference, &keyless),
         "cannot be checked offline",
     );
+}
+
+#[test]
+fn sigstore_attachments_are_read_with_the_pulls_credentials_and_ca() {
+    if !ready() || !common::require("htpasswd") {
+        return;
+    }
+    let w = world();
+    let reg = Registry::tls_htpasswd("siguser", "sig-pass");
+    let dir = common::tempdir();
+    let path = dir.path().join("layout");
+    let mut layout = OciLayout::create(&path);
+    let layer = Layer::new()
+        .file("etc/content", b"private", 0o644)
+        .build(Compression::Gzip);
+    let image = layout.add_image("t", &Image::new(vec![layer]));
+    let reference = push(&path, "t", &reg, "private:t");
+    let payload = cosign_payload(&image.digest, &reference);
+    let sig = openssl_sign(dir.path(), &w.cosign_priv, &payload);
+    let sigs = sig_manifest(&[(payload, sig)]);
+    for b in &sigs.layers {
+        layout.write_blob(&b.bytes);
+    }
+    layout.write_blob(&sigs.config);
+    layout.write_blob(&sigs.manifest);
+    let tag = sig_tag(&image.digest);
+    layout.tag(&tag, &sigs.digest, sigs.manifest.len(), OCI_MANIFEST);
+    push(&path, &tag, &reg, &format!("private:{tag}"));
+
+    let root = dir.path().join("root");
+    registries_d(
+        &root,
+        &format!(
+            "docker:\n  {}:\n    use-sigstore-attachments: true\n",
+            reg.addr()
+        ),
+    );
+    let tls = reg.tls().unwrap();
+    let opts = RemoteOptions {
+        creds: Some(Credentials {
+            username: tls.user.clone(),
+            password: tls.pass.clone(),
+        }),
+        cert_dir: Some(tls.cert_dir.clone()),
+        ..RemoteOptions::default()
+    };
+    let v = check_with(&root, &reference, &sigstore(&w.cosign_pub), &opts).unwrap();
+    assert_eq!(v.identities, [reference.as_str()]);
 }
