@@ -97,6 +97,9 @@ pub enum Error {
     /// The signature policy could not be read or is invalid.
     #[error(transparent)]
     Policy(#[from] crate::trust::policy::PolicyError),
+    /// A registries.d file (where signatures live) could not be used.
+    #[error(transparent)]
+    RegistriesD(#[from] crate::trust::registries_d::RegistriesDError),
     /// The signature policy refused the image.
     #[error("{refusal} (policy {policy}, scope {scope}); nothing of the image was stored")]
     Trust {
@@ -135,7 +138,10 @@ impl Error {
             Error::RunOnce(e) => e.kind(),
             Error::Root(e) => e.kind(),
             Error::Manifest(_) | Error::Layout(_) | Error::Policy(_) => ErrorKind::Usage,
-            Error::Trust { .. } => ErrorKind::Integrity,
+            Error::RegistriesD(_) => ErrorKind::Usage,
+            // A refusal is 6; an unreadable key 2; a lookaside that could
+            // not be read says why (network, auth…).
+            Error::Trust { refusal, .. } => refusal.kind(),
             Error::InEntry { source, .. } => source.kind(),
         }
     }

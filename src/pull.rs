@@ -23,6 +23,7 @@ use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
 use crate::trust::check::PullPolicy;
+use crate::trust::signatures::{FixedSignatures, RegistrySignatures, SignatureSource};
 use crate::trust::source::{PolicyOptions, TrustRecord};
 use crate::{Error, ErrorKind};
 
@@ -151,7 +152,19 @@ fn pull_one(
             }
             // The manifest is what is signed: check it before anything of
             // the image is fetched or stored.
-            let record = trust.check(r, &shown, &bytes, &digest)?;
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
+                Ok(Box::new(RegistrySignatures::for_image(
+                    rt,
+                    &remote,
+                    store.layout().root(),
+                    home.as_deref(),
+                    rr,
+                    &shown,
+                    &digest,
+                )?))
+            };
+            let record = trust.check(r, &shown, &bytes, &digest, &open_signatures)?;
             if let Some(old) = &existing {
                 if old.digest == digest && layers_present(store, &old.layers)? {
                     return Ok(unchanged(r, old, record));
@@ -168,8 +181,16 @@ fn pull_one(
         }
         _ => {
             let (local, fetched) = archive::resolve(r, platform)?;
-            let record =
-                trust.check(r, &shown, &fetched.manifest_bytes, &fetched.manifest_digest)?;
+            let record = trust.check(
+                r,
+                &shown,
+                &fetched.manifest_bytes,
+                &fetched.manifest_digest,
+                &|| {
+                    // An oci: layout or archive carries no signatures.
+                    Ok(Box::new(FixedSignatures::default()))
+                },
+            )?;
             if let Some(old) = &existing {
                 if old.digest == fetched.manifest_digest && layers_present(store, &old.layers)? {
                     return Ok(unchanged(r, old, record));

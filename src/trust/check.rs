@@ -2,8 +2,10 @@
 //! reference, plus a manifest entry's key, evaluated on the manifest before
 //! anything of the image is fetched or stored.
 
+use super::signatures::{FixedSignatures, SignatureSource};
 use super::source::{self as trust_source, Loaded, PolicyOptions, TrustRecord};
 use super::verify::{self, Subject};
+use super::Requirement;
 use crate::image::reference::ImageRef;
 use crate::layout::Layout;
 use crate::Error;
@@ -18,12 +20,16 @@ pub struct PullPolicy<'a> {
 impl PullPolicy<'_> {
     /// Checks the manifest `bytes` (digest `digest`) of `r` against the
     /// policy's requirements for it plus the request's extra ones.
-    pub fn check(
+    /// `signatures` opens the image's signature source; it is called only
+    /// when a requirement needs signatures, so a pull that needs none never
+    /// reads registries.d.
+    pub fn check<'s>(
         &self,
         r: &ImageRef,
         shown: &str,
         bytes: &[u8],
         digest: &str,
+        signatures: &dyn Fn() -> Result<Box<dyn SignatureSource + 's>, Error>,
     ) -> Result<TrustRecord, Error> {
         let (policy, scope, mut reqs): (String, String, Vec<_>) = match &self.loaded {
             Loaded::Insecure => ("insecure-policy".to_string(), String::new(), Vec::new()),
@@ -47,10 +53,22 @@ impl PullPolicy<'_> {
             return Ok(TrustRecord::unchecked(&policy));
         }
         let reqs = trust_source::keys_inside_root(self.layout, &reqs)?;
+        let needs_signatures = reqs.iter().any(|r| {
+            matches!(
+                r,
+                Requirement::SignedBy { .. } | Requirement::SigstoreSigned { .. }
+            )
+        });
+        let source: Box<dyn SignatureSource + 's> = if needs_signatures {
+            signatures()?
+        } else {
+            Box::new(FixedSignatures::default())
+        };
         let subject = Subject {
             reference: shown,
             manifest_digest: digest,
             manifest: bytes,
+            signatures: source.as_ref(),
         };
         match verify::evaluate(&subject, &reqs) {
             Ok(verified) => {
