@@ -432,11 +432,13 @@ fn update_all_checks_every_container() {
     let v1 = format!("{src}:v1");
     std::fs::create_dir_all(b.root().join("usr/bin")).unwrap();
     b.run(&["install", "--name", "a", &v1]).ok();
-    // Nothing moved: every container is up to date.
+    // Nothing moved: every container is up to date. One group per
+    // unrelated container.
     let r = b.json(&["update", "--all"]);
-    let rows = r.as_array().unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["changed"], false);
+    let groups = r.as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["group"], serde_json::json!(["a"]));
+    assert_eq!(groups[0]["results"][0]["changed"], false);
     b.run(&["update", "--all", "--set", "X=1"]).code(2);
     b.run(&["update"]).code(2);
 }

@@ -59,6 +59,10 @@ fn fail(e: RuntimeError, context: &str) -> i32 {
 }
 
 fn main() {
+    // A health check this berth-run started (see runtime::health::probe).
+    if let Some(code) = berth::runtime::health::probe::main_if_requested() {
+        std::process::exit(code);
+    }
     let o = Opt::parse();
     init_logging(&o);
     let layout = match Layout::from_flags(o.user, &o.root) {

@@ -1,4 +1,4 @@
-//! `berth install`, `uninstall`, `update`, `rollback`, `status`, `list`.
+//! `berth install`, `uninstall`, `rollback`, `status`, `list`.
 
 use std::sync::Arc;
 
@@ -6,13 +6,12 @@ use anyhow::Context;
 use clap::Args;
 
 use super::config::{LimitArgs, PolicyArgs};
+use super::health::HealthArgs;
 use super::output::{self, Renderer};
-use super::plan_view::{
-    display, footprint_section, print_footprint, print_growth, print_mode_changes,
-};
+use super::plan_view::{display, footprint_section, print_footprint, print_mode_changes};
 use super::GlobalOpts;
 use crate::deploy::shared::HostfsAction;
-use crate::deploy::{self, InstallRequest, UpdateRequest};
+use crate::deploy::{self, InstallRequest};
 use crate::layout::Layout;
 use crate::systemd::manager::{self, Manager};
 
@@ -49,6 +48,8 @@ pub struct InstallArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub health: HealthArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -61,43 +62,6 @@ pub struct InstallArgs {
 pub struct UninstallArgs {
     /// The container.
     pub name: String,
-}
-
-/// Update a container: re-pull its image (or --image), deploy it into the
-/// other slot with the previous values overlaid by --set, switch, and
-/// restart the service if it was running (switching back if that fails).
-#[derive(Debug, Args)]
-pub struct UpdateArgs {
-    /// The container.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
-    pub name: Option<String>,
-    /// Update every installed container (re-pull each image; a failure of
-    /// one does not stop the others; exits non-zero if any failed).
-    #[arg(long, conflicts_with_all = ["image", "set", "display"])]
-    pub all: bool,
-    /// Switch to this image instead of re-pulling the installed reference.
-    #[arg(long, value_name = "IMAGE")]
-    pub image: Option<String>,
-    /// Set a template variable; repeatable.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// Print every file and action; change nothing.
-    #[arg(long)]
-    pub display: bool,
-    /// Allow the update to grow the container's host footprint: new host
-    /// paths, capabilities, binds, host namespaces, tmpfiles lines on host
-    /// paths, host commands. Without it such an update is refused (exit 4)
-    /// and `status` shows it waiting; `--all` never allows it.
-    #[arg(long, conflicts_with = "all")]
-    pub accept_footprint: bool,
-    /// Change how hostfs modes reach the host (`safe` or `as-image`; see
-    /// `install`); default: as the container was installed.
-    #[arg(long, value_name = "MODES", value_parser = ["safe", "as-image"])]
-    pub hostfs_modes: Option<String>,
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    #[command(flatten)]
-    pub policy: PolicyArgs,
 }
 
 /// Switch a container back to its previous deployment (units, tmpfiles,
@@ -119,11 +83,11 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {}
 
-fn connect(layout: &Layout) -> anyhow::Result<Box<dyn Manager>> {
+pub(super) fn connect(layout: &Layout) -> anyhow::Result<Box<dyn Manager>> {
     manager::connect(layout).context("connecting to systemd")
 }
 
-fn berth_exe(layout: &Layout) -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn berth_exe(layout: &Layout) -> anyhow::Result<std::path::PathBuf> {
     let exe = std::env::current_exe().context("finding the berth executable")?;
     Ok(deploy::berth_for_root(layout, &exe))
 }
@@ -143,6 +107,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user)?,
         policy: a.policy.options(),
+        health: a.health.overrides(),
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -246,105 +211,6 @@ pub fn uninstall(g: &GlobalOpts, a: &UninstallArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `berth update`.
-pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
-    let layout = g.layout()?;
-    let names: Vec<String> = match &a.name {
-        Some(n) => vec![n.clone()],
-        None => {
-            deploy::recover_if_needed(&layout)?;
-            let m = connect(&layout)?;
-            deploy::list(&layout, m.as_ref())
-                .into_iter()
-                .map(|l| l.name)
-                .collect()
-        }
-    };
-    let mut results = Vec::new();
-    let mut failed: Option<anyhow::Error> = None;
-    for name in names {
-        match update_one(g, &layout, a, &name) {
-            Ok(r) => results.push(r),
-            Err(e) if a.all => {
-                eprintln!("error: {e:#}");
-                failed = Some(e);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if g.json {
-        match (a.all, results.first()) {
-            (false, Some(r)) => output::print_json(r)?,
-            _ => output::print_json(&results)?,
-        }
-    } else {
-        for r in &results {
-            if let Some(growth) = &r.footprint_growth {
-                print_growth(&r.name, growth, !a.display);
-            }
-        }
-        let mut out = String::new();
-        for r in &results {
-            let line = match (&r.plan, a.display, r.changed) {
-                (_, _, false) => format!("{} is up to date ({})", r.name, r.to_digest),
-                (Some(plan), true, _) => display(&layout, plan, "update"),
-                _ => switched("Updated", r),
-            };
-            out.push_str(&line);
-            out.push('\n');
-        }
-        if !out.is_empty() {
-            output::println(out.trim_end())?;
-        }
-    }
-    match failed {
-        Some(e) => Err(e.context("some containers were not updated")),
-        None => Ok(()),
-    }
-}
-
-fn update_one(
-    g: &GlobalOpts,
-    layout: &Layout,
-    a: &UpdateArgs,
-    name: &str,
-) -> anyhow::Result<deploy::update::Updated> {
-    let req = UpdateRequest {
-        name: name.to_string(),
-        image: a.image.clone(),
-        set: a.set.clone(),
-        runtime: g.runtime.clone(),
-        berth: berth_exe(layout)?,
-        display: a.display,
-        refresh: true,
-        reset_values: false,
-        accept_footprint: a.accept_footprint,
-        hostfs_modes: a
-            .hostfs_modes
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
-        limits: a.limits.resolve(g.user)?,
-        policy: a.policy.options(),
-    };
-    let renderer = Arc::new(Renderer::new(g));
-    let m = connect(layout)?;
-    let r = deploy::update(layout, &req, m.as_ref(), renderer.clone())
-        .with_context(|| format!("updating {name}"))?;
-    renderer.finish();
-    if let Some(p) = &r.plan {
-        print_mode_changes(p);
-    }
-    for k in &r.kept {
-        eprintln!("warning: kept {k}");
-    }
-    for s in &r.shared {
-        eprintln!("{s}");
-    }
-    Ok(r)
-}
-
 /// Runs `berth rollback`.
 pub fn rollback(g: &GlobalOpts, a: &RollbackArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
@@ -362,7 +228,7 @@ pub fn rollback(g: &GlobalOpts, a: &RollbackArgs) -> anyhow::Result<()> {
 }
 
 /// `VERB NAME from SLOT (DIGEST) to SLOT (DIGEST)[; restarted]`.
-fn switched(verb: &str, r: &deploy::update::Updated) -> String {
+pub(super) fn switched(verb: &str, r: &deploy::update::Updated) -> String {
     format!(
         "{verb} {} from {} ({}) to {} ({}){}",
         r.name,
@@ -400,6 +266,10 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     for u in &s.units {
         out.push_str(&format!("\nunit {}: {}", u.unit, u.state));
     }
+    if let Some(h) = &s.health {
+        out.push('\n');
+        out.push_str(&output::health_line(h));
+    }
     out.push_str("\nvalues:");
     for (k, v) in s.values.iter() {
         let value = output::escape_controls(&v.value);
@@ -415,6 +285,12 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     }
     out.push('\n');
     out.push_str(&footprint_section(&s.footprint));
+    if let Some(l) = &s.last_update {
+        for line in l.describe(&s.name).lines() {
+            out.push('\n');
+            out.push_str(&output::escape_controls(line));
+        }
+    }
     if let Some(w) = &s.update_waits {
         for l in w.describe().lines() {
             out.push('\n');
@@ -441,14 +317,19 @@ pub fn list(g: &GlobalOpts, _a: &ListArgs) -> anyhow::Result<()> {
         return output::print_json(&rows);
     }
     let mut out = format!(
-        "{:<20} {:<40} {:<20} {:<16} STATE",
-        "NAME", "IMAGE", "DIGEST", "DEPLOYMENT"
+        "{:<20} {:<40} {:<20} {:<16} {:<12} HEALTH",
+        "NAME", "IMAGE", "DIGEST", "DEPLOYMENT", "STATE"
     );
     for r in rows {
         let digest: String = r.digest.chars().take(19).collect();
         out.push_str(&format!(
-            "\n{:<20} {:<40} {:<20} {:<16} {}",
-            r.name, r.image, digest, r.deployment, r.state
+            "\n{:<20} {:<40} {:<20} {:<16} {:<12} {}",
+            r.name,
+            r.image,
+            digest,
+            r.deployment,
+            r.state,
+            output::health_word(r.health)
         ));
     }
     output::println(&out)?;

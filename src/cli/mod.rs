@@ -7,6 +7,7 @@
 mod apply;
 mod config;
 mod generate;
+mod health;
 mod images;
 mod install;
 mod output;
@@ -15,6 +16,7 @@ mod pull;
 mod run;
 mod run_once;
 mod trust;
+mod update;
 
 use std::path::PathBuf;
 
@@ -111,7 +113,7 @@ pub enum Command {
     /// Remove an installed container (the image stays).
     Uninstall(install::UninstallArgs),
     /// Update a container to a newer image or new values (keeps the previous deployment).
-    Update(install::UpdateArgs),
+    Update(update::UpdateArgs),
     /// Switch a container back to its previous deployment.
     Rollback(install::RollbackArgs),
     /// Show a container: deployment, values, files, units, journal.
@@ -182,7 +184,7 @@ pub fn main() -> i32 {
         Command::RunOnce(a) => return run_once::run(&opt.global, a),
         Command::Install(a) => install::install(&opt.global, a),
         Command::Uninstall(a) => install::uninstall(&opt.global, a),
-        Command::Update(a) => install::update(&opt.global, a),
+        Command::Update(a) => update::update(&opt.global, a),
         Command::Rollback(a) => install::rollback(&opt.global, a),
         Command::Status(a) => install::status(&opt.global, a),
         Command::List(a) => install::list(&opt.global, a),
@@ -259,5 +261,29 @@ mod tests {
         assert_eq!(o.global.root, PathBuf::from("/tmp/x"));
         let o = Opt::try_parse_from(["berth", "-vv", "images", "--json"]).unwrap();
         assert_eq!(o.global.verbose, 2);
+    }
+
+    #[test]
+    fn parses_update_groups_and_soak() {
+        let update = |argv: &[&str]| match Opt::try_parse_from(argv).map(|o| o.command) {
+            Ok(Command::Update(a)) => Ok(a),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        let a = update(&["berth", "update", "c", "b", "a"]).unwrap();
+        assert_eq!(a.names, ["c", "b", "a"]);
+        assert_eq!(a.soak, std::time::Duration::from_secs(10));
+        let a = update(&["berth", "update", "--all", "--soak", "0"]).unwrap();
+        assert!(a.all && a.names.is_empty() && a.soak.is_zero());
+        let a = update(&["berth", "update", "x", "--soak", "1m 30s"]).unwrap();
+        assert_eq!(a.soak, std::time::Duration::from_secs(90));
+        assert_eq!(
+            update(&["berth", "update", "x", "--soak", "soon"]).err(),
+            Some(clap::error::ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            update(&["berth", "update", "--all", "x"]).err(),
+            Some(clap::error::ErrorKind::ArgumentConflict)
+        );
     }
 }

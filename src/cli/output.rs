@@ -47,6 +47,52 @@ fn escape(s: &str, keep_lines: bool) -> String {
     out
 }
 
+/// The `health:` line of `berth status`: where the check stands and the
+/// last check's time, exit and output (escaped, on one line).
+pub fn health_line(h: &crate::deploy::status::Health) -> String {
+    use crate::runtime::health::Command;
+    let cmd = match &h.check.command {
+        Command::Exec(argv) => argv.join(" "),
+        Command::Shell(s) => s.clone(),
+    };
+    let every = humantime::format_duration(h.check.interval);
+    let Some(state) = &h.state else {
+        return format!(
+            "health: not running (checks `{}` every {every})",
+            escape_controls(&cmd)
+        );
+    };
+    let mut line = format!("health: {}", health_word(Some(state.status)));
+    if state.failing_streak > 0 {
+        line.push_str(&format!(" ({} failing)", state.failing_streak));
+    }
+    match &state.last {
+        None => line.push_str(&format!("; no check yet (every {every})")),
+        Some(c) => {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.at);
+            let exit = c.exit.map_or("none".to_string(), |e| e.to_string());
+            let output = escape_controls(c.output.trim_end());
+            line.push_str(&format!(
+                "; last check {}, exit {exit}: {output}",
+                humantime::format_rfc3339_seconds(at)
+            ));
+        }
+    }
+    line
+}
+
+/// The HEALTH cell of `berth list`: `starting`, `healthy`, `unhealthy`, or
+/// `-` without a running check.
+pub fn health_word(s: Option<crate::runtime::health::Status>) -> &'static str {
+    use crate::runtime::health::Status;
+    match s {
+        None => "-",
+        Some(Status::Starting) => "starting",
+        Some(Status::Healthy) => "healthy",
+        Some(Status::Unhealthy) => "unhealthy",
+    }
+}
+
 /// Prints one line to stdout.
 pub fn println(s: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -206,6 +252,41 @@ impl Progress for Renderer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_is_one_escaped_line() {
+        use crate::deploy::status::Health;
+        use crate::runtime::health::{Check, Command, Config, State, Status};
+        let check = Config {
+            command: Command::Shell("curl -f x".into()),
+            interval: std::time::Duration::from_secs(30),
+            timeout: std::time::Duration::from_secs(5),
+            start_period: std::time::Duration::ZERO,
+            retries: 3,
+        };
+        let mut h = Health { check, state: None };
+        assert_eq!(
+            health_line(&h),
+            "health: not running (checks `curl -f x` every 30s)"
+        );
+        h.state = Some(State {
+            status: Status::Healthy,
+            failing_streak: 1,
+            checks: 4,
+            last: Some(Check {
+                at: 1_796_360_000,
+                exit: Some(7),
+                output: "no\n\x1b[2Jroute\n".into(),
+            }),
+        });
+        assert_eq!(
+            health_line(&h),
+            "health: healthy (1 failing); last check 2026-12-04T04:53:20Z, exit 7: \
+             no\\x0a\\x1b[2Jroute"
+        );
+        assert_eq!(health_word(None), "-");
+        assert_eq!(health_word(Some(Status::Unhealthy)), "unhealthy");
+    }
 
     #[test]
     fn controls_are_escaped_and_the_rest_kept() {

@@ -50,6 +50,8 @@ pub struct InstallRequest {
     pub limits: Limits,
     /// The signature policy a pull applies.
     pub policy: PolicyOptions,
+    /// The operator's health check keys (`--health-*`, a manifest's `health`).
+    pub health: crate::runtime::health::source::Overrides,
 }
 
 /// Parses `--set` arguments.
@@ -101,6 +103,7 @@ pub fn install(
         reset_values: false,
         enable: req.enable,
         hostfs_modes: req.hostfs_modes,
+        health: &req.health,
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
     if req.display {
@@ -347,6 +350,13 @@ pub fn stage(
     if let Some(config) = &plan.config {
         root.write_atomic(&dep.join("config.json"), config.as_bytes(), SECRET_MODE)?;
     }
+    if let Some(check) = &plan.health {
+        let text = serde_json::to_vec_pretty(check).map_err(|e| DeployError::Invalid {
+            file: crate::runtime::health::FILE.into(),
+            detail: e.to_string(),
+        })?;
+        root.write_atomic(&dep.join(crate::runtime::health::FILE), &text, 0o644)?;
+    }
     for f in plan.files.iter().filter(|f| f.kind.is_file()) {
         let copy = dep.join("host").join(f.path.trim_start_matches('/'));
         if let Some(parent) = copy.parent() {
@@ -370,6 +380,7 @@ pub fn stage(
         installed: now,
         footprint: Some(plan.footprint.clone()),
         hostfs_modes: plan.hostfs_modes,
+        health: plan.health_keys.clone(),
     })
 }
 

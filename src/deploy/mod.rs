@@ -30,26 +30,32 @@
 //!
 //! Only the offline path exists so far ([`crate::systemd::manager::Offline`]).
 
+pub mod activate;
 pub mod exports;
 pub mod footprint;
 pub mod gate;
 pub mod grants;
+pub mod groups;
 pub mod hostfs;
 pub mod install;
+pub mod last_update;
 pub mod mount;
 pub mod paths;
 pub mod plan;
 pub mod recover;
 pub mod render;
+pub mod rollback;
 pub mod rootless;
 pub mod run_once;
 pub mod shared;
+pub mod soak;
 pub mod status;
 pub mod switch;
 pub mod txn;
 pub mod uninstall;
 pub mod unit_names;
 pub mod update;
+pub mod update_order;
 pub mod vars;
 
 use std::path::{Path, PathBuf};
@@ -63,8 +69,9 @@ use crate::ErrorKind;
 
 pub use install::{install, InstallRequest};
 pub use plan::{Plan, PlannedFile};
+pub use rollback::rollback;
 pub use uninstall::uninstall;
-pub use update::{rollback, update, UpdateRequest};
+pub use update::{update, UpdateRequest};
 
 /// Install, uninstall and list failures.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +119,18 @@ pub enum DeployError {
     #[error("{detail}")]
     Failed {
         /// What failed, with the unit's last journal lines.
+        detail: String,
+    },
+    /// An update failed its gate and was switched back (with the others
+    /// of its group already switched).
+    #[error("rolled back {name}: {reason}{detail}")]
+    RolledBack {
+        /// The container that failed.
+        name: String,
+        /// Why (one line).
+        reason: String,
+        /// What was put back, and the unit's last journal lines (each on
+        /// its own line, after a newline).
         detail: String,
     },
     /// Nothing to roll back to.
@@ -194,9 +213,10 @@ impl DeployError {
             | DeployError::ImagePath { .. } => ErrorKind::Usage,
             DeployError::NoPrevious { .. } => ErrorKind::NotFound,
             DeployError::Root(e) => e.kind(),
-            DeployError::Io { .. } | DeployError::Manager(_) | DeployError::Failed { .. } => {
-                ErrorKind::Failed
-            }
+            DeployError::Io { .. }
+            | DeployError::Manager(_)
+            | DeployError::Failed { .. }
+            | DeployError::RolledBack { .. } => ErrorKind::Failed,
         }
     }
 }
@@ -400,6 +420,13 @@ pub struct Info {
     /// How its hostfs modes reached the host (updates keep the choice).
     #[serde(default, skip_serializing_if = "hostfs::HostfsModes::is_safe")]
     pub hostfs_modes: hostfs::HostfsModes,
+    /// The operator's health check keys (`--health-*`, a manifest entry's
+    /// `health`): an update merges them again with the new image's config.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::runtime::health::source::Overrides::is_empty"
+    )]
+    pub health: crate::runtime::health::source::Overrides,
 }
 
 impl Info {
@@ -467,6 +494,10 @@ pub struct Listed {
     pub deployment: String,
     /// Unit state from the service manager ("unknown" offline).
     pub state: String,
+    /// Where its health check stands while it runs (none: no check, or
+    /// not running).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::runtime::health::Status>,
 }
 
 /// The installed containers below `root`, sorted by name.
@@ -490,12 +521,14 @@ pub fn list(layout: &Layout, manager: &dyn crate::systemd::manager::Manager) -> 
                 let state = crate::systemd::UnitName::parse(&format!("{name}.service"))
                     .map(|u| manager.unit_state(&u))
                     .unwrap_or_else(|_| "unknown".into());
+                let health = status::running_health(layout, &name).map(|h| h.status);
                 out.push(Listed {
                     name,
                     image: info.image.reference,
                     digest: info.image.digest,
                     deployment: info.deployment,
                     state,
+                    health,
                 });
             }
             Err(e) => tracing::warn!("ignoring {name}: {e}"),

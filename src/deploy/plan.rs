@@ -14,6 +14,7 @@ use super::unit_names::{check_unit_names, Claim};
 use super::{exports, paths};
 use super::{in_root, DeployError, EntryKind, Info, InfoImage, Link};
 use crate::layout::Layout;
+use crate::runtime::health;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
 use crate::systemd::dropin::{runtime_dropin, DROPIN_FILE};
@@ -60,6 +61,11 @@ pub struct Plan {
     pub values: Values,
     /// The deployment's `config.json` (none with `noContainerService`).
     pub config: Option<String>,
+    /// The merged health check, written as the deployment's `health.json`
+    /// (none: no check).
+    pub health: Option<health::Config>,
+    /// The operator's health keys, recorded in `info.json`.
+    pub health_keys: health::source::Overrides,
     /// Host files: units, tmpfiles, hostfs.
     pub files: Vec<PlannedFile>,
     /// Enablement symlinks.
@@ -107,6 +113,8 @@ pub struct PlanRequest<'a> {
     pub enable: bool,
     /// How hostfs modes reach the host.
     pub hostfs_modes: HostfsModes,
+    /// The operator's health check keys (install flags, manifest `health`).
+    pub health: &'a health::source::Overrides,
 }
 
 /// Plans deploying `record` per `req` below `root`.
@@ -146,6 +154,10 @@ pub fn plan(
         Some(render::config_json(
             store, record, &exports, &values, rootless,
         )?)
+    };
+    let health = match config {
+        Some(_) => health_check(&record.reference, &record.config_json(), req.health)?,
+        None => None,
     };
     // hostfs first, then data (tmpfiles), the units last: in the order the
     // files are switched, PID 1 never sees a unit before what it needs.
@@ -281,6 +293,8 @@ pub fn plan(
         deployment,
         values,
         config,
+        health,
+        health_keys: req.health.clone(),
         files,
         links,
         units,
@@ -291,6 +305,24 @@ pub fn plan(
         shared: Vec::new(),
         footprint,
     })
+}
+
+/// PURE: the deployment's health check: the image config's `Healthcheck`
+/// (of `image`, named in errors) merged with the operator's `keys`.
+pub fn health_check(
+    image: &str,
+    image_config: &serde_json::Value,
+    keys: &health::source::Overrides,
+) -> Result<Option<health::Config>, DeployError> {
+    let invalid = |file: String| {
+        move |e: health::source::SourceError| DeployError::Invalid {
+            file,
+            detail: e.to_string(),
+        }
+    };
+    let from_image = health::source::from_image_config(image_config)
+        .map_err(invalid(format!("{image}: image config")))?;
+    health::source::merge(from_image.as_ref(), keys).map_err(invalid("health check".into()))
 }
 
 /// A host path berth may write for `image`: [`paths::check_path`], then

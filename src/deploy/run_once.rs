@@ -307,6 +307,7 @@ fn fill(
         reset_values: false,
         enable: false,
         hostfs_modes: Default::default(),
+        health: &Default::default(),
     };
     let values = vars::values(layout, &slot.image, inside, &preq, &exports)?;
     let mut config = render::config_json(store, &slot.image, &exports, &values, None)?;

@@ -10,6 +10,7 @@ use super::gate::{self, Waiting};
 use super::update::other_slot;
 use super::{DeployError, Info};
 use crate::layout::Layout;
+use crate::runtime::health;
 use crate::systemd::manager::Manager;
 use crate::systemd::{ContainerName, UnitName};
 use crate::template::Values;
@@ -75,6 +76,48 @@ pub struct Status {
     /// How the signature policy checked the deployed image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust: Option<crate::trust::source::TrustRecord>,
+    /// The health check, if the deployment has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// The last update: passed its soak, or rolled back (and then not
+    /// retried by `update --all` until the reference moves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<super::last_update::LastUpdate>,
+}
+
+/// A deployment's health check and how it stands.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// The check the deployment runs (its `health.json`).
+    pub check: health::Config,
+    /// What berth-run reports; none while the container is not running.
+    pub state: Option<health::State>,
+}
+
+/// The health check of `info`'s deployment and its state, if it has one.
+pub fn health_of(layout: &Layout, info: &Info) -> Option<Health> {
+    let path = std::path::Path::new(&info.dir(layout)).join(health::FILE);
+    let bytes = layout.open_root().ok()?.read(&path).ok()?;
+    let check = match serde_json::from_slice(&bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(
+                "{}: {e}",
+                layout.host(&path.display().to_string()).display()
+            );
+            return None;
+        }
+    };
+    Some(Health {
+        check,
+        state: running_health(layout, &info.name),
+    })
+}
+
+/// What berth-run reports for running container `name`, if it checks one.
+pub fn running_health(layout: &Layout, name: &str) -> Option<health::State> {
+    let paths = crate::runtime::Paths::for_layout(layout).ok()?;
+    health::State::read(&paths, name)
 }
 
 /// The status of `name` below `root`.
@@ -139,7 +182,11 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
         .unwrap_or_default();
     let footprint = gate::footprint_of(layout, &info)?;
     let update_waits = gate::waiting(layout, &info);
+    let health = health_of(layout, &info);
+    let last_update = super::last_update::read(layout, &info);
     Ok(Status {
+        health,
+        last_update,
         footprint,
         update_waits,
         trust: info.image.trust.clone(),

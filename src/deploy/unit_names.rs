@@ -199,6 +199,7 @@ mod tests {
                 })
                 .collect(),
             dirs: Vec::new(),
+            health: Default::default(),
             units: units.iter().map(|u| u.to_string()).collect(),
             installed: 0,
             hostfs_modes: Default::default(),

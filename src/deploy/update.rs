@@ -1,23 +1,23 @@
-//! `berth update` and `berth rollback`: the container has two deployment
-//! slots, `NAME.0` and `NAME.1`; `NAME` points at the active one. Update
-//! fills the other slot from the (re-pulled) image with the previous values
-//! overlaid by `--set`, and switches to it; rollback switches back. Both
-//! restart the service if it was running, and switch back when the restart
-//! fails.
+//! `berth update`: the container has two deployment slots, `NAME.0` and
+//! `NAME.1`; `NAME` points at the active one. Update fills the other slot
+//! from the (re-pulled) image with the previous values overlaid by
+//! `--set`, and switches to it ([`super::activate`]: restart, soak, and
+//! switch back on failure). Several containers update as one group:
+//! staged together, switched in order, put back together.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::activate::{activate, Member};
 use super::footprint::{growth, Footprint};
 use super::gate::{self, Waiting};
-use super::install::{
-    apply_tmpfiles, ensure_image, host_files, parse_set, settle, stage, staged_files, with_journal,
-    write_info, Fetch,
-};
+use super::install::{ensure_image, host_files, parse_set, stage, write_info, Fetch};
+use super::last_update::{self, LastUpdate, Outcome};
 use super::plan::{plan, Plan, PlanRequest};
-use super::switch::{switch, HostFile};
+use super::switch::switch;
 use super::txn::{recover_journal, Transaction};
 use super::{containers_inside, failpoint, DeployError, Info};
 use crate::image::limits::Limits;
@@ -25,7 +25,7 @@ use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::store::{lock_root, Store, StoreError};
 use crate::systemd::manager::Manager;
-use crate::systemd::{ContainerName, UnitName};
+use crate::systemd::ContainerName;
 use crate::Error;
 
 /// What to update.
@@ -57,6 +57,16 @@ pub struct UpdateRequest {
     pub limits: Limits,
     /// The signature policy a pull applies.
     pub policy: crate::trust::source::PolicyOptions,
+    /// The operator's health check keys (a manifest's `health`); `None`
+    /// keeps the installed ones.
+    pub health: Option<crate::runtime::health::source::Overrides>,
+    /// How long the restarted service must hold (active, ready, healthy,
+    /// no restarts) before the update stays; zero keeps the one-second
+    /// settle.
+    pub soak: Duration,
+    /// Try a digest that was rolled back before on this deployment
+    /// (`berth update NAME`); `update --all` does not.
+    pub retry_failed: bool,
 }
 
 /// What an update or rollback did.
@@ -88,6 +98,10 @@ pub struct Updated {
     /// `--display`, what needs accepting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub footprint_growth: Option<Footprint>,
+    /// Why the update was not tried: its digest was rolled back before
+    /// (`update --all` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The other slot of a deployment name (`NAME.0` ↔ `NAME.1`).
@@ -99,7 +113,7 @@ pub fn other_slot(name: &ContainerName, active: &str) -> String {
     }
 }
 
-fn active_info(layout: &Layout, name: &ContainerName) -> Result<Info, DeployError> {
+pub(super) fn active_info(layout: &Layout, name: &ContainerName) -> Result<Info, DeployError> {
     let link = containers_inside(layout).join(name.as_str());
     let root = layout.open_root()?;
     if !matches!(root.lstat(&link)?, Some(e) if e.kind == crate::rootfs::Kind::Symlink) {
@@ -110,39 +124,157 @@ fn active_info(layout: &Layout, name: &ContainerName) -> Result<Info, DeployErro
     Info::read(layout, name.as_str())
 }
 
-/// Updates the container per `req`.
+/// Updates the container per `req` (a group of one).
 pub fn update(
     layout: &Layout,
     req: &UpdateRequest,
     manager: &dyn Manager,
     progress: Arc<dyn Progress>,
 ) -> Result<Updated, Error> {
-    let name = ContainerName::parse(&req.name).map_err(DeployError::from)?;
-    let set = parse_set(&req.set)?;
-    let current = {
+    let mut out = update_group(layout, std::slice::from_ref(req), manager, progress)?;
+    out.pop().ok_or_else(|| {
+        DeployError::Failed {
+            detail: format!("updating {}: nothing was done", req.name),
+        }
+        .into()
+    })
+}
+
+/// Updates `reqs` as one group, all or nothing: every image is pulled and
+/// every deployment staged first (one journaled transaction), then the
+/// containers are switched in the order given (dependencies first), each
+/// restart held to its soak. When one fails, every member is put back.
+/// Results come in the order of `reqs`.
+pub fn update_group(
+    layout: &Layout,
+    reqs: &[UpdateRequest],
+    manager: &dyn Manager,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<Updated>, Error> {
+    let display = reqs.iter().any(|r| r.display);
+    let mut names = Vec::new();
+    for r in reqs {
+        names.push(ContainerName::parse(&r.name).map_err(DeployError::from)?);
+    }
+    let mut images = Vec::new();
+    {
         let _lock = lock_root(layout)?;
-        if !req.display {
+        if !display {
             recover_journal(layout)?;
         }
-        active_info(layout, &name)?
-    };
-    let image_name = req
-        .image
-        .clone()
-        .unwrap_or_else(|| current.image.reference.clone());
+        for (r, n) in reqs.iter().zip(&names) {
+            let current = active_info(layout, n)?;
+            images.push(r.image.clone().unwrap_or(current.image.reference));
+        }
+    }
     // Re-pulled: the tag may have moved. Pull takes the lock itself.
-    let fetch = Fetch {
-        display: req.display,
-        refresh: req.refresh,
-        limits: req.limits,
-        policy: req.policy.clone(),
-    };
-    let record = ensure_image(layout, &image_name, fetch, progress)?;
+    let mut records = Vec::new();
+    for (r, image) in reqs.iter().zip(&images) {
+        let fetch = Fetch {
+            display: r.display,
+            refresh: r.refresh,
+            limits: r.limits,
+            policy: r.policy.clone(),
+        };
+        records.push(ensure_image(layout, image, fetch, progress.clone())?);
+    }
     let _lock = lock_root(layout)?;
-    let current = active_info(layout, &name)?;
     let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
-    let slot = other_slot(&name, &current.deployment);
+    let mut outs = Vec::new();
+    let mut todo = Vec::new();
+    for (i, r) in reqs.iter().enumerate() {
+        let (out, plan) = prepare(
+            layout,
+            &store,
+            r,
+            &names[i],
+            &images[i],
+            &records[i],
+            manager,
+        )?;
+        if let Some(plan) = plan {
+            todo.push((i, active_info(layout, &names[i])?, plan));
+        }
+        outs.push(out);
+    }
+    if display || todo.is_empty() {
+        return Ok(outs);
+    }
+    let mut txn = Transaction::journaled(layout)?;
+    let mut staged = Vec::new();
+    for (i, current, plan) in todo {
+        let info = stage_one(
+            layout,
+            &mut txn,
+            &store,
+            &names[i],
+            &current,
+            &plan,
+            &mut outs[i],
+        )?;
+        outs[i].plan = Some(plan);
+        staged.push((i, current, info));
+    }
+    failpoint("update-files")?;
+    let members: Vec<Member<'_>> = staged
+        .iter()
+        .map(|(i, current, info)| Member {
+            current,
+            info,
+            soak: reqs[*i].soak,
+        })
+        .collect();
+    match activate(layout, txn, manager, &members) {
+        Ok(restarted) => {
+            for ((i, current, info), restarted) in staged.iter().zip(restarted) {
+                outs[*i].restarted = restarted;
+                if restarted {
+                    let last = last_update(current, info, Outcome::Passed, String::new());
+                    last_update::record(layout, info, &last)?;
+                }
+            }
+            Ok(outs)
+        }
+        Err(e) => {
+            if let DeployError::RolledBack { name, reason, .. } = &e {
+                if let Some((_, current, info)) = staged.iter().find(|(_, c, _)| &c.name == name) {
+                    let last = last_update(current, info, Outcome::RolledBack, reason.clone());
+                    if let Err(w) = last_update::record(layout, current, &last) {
+                        tracing::warn!("recording the failed update of {name}: {w}");
+                    }
+                }
+            }
+            Err(e.into())
+        }
+    }
+}
+
+fn last_update(current: &Info, info: &Info, outcome: Outcome, reason: String) -> LastUpdate {
+    LastUpdate {
+        reference: info.image.reference.clone(),
+        digest: info.image.digest.clone(),
+        from_digest: current.image.digest.clone(),
+        outcome,
+        reason,
+        at: last_update::now(),
+    }
+}
+
+/// What updating one container would do: its result so far, and the plan
+/// to stage (`None`: nothing to do, refused digest, or `--display`).
+fn prepare(
+    layout: &Layout,
+    store: &Store,
+    req: &UpdateRequest,
+    name: &ContainerName,
+    image_name: &str,
+    record: &crate::store::image::ImageRecord,
+    manager: &dyn Manager,
+) -> Result<(Updated, Option<Plan>), Error> {
+    let set = parse_set(&req.set)?;
+    let current = active_info(layout, name)?;
+    let slot = other_slot(name, &current.deployment);
     let mut out = Updated {
         name: name.to_string(),
         from: current.deployment.clone(),
@@ -155,32 +287,54 @@ pub fn update(
         shared: Vec::new(),
         plan: None,
         footprint_growth: None,
+        skipped: None,
     };
-    if record.commit == current.image.commit
+    let same_image = record.commit == current.image.commit && req.image.is_none();
+    if same_image
         && set.is_empty()
-        && req.image.is_none()
         && !req.reset_values
+        && req.health.as_ref().is_none_or(|h| *h == current.health)
     {
         out.changed = false;
         out.to = current.deployment.clone();
         if !req.display {
             gate::clear_wait(layout, &current)?;
         }
-        return Ok(out);
+        return Ok((out, None));
+    }
+    let failed =
+        last_update::read(layout, &current).filter(|l| l.refuses(&current, &record.digest));
+    if let (Some(l), true, false) = (&failed, req.retry_failed, req.display) {
+        tracing::warn!(
+            "{name}: retrying {} ({}), which was rolled back before: {}",
+            l.digest,
+            l.reference,
+            l.reason
+        );
+    }
+    if let (Some(l), false) = (failed, req.retry_failed) {
+        out.changed = false;
+        out.to = current.deployment.clone();
+        out.skipped = Some(format!(
+            "{name}: not retrying {} ({}): it was rolled back: {}; `berth update {name}` retries it",
+            l.digest, l.reference, l.reason
+        ));
+        return Ok((out, None));
     }
     let preq = PlanRequest {
-        name: &name,
-        image_name: &image_name,
+        name,
+        image_name,
         set: &set,
         runtime: &req.runtime,
         berth: &req.berth,
-        slot: slot.clone(),
+        slot,
         previous: Some(&current),
         reset_values: req.reset_values,
         enable: !current.links.is_empty(),
         hostfs_modes: req.hostfs_modes.unwrap_or(current.hostfs_modes),
+        health: req.health.as_ref().unwrap_or(&current.health),
     };
-    let plan = plan(layout, &store, &record, &preq, manager)?;
+    let plan = plan(layout, store, record, &preq, manager)?;
     let grows = growth(&gate::footprint_of(layout, &current)?, &plan.footprint);
     if !grows.is_empty() {
         if !req.display && !req.accept_footprint {
@@ -190,15 +344,30 @@ pub fn update(
     }
     if req.display {
         out.plan = Some(plan);
-        return Ok(out);
+        return Ok((out, None));
     }
-    let mut txn = Transaction::journaled(layout)?;
+    Ok((out, Some(plan)))
+}
+
+/// Stages `plan` into the other slot of `name` and switches its host files
+/// inside `txn`; returns the staged deployment's record (written).
+fn stage_one(
+    layout: &Layout,
+    txn: &mut Transaction,
+    store: &Store,
+    name: &ContainerName,
+    current: &Info,
+    plan: &Plan,
+    out: &mut Updated,
+) -> Result<Info, Error> {
+    let slot = other_slot(name, &current.deployment);
     let other = containers_inside(layout).join(&slot);
     let mut reuse = None;
     if txn.root().exists(&other) {
         // The rollback target of the previous update is replaced; its
         // checkout is reused when it is of the same commit.
-        let same = Info::read_slot(layout, &slot).is_ok_and(|i| i.image.commit == record.commit);
+        let same =
+            Info::read_slot(layout, &slot).is_ok_and(|i| i.image.commit == plan.image.commit);
         txn.remove(&other)?;
         let mut staged = other.clone().into_os_string();
         staged.push(super::txn::REMOVED_SUFFIX);
@@ -209,14 +378,14 @@ pub fn update(
             reuse = Some(rootfs);
         }
     }
-    let mut info = stage(&mut txn, &store, &plan, reuse.as_deref())?;
+    let mut info = stage(txn, store, plan, reuse.as_deref())?;
     failpoint("update-stage")?;
-    let files = host_files(&plan);
+    let files = host_files(plan);
     let switched = switch(
         layout,
-        &mut txn,
+        txn,
         name.as_str(),
-        Some(&current),
+        Some(current),
         &files,
         &plan.links,
     )?;
@@ -225,10 +394,7 @@ pub fn update(
     out.kept = switched.kept;
     out.shared = switched.shared;
     write_info(layout, &info)?;
-    failpoint("update-files")?;
-    out.restarted = activate(layout, txn, manager, &name, &current, &info)?;
-    out.plan = Some(plan);
-    Ok(out)
+    Ok(info)
 }
 
 /// Records that the update to `plan` waits, and the error refusing it.
@@ -256,98 +422,4 @@ fn refuse(
         digest: plan.image.digest.clone(),
         growth: lines,
     })
-}
-
-/// Switches back to the other deployment.
-pub fn rollback(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Updated, Error> {
-    let name = ContainerName::parse(name).map_err(DeployError::from)?;
-    let _lock = lock_root(layout)?;
-    recover_journal(layout)?;
-    let current = active_info(layout, &name)?;
-    let slot = other_slot(&name, &current.deployment);
-    let target = match Info::read_slot(layout, &slot) {
-        Ok(i) => i,
-        Err(DeployError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(DeployError::NoPrevious {
-                name: name.to_string(),
-            }
-            .into())
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let files: Vec<HostFile> = staged_files(layout, &target)?;
-    let mut txn = Transaction::journaled(layout)?;
-    let switched = switch(
-        layout,
-        &mut txn,
-        name.as_str(),
-        Some(&current),
-        &files,
-        &target.links,
-    )?;
-    let mut info = target.clone();
-    info.dirs = switched.dirs.clone();
-    info.files = switched.tracked(&info.files);
-    write_info(layout, &info)?;
-    failpoint("rollback-files")?;
-    let restarted = activate(layout, txn, manager, &name, &current, &info)?;
-    Ok(Updated {
-        name: name.to_string(),
-        from: current.deployment.clone(),
-        to: slot,
-        from_digest: current.image.digest.clone(),
-        to_digest: target.image.digest.clone(),
-        restarted,
-        changed: true,
-        kept: switched.kept,
-        shared: switched.shared,
-        plan: None,
-        footprint_growth: None,
-    })
-}
-
-/// The commit point of update and rollback: `NAME` points at the new
-/// deployment; then tmpfiles, reload, and a restart when the service was
-/// running. A failed restart undoes everything and restarts the old one.
-fn activate(
-    layout: &Layout,
-    mut txn: Transaction,
-    manager: &dyn Manager,
-    name: &ContainerName,
-    current: &Info,
-    info: &Info,
-) -> Result<bool, Error> {
-    let service = current.service().and_then(|u| UnitName::parse(u).ok());
-    let was_running = service.as_ref().is_some_and(|u| manager.is_running(u));
-    let link = containers_inside(layout).join(name.as_str());
-    txn.replace_symlink(&link, Path::new(&info.deployment))?;
-    failpoint("switch")?;
-    apply_tmpfiles(layout, manager, info)?;
-    manager.reload().map_err(DeployError::from)?;
-    let new_service = info.service().and_then(|u| UnitName::parse(u).ok());
-    if let (true, Some(unit)) = (was_running, &new_service) {
-        let started = manager
-            .restart(unit)
-            .and_then(|_| settle(manager, unit, "restart"))
-            .map_err(|e| with_journal(manager, unit, e));
-        if let Err(e) = started {
-            drop(txn);
-            let back = manager
-                .reload()
-                .and_then(|_| service.as_ref().map_or(Ok(()), |old| manager.restart(old)));
-            let detail = match back {
-                Ok(()) => format!(
-                    "{e}\nswitched {name} back to {} and restarted it",
-                    current.deployment
-                ),
-                Err(b) => format!(
-                    "{e}\nswitched {name} back to {}, but restarting it failed too: {b}",
-                    current.deployment
-                ),
-            };
-            return Err(DeployError::Failed { detail }.into());
-        }
-    }
-    txn.commit();
-    Ok(was_running && new_service.is_some())
 }

@@ -254,6 +254,7 @@ fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallR
         hostfs_modes: e.hostfs_modes,
         limits: opts.limits,
         policy: opts.policy.clone(),
+        health: e.health.clone(),
     }
 }
 
@@ -271,6 +272,10 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         hostfs_modes: Some(e.hostfs_modes),
         limits: opts.limits,
         policy: opts.policy.clone(),
+        health: Some(e.health.clone()),
+        soak: e.soak.unwrap_or(deploy::soak::DEFAULT_SOAK),
+        // The manifest asks for this image: apply converges to it.
+        retry_failed: true,
     }
 }
 

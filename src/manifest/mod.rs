@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::deploy::hostfs::HostfsModes;
+use crate::runtime::health::source::Overrides;
 use crate::systemd::ContainerName;
 use crate::template::values::is_forced;
 use crate::template::SetValue;
@@ -76,6 +77,37 @@ pub struct Entry {
     /// signature policy (`verify = { key = "/etc/pki/berth/etcd.pub" }`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verify>,
+    /// Health check keys over the image's `Healthcheck` (`cmd`, `interval`,
+    /// `timeout`, `retries`, `start_period`), as `berth install --health-*`
+    /// sets them; `cmd = "none"` turns the image's check off.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub health: Overrides,
+    /// How long an update's restarted service must hold before it stays
+    /// (`"10s"`, `"0"` for the one-second settle); default 10 s.
+    #[serde(default, with = "soak_text", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub soak: Option<std::time::Duration>,
+}
+
+/// `soak` as humantime text (`"10s"`, `"1m"`, `"0"`).
+mod soak_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("soak {text:?}: {e}")))
+    }
 }
 
 /// An entry's `verify` table.
@@ -253,6 +285,7 @@ impl Manifest {
                     v.key
                 )));
             }
+            e.health.check().map_err(|x| bad(x.to_string()))?;
             for d in e.after.iter().chain(&e.requires) {
                 if d == &e.name {
                     return Err(bad(format!("depends on itself ({d})")));
@@ -390,6 +423,45 @@ start = false
         );
         let order = m.validate(&BTreeSet::new()).unwrap();
         assert_eq!(names(&m, &order), ["etcd", "flannel", "engine"]);
+    }
+
+    #[test]
+    fn health_keys_are_read_and_unknown_ones_refused() {
+        let m = manifest(
+            "[[container]]\nname = \"a\"\nimage = \"x/a\"\n\
+             health = { cmd = \"pgrep a\", interval = \"5s\", retries = 2 }\n",
+        )
+        .unwrap();
+        let h = &m.entries[0].entry.health;
+        assert_eq!(h.cmd.as_deref(), Some("pgrep a"));
+        assert_eq!(h.interval.as_deref(), Some("5s"));
+        assert_eq!(h.retries, Some(2));
+        assert!(manifest(
+            "[[container]]\nname = \"a\"\nimage = \"x/a\"\nhealth = { command = \"x\" }\n"
+        )
+        .is_err());
+        let m = manifest(
+            "[[container]]\nname = \"a\"\nimage = \"x/a\"\nhealth = { interval = \"0s\" }\n",
+        )
+        .unwrap();
+        let e = m.validate(&BTreeSet::new()).unwrap_err().to_string();
+        assert!(
+            e.contains("health interval \"0s\": must be more than 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn soak_is_humantime_text() {
+        let m =
+            manifest("[[container]]\nname = \"a\"\nimage = \"x/a\"\nsoak = \"1m 30s\"\n").unwrap();
+        assert_eq!(
+            m.entries[0].entry.soak,
+            Some(std::time::Duration::from_secs(90))
+        );
+        let e = manifest("[[container]]\nname = \"a\"\nimage = \"x/a\"\nsoak = \"soon\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("soak \"soon\""), "{e}");
     }
 
     #[test]

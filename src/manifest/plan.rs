@@ -153,6 +153,13 @@ pub fn plan(
             ));
             continue;
         }
+        if info.health != e.health {
+            steps.push(step(
+                Action::Reconfigure,
+                format!("health check keys changed{adopted}"),
+            ));
+            continue;
+        }
         let reason = if adopted.is_empty() {
             "matches the manifest".to_string()
         } else {

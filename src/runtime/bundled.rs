@@ -27,7 +27,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
-use super::{prepare, Paths, Result, RunRequest, Runtime, RuntimeError};
+use super::{prepare, ExecUser, Paths, Result, RunRequest, Runtime, RuntimeError};
 
 /// The executor of every process berth starts in a container.
 #[derive(Clone, Debug, Default)]
@@ -196,15 +196,27 @@ impl Runtime for Bundled {
         }
     }
 
-    fn exec(&mut self, id: &str, args: &[String], env: &[(String, String)]) -> Result<Pid> {
+    fn exec(
+        &mut self,
+        id: &str,
+        args: &[String],
+        env: &[(String, String)],
+        user: Option<&ExecUser>,
+    ) -> Result<Pid> {
         self.load(id)?;
-        self.builder(id, 0)?
+        let mut b = self
+            .builder(id, 0)?
             .as_tenant()
             .with_container_args(args.to_vec())
             .with_env(env.iter().cloned().collect())
-            .with_detach(false)
-            .build()
-            .map_err(|e| lc(id, "exec", e))
+            .with_detach(false);
+        if let Some(u) = user {
+            b = b
+                .with_user(Some(u.uid))
+                .with_group(Some(u.gid))
+                .with_additional_gids(u.additional_gids.clone());
+        }
+        b.build().map_err(|e| lc(id, "exec", e))
     }
 
     fn kill(&self, id: &str, signal: Signal) -> Result<()> {

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{prepare, Paths, Result, RunRequest, Runtime, RuntimeError};
+use super::{prepare, ExecUser, Paths, Result, RunRequest, Runtime, RuntimeError};
 
 /// An external runtime binary.
 pub struct External {
@@ -160,7 +160,13 @@ impl Runtime for External {
         Ok(())
     }
 
-    fn exec(&mut self, id: &str, args: &[String], env: &[(String, String)]) -> Result<Pid> {
+    fn exec(
+        &mut self,
+        id: &str,
+        args: &[String],
+        env: &[(String, String)],
+        user: Option<&ExecUser>,
+    ) -> Result<Pid> {
         if !self.has_state(id) {
             return Err(RuntimeError::NotRunning {
                 id: id.to_string(),
@@ -171,6 +177,12 @@ impl Runtime for External {
         cmd.arg("exec");
         for (k, v) in env {
             cmd.arg("--env").arg(format!("{k}={v}"));
+        }
+        if let Some(u) = user {
+            cmd.arg("--user").arg(format!("{}:{}", u.uid, u.gid));
+            for g in &u.additional_gids {
+                cmd.arg("--additional-gids").arg(g.to_string());
+            }
         }
         cmd.arg(id).args(args);
         self.spawn(cmd)

@@ -13,9 +13,12 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::Signal;
 
 use super::activation::{self, Listen};
+use super::health::checker::{Checker, UNHEALTHY_EXIT};
 use super::notify::NotifyEnv;
 use super::supervise::{self, Signals};
-use super::{check_id, open, prepare, Exit, IdLock, Paths, Result, RuntimeChoice, RuntimeError};
+use super::{
+    check_id, open, prepare, ExecUser, Exit, IdLock, Paths, Result, RuntimeChoice, RuntimeError,
+};
 use crate::layout::Layout;
 
 /// Where `berth run NAME` finds an installed container's bundle.
@@ -217,8 +220,26 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
         if let Some(p) = &o.pid_file {
             write_pid_file(p, std::process::id())?;
         }
+        let mut health = Checker::start(&paths, &o.id, &o.runtime, &o.bundle);
+        if let (Some(_), Some(relay)) = (&health, &rendered.relay) {
+            relay.hold_ready();
+        }
         let target = || rt.signal_target(&o.id, pid);
-        supervise::wait(pid, &target, &signals, rendered.relay.as_ref(), &pending)
+        let relay = rendered.relay.as_ref();
+        let exit = supervise::wait(pid, &target, &signals, relay, &pending, health.as_mut());
+        match health.as_mut() {
+            Some(h) => {
+                h.end();
+                exit.map(|e| {
+                    if h.unhealthy() {
+                        Exit::Code(UNHEALTHY_EXIT)
+                    } else {
+                        e
+                    }
+                })
+            }
+            None => exit,
+        }
     })();
     let unlinked = o.pid_file.as_deref().map_or(Ok(()), remove_pid_file);
     let deleted = rt.delete(&o.id);
@@ -235,17 +256,30 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
 pub fn exec(layout: &Layout, runtime: &RuntimeChoice, id: &str, args: &[String]) -> Result<Exit> {
     check_id(id)?;
     let paths = Paths::for_layout(layout)?;
+    exec_in(&paths, runtime, id, args, None)
+}
+
+/// Runs `args` inside running container `id` (state under `paths`, as
+/// `user` or root), forwarding signals to it; returns how it ended.
+pub fn exec_in(
+    paths: &Paths,
+    runtime: &RuntimeChoice,
+    id: &str,
+    args: &[String],
+    user: Option<&ExecUser>,
+) -> Result<Exit> {
+    check_id(id)?;
     let choice = paths
         .recorded_runtime(id)
         .unwrap_or_else(|| runtime.clone());
-    let mut rt = open(&choice, &paths)?;
+    let mut rt = open(&choice, paths)?;
     let signals = Signals::block()?;
     let (started, pending) = if rt.inherits_signal_mask() {
-        signals.with_unblocked(|| rt.exec(id, args, &[]))
+        signals.with_unblocked(|| rt.exec(id, args, &[], user))
     } else {
-        (rt.exec(id, args, &[]), Vec::new())
+        (rt.exec(id, args, &[], user), Vec::new())
     };
-    let r = started.and_then(|pid| supervise::wait(pid, &|| pid, &signals, None, &pending));
+    let r = started.and_then(|pid| supervise::wait(pid, &|| pid, &signals, None, &pending, None));
     signals.unblock();
     r
 }

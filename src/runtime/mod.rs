@@ -393,6 +393,18 @@ pub struct RunRequest {
     pub listen_fds: u32,
 }
 
+/// Who a process started in a running container runs as (the payload's
+/// `process.user`, for health checks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecUser {
+    /// The uid.
+    pub uid: u32,
+    /// The gid.
+    pub gid: u32,
+    /// Supplementary gids.
+    pub additional_gids: Vec<u32>,
+}
+
 /// A runtime: creates and starts a container whose main process berth then
 /// waits for, removes its state afterwards, and enters or signals it.
 pub trait Runtime {
@@ -413,12 +425,14 @@ pub trait Runtime {
     }
     /// After the waited process ended: removes the container's state.
     fn delete(&mut self, id: &str) -> Result<()>;
-    /// Starts `args` inside running container `id`; returns the pid to wait for.
+    /// Starts `args` inside running container `id` (as `user`, or root);
+    /// returns the pid to wait for.
     fn exec(
         &mut self,
         id: &str,
         args: &[String],
         env: &[(String, String)],
+        user: Option<&ExecUser>,
     ) -> Result<nix::unistd::Pid>;
     /// Sends `signal` to the init of running container `id`.
     fn kill(&self, id: &str, signal: Signal) -> Result<()>;

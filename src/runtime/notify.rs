@@ -10,6 +10,7 @@
 //! handing systemd the container's pid would make it stop accepting berth's
 //! own messages. File descriptors (`FDSTORE=1`, `BARRIER=1`) are passed on.
 
+use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -47,10 +48,19 @@ pub const RELAYED: &[&str] = &[
 /// [`RELAYED`] assignments in order and appends `MAINPID=mainpid`. `None`
 /// when nothing is left to send.
 pub fn rewrite(msg: &[u8], mainpid: u32) -> Option<Vec<u8>> {
+    rewrite_holding(msg, mainpid, false)
+}
+
+/// [`rewrite`], dropping `READY=` too when `hold_ready` (a health check
+/// has not passed yet: berth sends `READY=1` itself when one does).
+pub fn rewrite_holding(msg: &[u8], mainpid: u32, hold_ready: bool) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(msg);
     let kept: Vec<&str> = text
         .split('\n')
-        .filter(|l| l.split_once('=').is_some_and(|(k, _)| RELAYED.contains(&k)))
+        .filter(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, _)| RELAYED.contains(&k) && !(hold_ready && k == "READY"))
+        })
         .collect();
     if kept.is_empty() {
         return None;
@@ -77,6 +87,7 @@ pub struct Relay {
     out: UnixDatagram,
     mainpid: u32,
     dir: PathBuf,
+    hold: Cell<bool>,
 }
 
 impl Relay {
@@ -102,12 +113,31 @@ impl Relay {
             out: UnixDatagram::unbound()?,
             mainpid: std::process::id(),
             dir: dir.to_path_buf(),
+            hold: Cell::new(false),
         })
     }
 
     /// The directory that holds the socket (bind-mounted into the container).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Holds the container's `READY=1` back until [`Relay::release_ready`]
+    /// (a health check exists and has not passed yet).
+    pub fn hold_ready(&self) {
+        self.hold.set(true);
+    }
+
+    /// Ends the hold and tells systemd `READY=1`, whether or not the
+    /// container said so itself (one that never notifies is made ready by
+    /// its first passing check).
+    pub fn release_ready(&self) {
+        self.pump();
+        self.hold.set(false);
+        let msg = format!("READY=1\nMAINPID={}", self.mainpid);
+        if let Err(e) = self.send(msg.as_bytes(), &[]) {
+            tracing::warn!("notify relay: sending READY=1 to systemd: {e}");
+        }
     }
 
     /// The socket to poll for readability.
@@ -149,7 +179,10 @@ impl Relay {
                     }
                 }
             };
-            if let Some(msg) = buf.get(..len).and_then(|m| rewrite(m, self.mainpid)) {
+            if let Some(msg) = buf
+                .get(..len)
+                .and_then(|m| rewrite_holding(m, self.mainpid, self.hold.get()))
+            {
                 match self.send(&msg, &fds) {
                     Ok(()) => sent += 1,
                     Err(e) => tracing::warn!(
@@ -257,5 +290,37 @@ mod tests {
             std::str::from_utf8(&buf[..n]).unwrap(),
             format!("READY=1\nMAINPID={}", std::process::id())
         );
+    }
+
+    #[test]
+    fn holds_ready_until_released_then_sends_it_once() {
+        let d = tempfile::tempdir().unwrap();
+        let up = d.path().join("systemd.sock");
+        let systemd = UnixDatagram::bind(&up).unwrap();
+        systemd.set_nonblocking(true).unwrap();
+        let relay_dir = d.path().join("relay");
+        std::fs::create_dir(&relay_dir).unwrap();
+        let r = Relay::bind(&relay_dir, up.as_os_str()).unwrap();
+        r.hold_ready();
+        let c = UnixDatagram::unbound().unwrap();
+        c.send_to(b"READY=1\nSTATUS=serving", relay_dir.join(SOCKET_NAME))
+            .unwrap();
+        assert_eq!(r.pump(), 1);
+        let mut buf = [0u8; 256];
+        let n = systemd.recv(&mut buf).unwrap();
+        let pid = std::process::id();
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            format!("STATUS=serving\nMAINPID={pid}")
+        );
+        c.send_to(b"READY=1", relay_dir.join(SOCKET_NAME)).unwrap();
+        assert_eq!(r.pump(), 0, "a held READY alone sends nothing");
+        r.release_ready();
+        let n = systemd.recv(&mut buf).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            format!("READY=1\nMAINPID={pid}")
+        );
+        assert!(systemd.recv(&mut buf).is_err(), "nothing else was sent");
     }
 }

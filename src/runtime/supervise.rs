@@ -15,6 +15,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::health::checker::Checker;
 use super::notify::Relay;
 use super::{Exit, Result, RuntimeError};
 
@@ -107,13 +108,15 @@ fn reap(pid: Pid) -> Result<Option<Exit>> {
 }
 
 /// Waits for `pid` (berth's child) to end, forwarding [`FORWARDED`] signals
-/// to `target()` and relaying notifications; returns how it ended.
+/// to `target()`, relaying notifications and running `health`'s checks
+/// (which may stop the container); returns how it ended.
 pub fn wait(
     pid: Pid,
     target: &dyn Fn() -> Pid,
     signals: &Signals,
     relay: Option<&Relay>,
     pending: &[Signal],
+    mut health: Option<&mut Checker>,
 ) -> Result<Exit> {
     for sig in pending {
         forward(target(), *sig);
@@ -129,7 +132,10 @@ pub fn wait(
         if let Some(r) = relay {
             fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = health
+            .as_ref()
+            .map_or(PollTimeout::NONE, |h| h.poll_timeout());
+        match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(RuntimeError::sys("polling", e)),
@@ -150,6 +156,9 @@ pub fn wait(
             if sig == Signal::SIGCHLD {
                 continue;
             }
+            forward(target(), sig);
+        }
+        if let Some(sig) = health.as_deref_mut().and_then(|h| h.tick(relay)) {
             forward(target(), sig);
         }
     }

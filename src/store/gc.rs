@@ -76,8 +76,63 @@ pub struct Pruned {
     pub freed_bytes: u64,
 }
 
-/// Drops layer refs no image uses, then every object no ref reaches.
+/// The commits the deployments below the layout were checked out from
+/// (both slots of every container, as their `info.json` records).
+pub fn deployed_commits(layout: &Layout) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let Ok(root) = layout.open_root() else {
+        return out;
+    };
+    let cdir = std::path::PathBuf::from(layout.containers_inside());
+    let Ok(entries) = root.read_dir(&cdir) else {
+        return out;
+    };
+    for entry in entries {
+        let Ok(text) = root.read(&cdir.join(entry).join("info.json")) else {
+            continue;
+        };
+        let v = serde_json::from_slice::<serde_json::Value>(&text).unwrap_or_default();
+        if let Some(c) = v["image"]["commit"].as_str() {
+            out.insert(c.to_string());
+        }
+    }
+    out
+}
+
+/// Makes the `berth/deployed/` refs exactly the deployed commits the
+/// repo holds: a deployment's image stays while either slot uses it, even
+/// when its tag moved on (the rollback target of an update).
+fn pin_deployed(store: &Store) -> Result<(), Error> {
+    let want = deployed_commits(store.layout());
+    for (r, _) in store.refs_with_prefix(refs::DEPLOYED_PREFIX)? {
+        let commit = r.strip_prefix(refs::DEPLOYED_PREFIX).unwrap_or_default();
+        if !want.contains(commit) {
+            store
+                .repo()
+                .set_ref_immediate(None, &r, None, NOCANCEL)
+                .map_err(ot(|| format!("removing {r}")))?;
+        }
+    }
+    for c in &want {
+        let present = store
+            .repo()
+            .has_object(ostree::ObjectType::Commit, c, NOCANCEL)
+            .map_err(ot(|| format!("looking up commit {c}")))?;
+        if present {
+            let r = format!("{}{c}", refs::DEPLOYED_PREFIX);
+            store
+                .repo()
+                .set_ref_immediate(None, &r, Some(c), NOCANCEL)
+                .map_err(ot(|| format!("setting {r}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops layer refs no image uses, then every object no ref reaches; a
+/// commit any deployment uses is pinned first, so it is never pruned.
 pub fn prune(store: &Store) -> Result<Pruned, Error> {
+    pin_deployed(store)?;
     let used: HashSet<String> = image::list(store)?
         .iter()
         .flat_map(|i| i.layers.iter().map(|l| l.diff_id.clone()))

@@ -23,6 +23,10 @@
 pub const LAYER_PREFIX: &str = "berth/layer/";
 /// Prefix of every image ref.
 pub const IMAGE_PREFIX: &str = "berth/image/";
+/// Prefix of the refs that keep a deployed commit (either slot of any
+/// container) from being pruned after its image ref moved on:
+/// `berth/deployed/<commit>`.
+pub const DEPLOYED_PREFIX: &str = "berth/deployed/";
 /// Longest component of an image ref, in bytes (file names allow 255).
 pub const MAX_COMPONENT: usize = 200;
 

@@ -19,9 +19,9 @@ use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 use zbus::proxy::CacheProperties;
 use zbus::Connection;
-use zbus_systemd::systemd1::{ManagerProxy, UnitProxy};
+use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 
-use super::manager::{Manager, ManagerError};
+use super::manager::{Manager, ManagerError, UnitStatus};
 use super::UnitName;
 
 /// The D-Bus error systemd answers for a unit it has no file for.
@@ -197,6 +197,33 @@ impl Live {
             .map_err(bus)?;
         proxy.active_state().await.map_err(bus)
     }
+
+    async fn status(&self, unit: &str) -> Result<UnitStatus, ManagerError> {
+        let bus = |e: zbus::Error| ManagerError::Bus(format!("status of {unit}: {e}"));
+        let path = self.manager.load_unit(unit.into()).await.map_err(bus)?;
+        let proxy = UnitProxy::builder(&self.conn)
+            .path(path.clone())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(bus)?;
+        let mut out = UnitStatus {
+            active: proxy.active_state().await.map_err(bus)?,
+            sub: proxy.sub_state().await.map_err(bus)?,
+            ..UnitStatus::default()
+        };
+        if unit.ends_with(".service") {
+            let service = ServiceProxy::builder(&self.conn)
+                .path(path)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .map_err(bus)?;
+            out.n_restarts = service.n_restarts().await.ok();
+            out.main_status = service.exec_main_status().await.ok();
+        }
+        Ok(out)
+    }
 }
 
 /// `block_on` panics on a thread that is already driving a runtime: refuse
@@ -285,6 +312,19 @@ impl Manager for Live {
         }
     }
 
+    fn unit_status(&self, unit: &UnitName) -> UnitStatus {
+        match self.run(self.status(unit.as_str())) {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::debug!("{e}");
+                UnitStatus {
+                    active: "unknown".into(),
+                    ..UnitStatus::default()
+                }
+            }
+        }
+    }
+
     fn start(&self, unit: &UnitName) -> Result<(), ManagerError> {
         self.run(self.job(Verb::Start, unit.as_str()))
     }
@@ -300,6 +340,13 @@ impl Manager for Live {
     fn journal_tail(&self, unit: &UnitName, lines: usize) -> Vec<String> {
         if lines == 0 {
             return Vec::new();
+        }
+        if self.scope == Scope::System {
+            // What journald received but has not written yet (a unit that
+            // failed a moment ago) would be missing from the excerpt.
+            if let Err(e) = Command::new("journalctl").arg("--sync").output() {
+                tracing::debug!("journalctl --sync: {e}");
+            }
         }
         let out = Command::new("journalctl")
             .args(journal_args(self.scope, unit.as_str(), lines))

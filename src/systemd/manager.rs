@@ -40,6 +40,19 @@ pub enum ManagerError {
     },
 }
 
+/// What the update gate polls of a unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitStatus {
+    /// `ActiveState`: `active`, `activating`, `failed`, ... (`unknown` offline).
+    pub active: String,
+    /// `SubState`: `running`, `auto-restart`, `exited`, ... (may be empty).
+    pub sub: String,
+    /// A service's `NRestarts`: restarts systemd made on its own.
+    pub n_restarts: Option<u32>,
+    /// A service's `ExecMainStatus`: the main process's last exit status.
+    pub main_status: Option<i32>,
+}
+
 /// What install, update and uninstall ask of the service manager.
 pub trait Manager {
     /// The symlinks (paths as seen inside the root) that enable `unit`,
@@ -64,6 +77,13 @@ pub trait Manager {
     /// The unit's `ActiveState` (`active`, `inactive`, `failed`, ...), or
     /// `unknown` offline.
     fn unit_state(&self, unit: &UnitName) -> String;
+    /// The unit's states and counters; by default its `ActiveState` only.
+    fn unit_status(&self, unit: &UnitName) -> UnitStatus {
+        UnitStatus {
+            active: self.unit_state(unit),
+            ..UnitStatus::default()
+        }
+    }
     /// Starts `unit` and waits for the job's result.
     fn start(&self, unit: &UnitName) -> Result<(), ManagerError>;
     /// Stops `unit` and waits for the job's result.

@@ -399,6 +399,8 @@ pub struct Image {
     pub working_dir: Option<String>,
     /// `config.Volumes` keys.
     pub volumes: Vec<String>,
+    /// `config.Healthcheck`, as written.
+    pub healthcheck: Option<Value>,
     /// `created` (RFC 3339).
     pub created: String,
     /// Docker schema 2 media types instead of OCI ones.
@@ -419,6 +421,7 @@ impl Image {
             labels: BTreeMap::new(),
             working_dir: None,
             volumes: Vec::new(),
+            healthcheck: None,
             created: "2024-01-02T03:04:05Z".into(),
             docker: false,
         }
@@ -467,6 +470,12 @@ impl Image {
         self
     }
 
+    /// Sets `config.Healthcheck` (Docker's field: `Test`, durations in ns).
+    pub fn healthcheck(mut self, v: Value) -> Image {
+        self.healthcheck = Some(v);
+        self
+    }
+
     /// Uses Docker schema 2 media types.
     pub fn docker_media_types(mut self) -> Image {
         self.docker = true;
@@ -488,6 +497,9 @@ impl Image {
         }
         if let Some(w) = &self.working_dir {
             config.insert("WorkingDir".into(), json!(w));
+        }
+        if let Some(h) = &self.healthcheck {
+            config.insert("Healthcheck".into(), h.clone());
         }
         if !self.volumes.is_empty() {
             let v: serde_json::Map<String, Value> = self

@@ -12,7 +12,10 @@
 //! | `flannel.tar` | `1`              | a busybox flanneld stand-in: waits for etcd, reads the network key, writes `/run/flannel/subnet.env` on the host, sends READY=1 |
 //! | `flannel.tar` | `atomic`         | the stand-in in the shape of atomic's flannel image (scenario 1; `atomic_images.rs`): also writes docker's drop-in and `/etc/flanneld/lease` on the host |
 //! | `httpd.tar`   | `1`, `2`         | lighttpd, socket-activated (`server.systemd-socket-activation`) |
+//! | `healthd.tar` | `1`              | a busybox Type=notify service that never notifies; its image `Healthcheck` (`test -e /tmp/up`, every 200 ms, start period 30 s) passes once it touched `/tmp/up`, 2 s after start |
 //! | `engine.tar`  | `1`              | a busybox container-engine stand-in: sources flannel's `/run/flannel/subnet.env`, writes what it saw to `/run/engine/seen` on the host, sends READY=1; `After=`/`Requires=` flannel from defaultValues |
+//!
+//! | `soakN.tar`   | `cur`            | the update gate's busybox service (`soak_images.rs`): 1 and 3 serve, 2 exits 3 s after READY=1 |
 //!
 //! `etcd:2` differs from `etcd:1` only in `/etc/berth-test-image`; `etcd:broken` runs a
 //! process that exits at once. Tags share their base layer.
@@ -30,6 +33,9 @@ use crate::common::{cache_dir, run_ok, sha256_hex};
 /// Scenario 1's atomic-shaped etcd and flannel (`:atomic` tags).
 #[path = "atomic_images.rs"]
 mod atomic;
+/// The update gate's images (`soak1.tar` … `soak3.tar`).
+#[path = "soak_images.rs"]
+mod soak;
 
 /// Where the guest sees the archives.
 pub const GUEST_DIR: &str = "/mnt/images";
@@ -56,6 +62,10 @@ pub fn archives() -> &'static Path {
         write(&dir, "httpd", &httpd());
         write(&dir, "engine", &[("1", engine())]);
         write(&dir, "ready", &[("1", ready())]);
+        write(&dir, "healthd", &[("1", healthd())]);
+        for v in 1..=3 {
+            write(&dir, &format!("soak{v}"), &[("cur", soak::soak(v))]);
+        }
         dir
     })
 }
@@ -510,6 +520,45 @@ fn ready() -> Image {
         ("usr/bin/readyd", READYD),
         [READY_SERVICE, &config, "", r#"{"version": "1.0"}"#],
     )
+}
+
+// ---- healthd (issue 17: a Type=notify service made ready by its health check) -------
+
+const HEALTHD_SERVICE: &str = "\
+[Unit]
+Description=health-checked container ($NAME, a berth system container)
+
+[Service]
+Type=notify
+ExecStart=$EXEC_START
+WorkingDirectory=$DESTDIR
+TimeoutStartSec=60
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// Never notifies: berth's health check makes the unit ready once `/tmp/up` exists.
+const HEALTHD: &str = r#"#!/bin/sh
+trap 'exit 0' TERM INT
+echo "healthd: starting"
+sleep 2
+touch /tmp/up
+echo "healthd: up"
+while :; do sleep 3600 & wait $!; done
+"#;
+
+fn healthd() -> Image {
+    let config = config(&["/usr/bin/healthd"], &[], &[]);
+    script_image(
+        ("usr/bin/healthd", HEALTHD),
+        [HEALTHD_SERVICE, &config, "", r#"{"version": "1.0"}"#],
+    )
+    .healthcheck(json!({
+        "Test": ["CMD-SHELL", "test -e /tmp/up"],
+        "Interval": 200_000_000i64,
+        "StartPeriod": 30_000_000_000i64
+    }))
 }
 
 // ---- httpd (lighttpd, socket-activated) ----------------------------------------------

@@ -181,6 +181,17 @@ impl Transaction {
     /// renamed back on undo.
     pub fn remove(&mut self, path: &Path) -> Result<(), DeployError> {
         let mut staged = path.as_os_str().to_os_string();
+        // A path replaced twice in one transaction (a group update writes
+        // the hostfs registry once per member): the first staged copy is
+        // the one undo restores last, so the next gets a name of its own.
+        let earlier = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Removed { path: p, .. } if p == path))
+            .count();
+        if earlier > 0 {
+            staged.push(format!(".~{earlier}~"));
+        }
         staged.push(REMOVED_SUFFIX);
         let staged = PathBuf::from(staged);
         self.root.remove(&staged)?;
@@ -377,6 +388,18 @@ pub fn recover_journal(layout: &Layout) -> Result<Recovered, DeployError> {
             "undoing an operation that was interrupted ({} steps)",
             steps.len()
         );
+        // A deployment link pointed back: its service may have been
+        // restarted on the new deployment before the interruption.
+        for s in &steps {
+            if let Step::Symlink { path, old } = s {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                tracing::warn!(
+                    "{name} is back on {}; had its service been restarted before the \
+                     interruption, it runs the new deployment until {name}.service restarts",
+                    old.display()
+                );
+            }
+        }
         undo(&root, steps);
         Recovered::Undone
     };

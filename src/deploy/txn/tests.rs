@@ -33,6 +33,8 @@ mod journal {
         let dir = Path::new("/d");
         t.create_dir_all(&dir.join("a/b")).unwrap();
         t.put_file(&dir.join("a/b/f"), b"x", 0o644).unwrap();
+        t.put_file(&dir.join("old"), b"first", 0o600).unwrap();
+        // Replaced twice in one transaction (a group update's registry).
         t.put_file(&dir.join("old"), b"new", 0o600).unwrap();
         t.remove(&dir.join("gone")).unwrap();
         t.replace_symlink(&dir.join("link"), Path::new("b"))

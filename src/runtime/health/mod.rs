@@ -5,7 +5,15 @@
 //! and the update gate.
 //!
 //! This module is the contract between the three: data and file locations
-//! only. The checker itself lives beside it.
+//! only. Beside it: [`source`] merges the image's and the operator's keys
+//! into a [`Config`] (install), [`machine`] decides when to check and what a
+//! result means, [`checker`] runs those decisions in berth-run's poll loop,
+//! and [`probe`] is the check's own process inside the container.
+
+pub mod checker;
+pub mod machine;
+pub mod probe;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,6 +87,16 @@ pub struct State {
     pub checks: u64,
     /// The last finished check, if any.
     pub last: Option<Check>,
+}
+
+impl Command {
+    /// The argv run inside the container.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        }
+    }
 }
 
 impl Config {

@@ -1,0 +1,60 @@
+//! The update gate's images (the `gate` scenario): `soak1.tar`, `soak2.tar` and
+//! `soak3.tar`, each with one tag `cur`, so a copy of one in the guest is a tag that
+//! moves when another is copied over it. Version 1 and 3 serve; version 2 sends
+//! READY=1 and exits (status 1) 3 s later, which only a soak catches.
+
+use serde_json::Value;
+
+use super::{config, script_image};
+use crate::common::oci::Image;
+
+const SOAK_SERVICE: &str = "\
+[Unit]
+Description=update gate test container ($NAME, a berth system container)
+After=$AFTER
+
+[Service]
+Type=notify
+NotifyAccess=all
+ExecStart=$EXEC_START
+ExecStop=$EXEC_STOP
+WorkingDirectory=$DESTDIR
+Restart=on-failure
+RestartSec=1
+TimeoutStartSec=30
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const SOAK_TMPFILES: &str = "d ${RUN_DIRECTORY}/$NAME 0755 root root - -\n";
+
+const SOAK_MANIFEST: &str = r#"{
+  "version": "1.0",
+  "defaultValues": {"AFTER": "network.target"}
+}
+"#;
+
+/// Version 2 gives up 3 s after it said it was ready.
+fn soakd(version: u32) -> String {
+    let body = if version == 2 {
+        "sleep 3\necho \"soakd 2: giving up\" >&2\nexit 1\n"
+    } else {
+        "while :; do sleep 3600 & wait $!; done\n"
+    };
+    format!(
+        "#!/bin/sh\ntrap 'exit 0' TERM INT\necho \"soakd {version}: started\"\n\
+         sd-notify READY=1\n{body}"
+    )
+}
+
+/// The image of `version`.
+pub fn soak(version: u32) -> Image {
+    let config = config(&["/usr/bin/soakd"], &[], &[] as &[Value]);
+    let script = soakd(version);
+    script_image(
+        ("usr/bin/soakd", &script),
+        [SOAK_SERVICE, &config, SOAK_TMPFILES, SOAK_MANIFEST],
+    )
+    .label("org.berth.test.version", &version.to_string())
+}
