@@ -780,3 +780,87 @@ fn sigstore_attachments_are_read_with_the_pulls_credentials_and_ca() {
     let v = check_with(&root, &reference, &sigstore(&w.cosign_pub), &opts).unwrap();
     assert_eq!(v.identities, [reference.as_str()]);
 }
+
+/// Through the CLI, as an operator runs it: a policy that rejects by
+/// default and names a key per repository; `pull` accepts the skopeo-signed
+/// and the cosign-signed image, records how (`images inspect`), and refuses
+/// the image signed by another key with exit 6, storing nothing of it.
+#[test]
+fn the_cli_pull_accepts_signed_images_and_records_the_key() {
+    if !ready() {
+        return;
+    }
+    let w = world();
+    let addr = w.reg.addr().to_string();
+    let b = common::Berth::new();
+    b.write_registries_conf(&format!(
+        "[[registry]]\nlocation = \"{addr}\"\ninsecure = true\n"
+    ));
+    let root = b.root();
+    // The lookaside, registries.d and keys live inside the root.
+    std::fs::create_dir_all(root.join("etc/containers")).unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(w.root.join("sigs"))
+            .arg(&root),
+    );
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(w.root.join("etc/containers/registries.d"))
+            .arg(root.join("etc/containers/")),
+    );
+    let pki = root.join("etc/pki/berth");
+    std::fs::create_dir_all(&pki).unwrap();
+    std::fs::copy(&w.trusted.public, pki.join("trusted.gpg")).unwrap();
+    std::fs::copy(&w.cosign_pub, pki.join("cosign.pub")).unwrap();
+    let gpg = serde_json::json!([{"type": "signedBy", "keyType": "GPGKeys",
+        "keyPath": "/etc/pki/berth/trusted.gpg"}]);
+    let policy = serde_json::json!({
+        "default": [{"type": "reject"}],
+        "transports": {"docker": {
+            format!("{addr}/signed"): gpg,
+            format!("{addr}/by-other"): gpg,
+            format!("{addr}/cosigned"): [{"type": "sigstoreSigned",
+                "keyPath": "/etc/pki/berth/cosign.pub"}],
+        }}
+    });
+    std::fs::write(
+        root.join("etc/containers/policy.json"),
+        serde_json::to_vec_pretty(&policy).unwrap(),
+    )
+    .unwrap();
+
+    let signed = format!("{addr}/signed:t");
+    b.pull(&signed, &[]).ok();
+    let inspect = b.json(&["images", "inspect", &signed]);
+    assert_eq!(
+        inspect["trust"]["requirements"],
+        serde_json::json!(["signedBy"])
+    );
+    let keys = inspect["trust"]["keys"].to_string();
+    assert!(
+        keys.contains(&w.trusted.fpr),
+        "{keys} lacks {}",
+        w.trusted.fpr
+    );
+
+    let cosigned = format!("{addr}/cosigned:t");
+    b.pull(&cosigned, &[]).ok();
+    let inspect = b.json(&["images", "inspect", &cosigned]);
+    assert_eq!(
+        inspect["trust"]["requirements"],
+        serde_json::json!(["sigstoreSigned"])
+    );
+
+    let by_other = format!("{addr}/by-other:t");
+    b.pull(&by_other, &[])
+        .code(6)
+        .stderr_has(&[&by_other, "signedBy"]);
+    let stored = b.json(&["images"]).to_string();
+    assert!(
+        !stored.contains("by-other"),
+        "a refused image was stored: {stored}"
+    );
+}
