@@ -109,7 +109,7 @@ pub enum Error {
         scope: String,
         /// The requirement not met (not a `source`: its text is already
         /// the start of this message, and `{:#}` would print it twice).
-        refusal: crate::trust::verify::TrustError,
+        refusal: Box<crate::trust::verify::TrustError>,
     },
     /// `berth apply`: one entry's install, update or removal failed.
     #[error("{file}: container {name:?}: {action} failed: {source}")]

@@ -234,18 +234,34 @@ fn a_signed_by_scope_refuses_an_unsigned_image() {
 
 #[test]
 fn a_manifest_entry_key_adds_a_requirement_without_any_policy() {
-    if !require_root() {
+    if !require_root() || !require_all(&["openssl"]) {
         return;
     }
     let (layout, _keep) = layout_one(&app("pinned"));
     let b = Berth::new();
     let pki = b.root().join("etc/pki/berth");
     std::fs::create_dir_all(&pki).unwrap();
-    std::fs::write(
-        pki.join("app.pub"),
-        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n",
-    )
-    .unwrap();
+    // A real P-256 key: nothing signed this image with it.
+    let private = b.dir().join("app.key");
+    common::run_ok(
+        std::process::Command::new("openssl")
+            .args([
+                "ecparam",
+                "-genkey",
+                "-name",
+                "prime256v1",
+                "-noout",
+                "-out",
+            ])
+            .arg(&private),
+    );
+    common::run_ok(
+        std::process::Command::new("openssl")
+            .args(["ec", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(pki.join("app.pub")),
+    );
     let m = b.dir().join("m.toml");
     std::fs::write(
         &m,

@@ -85,7 +85,7 @@ impl PullPolicy<'_> {
             Err(refusal) => Err(Error::Trust {
                 policy,
                 scope,
-                refusal,
+                refusal: Box::new(refusal),
             }),
         }
     }
