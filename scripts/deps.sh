@@ -5,6 +5,7 @@
 set -euo pipefail
 PKGS=(
   build-essential pkg-config libostree-dev libseccomp-dev   # build
+  libgpgme-dev gnupg                                        # GPG signatures: build, tests' keys
   ostree                                                    # fsck + benchmark peer
   docker-registry skopeo umoci apache2-utils openssl        # registry tests and the demo
   busybox-static zstd ca-certificates curl hyperfine        # images, tools, benchmarks

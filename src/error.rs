@@ -12,7 +12,7 @@
 //! | 3 | not found: container, image or unit |
 //! | 4 | conflict: name taken, image in use, another berth holds the lock |
 //! | 5 | registry or network; retrying may help |
-//! | 6 | integrity: digest mismatch, hostile layer, damaged store |
+//! | 6 | integrity: digest mismatch, hostile layer, damaged store, an image the signature policy refuses |
 
 use crate::deploy::DeployError;
 use crate::image::{layer::LayerError, reference::ReferenceError, registry::RegistryError};
@@ -59,7 +59,7 @@ Exit codes:
   3  not found (image, container, unit)
   4  conflict (image in use, name taken, lock held, footprint grows)
   5  registry or network error; retrying may help
-  6  integrity (digest mismatch, hostile layer, damaged store)";
+  6  integrity (digest mismatch, hostile layer, damaged store, signature policy)";
 
 /// Any error the berth library returns.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,23 @@ pub enum Error {
     /// A path below the root could not be used (a planted symlink, a loop, I/O).
     #[error(transparent)]
     Root(#[from] crate::rootfs::RootError),
+    /// The signature policy could not be read or is invalid.
+    #[error(transparent)]
+    Policy(#[from] crate::trust::policy::PolicyError),
+    /// A registries.d file (where signatures live) could not be used.
+    #[error(transparent)]
+    RegistriesD(#[from] crate::trust::registries_d::RegistriesDError),
+    /// The signature policy refused the image.
+    #[error("{refusal} (policy {policy}, scope {scope}); nothing of the image was stored")]
+    Trust {
+        /// The policy file (or `provisioning manifest`).
+        policy: String,
+        /// The scope whose requirements applied.
+        scope: String,
+        /// The requirement not met (not a `source`: its text is already
+        /// the start of this message, and `{:#}` would print it twice).
+        refusal: Box<crate::trust::verify::TrustError>,
+    },
     /// `berth apply`: one entry's install, update or removal failed.
     #[error("{file}: container {name:?}: {action} failed: {source}")]
     InEntry {
@@ -120,7 +137,11 @@ impl Error {
             Error::Deploy(e) => e.kind(),
             Error::RunOnce(e) => e.kind(),
             Error::Root(e) => e.kind(),
-            Error::Manifest(_) | Error::Layout(_) => ErrorKind::Usage,
+            Error::Manifest(_) | Error::Layout(_) | Error::Policy(_) => ErrorKind::Usage,
+            Error::RegistriesD(_) => ErrorKind::Usage,
+            // A refusal is 6; an unreadable key 2; a lookaside that could
+            // not be read says why (network, auth…).
+            Error::Trust { refusal, .. } => refusal.kind(),
             Error::InEntry { source, .. } => source.kind(),
         }
     }

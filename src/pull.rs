@@ -22,6 +22,9 @@ use crate::image::registry::{RegistryError, Remote, RemoteOptions};
 use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
+use crate::trust::check::PullPolicy;
+use crate::trust::signatures::{FixedSignatures, RegistrySignatures, SignatureSource};
+use crate::trust::source::{PolicyOptions, TrustRecord};
 use crate::{Error, ErrorKind};
 
 /// What to pull and how.
@@ -35,6 +38,8 @@ pub struct PullRequest {
     pub remote: RemoteOptions,
     /// Parallel layer downloads.
     pub jobs: usize,
+    /// The signature policy flags (and a manifest entry's extra key).
+    pub policy: PolicyOptions,
 }
 
 /// One layer in a pull's result.
@@ -69,6 +74,8 @@ pub struct PullOutcome {
     pub changed: bool,
     /// Layers, bottom first.
     pub layers: Vec<LayerOutcome>,
+    /// How the signature policy checked the image.
+    pub trust: TrustRecord,
 }
 
 enum Source {
@@ -89,6 +96,7 @@ pub fn pull(
         Store::open(layout, true)?.ok_or_else(|| StoreError::Damaged("store missing".into()))?;
     let _lock = store.lock()?;
     clean_stale_tmp(&store);
+    let trust = PullPolicy::load(layout, &req.policy, &req.input)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -99,7 +107,9 @@ pub fn pull(
         })?;
     let mut last_err = None;
     for (i, candidate) in candidates.iter().enumerate() {
-        match pull_one(&store, &rt, &conf, candidate, &platform, req, &progress) {
+        match pull_one(
+            &store, &rt, &conf, candidate, &platform, req, &trust, &progress,
+        ) {
             Ok(o) => return Ok(o),
             Err(e) if e.kind() == ErrorKind::NotFound && i + 1 < candidates.len() => {
                 tracing::info!("{candidate}: {e}; trying the next search registry");
@@ -111,6 +121,7 @@ pub fn pull(
     Err(last_err.unwrap_or_else(|| StoreError::Damaged("no candidates".into()).into()))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pull_one(
     store: &Store,
     rt: &tokio::runtime::Runtime,
@@ -118,11 +129,12 @@ fn pull_one(
     r: &ImageRef,
     platform: &Platform,
     req: &PullRequest,
+    trust: &PullPolicy<'_>,
     progress: &Arc<dyn Progress>,
 ) -> Result<PullOutcome, Error> {
     let shown = r.to_string();
     let existing = image::find(store, &shown)?;
-    let (source, fetched) = match r {
+    let (source, fetched, record) = match r {
         ImageRef::Registry(rr) => {
             let known = plain_http_registries(store);
             let mut opts = req.remote.clone();
@@ -138,9 +150,24 @@ fn pull_one(
             if remote.is_plain_http() != opts.known_plain_http {
                 record_plain_http(store, known, &rr.registry, remote.is_plain_http());
             }
+            // The manifest is what is signed: check it before anything of
+            // the image is fetched or stored.
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
+                Ok(Box::new(RegistrySignatures::for_image(
+                    rt,
+                    &remote,
+                    store.layout().root(),
+                    home.as_deref(),
+                    rr,
+                    &shown,
+                    &digest,
+                )?))
+            };
+            let record = trust.check(r, &shown, &bytes, &digest, &open_signatures)?;
             if let Some(old) = &existing {
                 if old.digest == digest && layers_present(store, &old.layers)? {
-                    return Ok(unchanged(r, old));
+                    return Ok(unchanged(r, old, record));
                 }
             }
             let m = manifest::parse_manifest(&shown, &bytes)?;
@@ -150,16 +177,26 @@ fn pull_one(
                 m.config().size(),
             ))?;
             let fetched = manifest::assemble(&shown, bytes, digest, index_digest, m, config)?;
-            (Source::Remote(remote), fetched)
+            (Source::Remote(remote), fetched, record)
         }
         _ => {
             let (local, fetched) = archive::resolve(r, platform)?;
+            let record = trust.check(
+                r,
+                &shown,
+                &fetched.manifest_bytes,
+                &fetched.manifest_digest,
+                &|| {
+                    // An oci: layout or archive carries no signatures.
+                    Ok(Box::new(FixedSignatures::default()))
+                },
+            )?;
             if let Some(old) = &existing {
                 if old.digest == fetched.manifest_digest && layers_present(store, &old.layers)? {
-                    return Ok(unchanged(r, old));
+                    return Ok(unchanged(r, old, record));
                 }
             }
-            (Source::Local(local), fetched)
+            (Source::Local(local), fetched, record)
         }
     };
     let budget = SizeBudget::new(&shown, req.remote.limits);
@@ -191,11 +228,11 @@ fn pull_one(
             })?;
         layer_commits.push(c);
     }
-    let commit = image::commit_image(store, &shown, &shown, &fetched, &layer_commits)?;
+    let commit = image::commit_image(store, &shown, &shown, &fetched, &layer_commits, &record)?;
     progress.event(Event::Committed {
         commit: commit.clone(),
     });
-    Ok(outcome(r, &fetched, commit, true, &fetched_flags))
+    Ok(outcome(r, &fetched, commit, &fetched_flags, record))
 }
 
 /// Refuses layers whose blobs alone pass the caps (a blob holds at least
@@ -275,7 +312,7 @@ struct Pipeline<'a> {
     jobs: usize,
 }
 
-fn unchanged(r: &ImageRef, old: &image::ImageRecord) -> PullOutcome {
+fn unchanged(r: &ImageRef, old: &image::ImageRecord, trust: TrustRecord) -> PullOutcome {
     PullOutcome {
         reference: r.to_string(),
         name: r.name(),
@@ -294,6 +331,7 @@ fn unchanged(r: &ImageRef, old: &image::ImageRecord) -> PullOutcome {
                 fetched: false,
             })
             .collect(),
+        trust,
     }
 }
 
@@ -301,8 +339,8 @@ fn outcome(
     r: &ImageRef,
     f: &Fetched,
     commit: String,
-    changed: bool,
     fetched: &[bool],
+    trust: TrustRecord,
 ) -> PullOutcome {
     PullOutcome {
         reference: r.to_string(),
@@ -311,7 +349,7 @@ fn outcome(
         digest: f.manifest_digest.clone(),
         image_id: f.config_digest.clone(),
         commit,
-        changed,
+        changed: true,
         layers: f
             .layers
             .iter()
@@ -323,6 +361,7 @@ fn outcome(
                 fetched,
             })
             .collect(),
+        trust,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use super::config::LimitArgs;
+use super::config::{LimitArgs, PolicyArgs};
 use super::output::{self, Renderer};
 use super::GlobalOpts;
 use crate::deploy::Info;
@@ -31,6 +31,8 @@ pub struct ApplyArgs {
     pub plan: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The manifest file or directory.
     pub path: PathBuf,
 }
@@ -47,6 +49,7 @@ fn run(
     path: &std::path::Path,
     plan_only: bool,
     limits: Limits,
+    policy: crate::trust::source::PolicyOptions,
 ) -> anyhow::Result<crate::manifest::apply::Applied> {
     let manifest = crate::manifest::load(path).map_err(crate::Error::from)?;
     let layout = g.layout()?;
@@ -59,6 +62,7 @@ fn run(
         ),
         plan_only,
         limits,
+        policy,
     };
     let renderer = Arc::new(Renderer::new(g));
     let r = apply_manifest(&layout, &manifest, &opts, m.as_ref(), renderer.clone())
@@ -75,7 +79,13 @@ fn run(
 
 /// Runs `berth apply`.
 pub fn apply(g: &GlobalOpts, a: &ApplyArgs) -> anyhow::Result<()> {
-    let r = run(g, &a.path, a.plan, a.limits.resolve(g.user)?)?;
+    let r = run(
+        g,
+        &a.path,
+        a.plan,
+        a.limits.resolve(g.user)?,
+        a.policy.options(),
+    )?;
     if g.json {
         return output::print_json(&r);
     }
@@ -101,7 +111,7 @@ pub fn apply(g: &GlobalOpts, a: &ApplyArgs) -> anyhow::Result<()> {
 /// Runs `berth diff`.
 pub fn diff(g: &GlobalOpts, a: &DiffArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
-    let r = run(g, &a.path, true, Limits::default())?;
+    let r = run(g, &a.path, true, Limits::default(), Default::default())?;
     let mut out = String::new();
     let mut diffs = serde_json::Map::new();
     for s in &r.steps {

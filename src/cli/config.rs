@@ -130,6 +130,32 @@ impl LimitArgs {
     }
 }
 
+/// The signature policy flags of every verb that pulls.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Check images against this containers-policy.json(5) file (a host
+    /// path) [default: ROOT/etc/containers/policy.json; --user:
+    /// ~/.config/containers/policy.json first]. Without a policy file every
+    /// image is accepted, as before berth read one.
+    #[arg(long, value_name = "FILE")]
+    pub signature_policy: Option<PathBuf>,
+    /// Accept every image without checking the signature policy (printed
+    /// as a warning on every pull).
+    #[arg(long, conflicts_with = "signature_policy")]
+    pub insecure_policy: bool,
+}
+
+impl PolicyArgs {
+    /// The library's options for these flags.
+    pub fn options(&self) -> crate::trust::source::PolicyOptions {
+        crate::trust::source::PolicyOptions {
+            file: self.signature_policy.clone(),
+            insecure: self.insecure_policy,
+            extra: Vec::new(),
+        }
+    }
+}
+
 /// Parses a `--max-*-size` value (clap reports the message as a usage error).
 pub fn size_arg(text: &str) -> Result<u64, String> {
     limits::parse_size(text)

@@ -278,6 +278,7 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
         "source": r.source,
         "pulled": rfc3339(r.pulled),
         "in_use_by": gc::users(store.layout(), &r),
+        "trust": r.trust,
     });
     if g.json {
         return output::print_json(&doc);
@@ -290,6 +291,13 @@ fn inspect(g: &GlobalOpts, input: &str) -> anyhow::Result<()> {
         format!("Source:    {}", r.source),
         format!("Pulled:    {}", rfc3339(r.pulled)),
         format!("Size:      {}", human_size(r.size())),
+        format!(
+            "Trust:     {}",
+            r.trust.as_ref().map_or(
+                "not recorded (pulled before berth checked signatures)".into(),
+                |t| t.describe()
+            )
+        ),
         format!("Created:   {}", config["created"].as_str().unwrap_or("-")),
         format!(
             "Arch:      {}/{}",

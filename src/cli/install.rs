@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use super::config::LimitArgs;
+use super::config::{LimitArgs, PolicyArgs};
 use super::health::HealthArgs;
 use super::output::{self, Renderer};
 use super::plan_view::{display, footprint_section, print_footprint, print_mode_changes};
@@ -46,6 +46,8 @@ pub struct InstallArgs {
     pub hostfs_modes: String,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub health: HealthArgs,
     /// The image (any reference `berth pull` takes).
@@ -104,6 +106,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         enable: true,
         hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user)?,
+        policy: a.policy.options(),
         health: a.health.overrides(),
     };
     let renderer = Arc::new(Renderer::new(g));
@@ -254,6 +257,9 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
         "{}: {} ({})\ndeployment: {}",
         s.name, s.image, s.digest, s.deployment
     );
+    if let Some(t) = &s.trust {
+        out.push_str(&format!("\ntrust:      {}", t.describe()));
+    }
     if let Some(p) = &s.previous {
         out.push_str(&format!(
             "\nprevious:   {} {} ({}) (berth rollback {})",

@@ -16,6 +16,7 @@ mod plan_view;
 mod pull;
 mod run;
 mod run_once;
+mod trust;
 mod update;
 
 use std::path::PathBuf;
@@ -129,6 +130,8 @@ pub enum Command {
     Mount(install::MountArgs),
     /// Unmount what `berth mount` mounted.
     Umount(install::UmountArgs),
+    /// Show or edit the signature policy every pull is checked against.
+    Trust(trust::TrustArgs),
     /// Generate man pages and shell completions.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -193,6 +196,7 @@ pub fn main() -> i32 {
         Command::Diff(a) => apply::diff(&opt.global, a),
         Command::Mount(a) => install::mount(&opt.global, a),
         Command::Umount(a) => install::umount(&opt.global, a),
+        Command::Trust(a) => trust::run(&opt.global, a),
         Command::Generate(a) => generate::run(&opt.global, a),
         // Dispatched by run_lean, before logging starts.
         Command::Run(_) | Command::Exec(_) | Command::Kill(_) => Ok(()),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use super::config::LimitArgs;
+use super::config::{LimitArgs, PolicyArgs};
 use super::output::{self, Renderer};
 use super::{GlobalOpts, UsageError};
 use crate::image::manifest::Platform;
@@ -41,6 +41,8 @@ pub struct PullArgs {
     pub jobs: u16,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The image to pull.
     #[arg(value_name = "REF")]
     pub reference: String,
@@ -76,6 +78,7 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
             limits: a.limits.resolve(g.user)?,
         },
         jobs: a.jobs as usize,
+        policy: a.policy.options(),
     };
     let renderer = Arc::new(Renderer::new(g));
     let outcome = pull::pull(&g.layout()?, &req, renderer.clone())
@@ -91,10 +94,11 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
             "Up to date:"
         };
         output::println(&format!(
-            "{verb} {} ({} layers, {fetched} fetched)\nDigest: {}",
+            "{verb} {} ({} layers, {fetched} fetched)\nDigest: {}\nTrust:  {}",
             outcome.reference,
             outcome.layers.len(),
-            outcome.digest
+            outcome.digest,
+            outcome.trust.describe()
         ))?;
     }
     Ok(())

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::config::LimitArgs;
+use super::config::{LimitArgs, PolicyArgs};
 use super::output::{self, Renderer};
 use super::GlobalOpts;
 use crate::deploy::run_once::{self, RunOnceRequest};
@@ -24,6 +24,8 @@ pub struct RunOnceArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The image (any reference `berth pull` takes).
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -64,6 +66,7 @@ fn run_inner(g: &GlobalOpts, a: &RunOnceArgs) -> anyhow::Result<i32> {
         berth,
         verbose: g.verbose,
         limits: a.limits.resolve(g.user)?,
+        policy: a.policy.options(),
     };
     let renderer = Arc::new(Renderer::new(g));
     let record = run_once::pull(&layout, &req, renderer.clone())

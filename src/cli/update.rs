@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::config::LimitArgs;
+use super::config::{LimitArgs, PolicyArgs};
 use super::install::{berth_exe, connect, switched};
 use super::output::{self, Renderer};
 use super::plan_view::{display, print_growth, print_mode_changes};
@@ -61,6 +61,8 @@ pub struct UpdateArgs {
     pub soak: Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// One group's outcome, for `--all`.
@@ -178,6 +180,7 @@ fn request(
             .map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user).context("--limit")?,
         // update keeps the installed health keys (no --health-* here).
+        policy: a.policy.options(),
         health: None,
         soak: a.soak,
         retry_failed: !a.all,

@@ -22,6 +22,7 @@ use crate::store::{lock_root, Store, StoreError};
 use crate::systemd::manager::{Manager, ManagerError};
 use crate::systemd::{ContainerName, UnitName};
 use crate::template::{SetValue, ValuesError};
+use crate::trust::source::PolicyOptions;
 use crate::Error;
 
 /// What to install.
@@ -47,6 +48,8 @@ pub struct InstallRequest {
     pub hostfs_modes: super::hostfs::HostfsModes,
     /// Caps on what pulling the image may decompress to.
     pub limits: Limits,
+    /// The signature policy a pull applies.
+    pub policy: PolicyOptions,
     /// The operator's health check keys (`--health-*`, a manifest's `health`).
     pub health: crate::runtime::health::source::Overrides,
 }
@@ -76,6 +79,7 @@ pub fn install(
     let fetch = Fetch {
         display: req.display,
         limits: req.limits,
+        policy: req.policy.clone(),
         ..Fetch::default()
     };
     let record = ensure_image(layout, &req.image, fetch, progress)?;
@@ -224,7 +228,7 @@ pub fn default_name(image: &str) -> String {
 }
 
 /// How [`ensure_image`] may get an image.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Fetch {
     /// Plan only: never pull, the image must be stored.
     pub display: bool,
@@ -232,6 +236,8 @@ pub struct Fetch {
     pub refresh: bool,
     /// Caps on what a pull may decompress to.
     pub limits: Limits,
+    /// The signature policy a pull applies.
+    pub policy: PolicyOptions,
 }
 
 /// The stored image for `input`; pulled when not stored (or always, with
@@ -246,6 +252,7 @@ pub fn ensure_image(
         display,
         refresh,
         limits,
+        policy,
     } = fetch;
     let conf = regconf::load().map_err(RegistryError::from)?;
     let candidates = reference::resolve(input, &conf.unqualified_search)?;
@@ -272,6 +279,7 @@ pub fn ensure_image(
             ..RemoteOptions::default()
         },
         jobs: 3,
+        policy,
     };
     let outcome = pull::pull(layout, &req, progress)?;
     let store = Store::open(layout, false)?

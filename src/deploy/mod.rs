@@ -320,6 +320,9 @@ pub struct InfoImage {
     /// Config digest.
     #[serde(default)]
     pub image_id: String,
+    /// How the signature policy checked the image when it was pulled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::trust::source::TrustRecord>,
 }
 
 /// A host file an install wrote, with its checksum.

@@ -136,6 +136,7 @@ pub fn plan(
         digest: record.digest.clone(),
         commit: record.commit.clone(),
         image_id: record.image_id.clone(),
+        trust: record.trust.clone(),
     };
     let marker = Marker::new(name, &record.reference, &record.digest).map_err(|source| {
         DeployError::Unit {

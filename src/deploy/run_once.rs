@@ -139,6 +139,8 @@ pub struct RunOnceRequest {
     pub verbose: u8,
     /// Caps on what pulling the image may decompress to.
     pub limits: Limits,
+    /// The signature policy a pull applies.
+    pub policy: crate::trust::source::PolicyOptions,
 }
 
 /// A checked-out, rendered slot, and what to remove after it ran.
@@ -245,6 +247,7 @@ pub fn pull(
     parse_set(&req.set)?;
     let fetch = Fetch {
         limits: req.limits,
+        policy: req.policy.clone(),
         ..Fetch::default()
     };
     ensure_image(layout, &req.image, fetch, progress)

@@ -73,6 +73,9 @@ pub struct Status {
     /// operator (`update --accept-footprint`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_waits: Option<Waiting>,
+    /// How the signature policy checked the deployed image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::trust::source::TrustRecord>,
     /// The health check, if the deployment has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
@@ -186,6 +189,7 @@ pub fn status(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Stat
         last_update,
         footprint,
         update_waits,
+        trust: info.image.trust.clone(),
         name: name.to_string(),
         deployment: info.deployment.clone(),
         image: info.image.reference.clone(),

@@ -187,6 +187,7 @@ mod tests {
                 digest: String::new(),
                 commit: String::new(),
                 image_id: String::new(),
+                trust: None,
             },
             values: Default::default(),
             files: Vec::new(),

@@ -55,6 +55,8 @@ pub struct UpdateRequest {
     pub hostfs_modes: Option<super::hostfs::HostfsModes>,
     /// Caps on what pulling the image may decompress to.
     pub limits: Limits,
+    /// The signature policy a pull applies.
+    pub policy: crate::trust::source::PolicyOptions,
     /// The operator's health check keys (a manifest's `health`); `None`
     /// keeps the installed ones.
     pub health: Option<crate::runtime::health::source::Overrides>,
@@ -172,6 +174,7 @@ pub fn update_group(
             display: r.display,
             refresh: r.refresh,
             limits: r.limits,
+            policy: r.policy.clone(),
         };
         records.push(ensure_image(layout, image, fetch, progress.clone())?);
     }

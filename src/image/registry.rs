@@ -492,6 +492,71 @@ impl Remote {
                 limit: blob::config_limit(),
             });
         }
+        self.fetch_small_blob(image, config_digest, size).await
+    }
+
+    /// Fetches a small blob (a signature) into memory: its declared `size`
+    /// must be at most `limit`, named `limit_text` in the error.
+    pub async fn fetch_bounded_blob(
+        &self,
+        image: &str,
+        digest: &str,
+        size: u64,
+        limit: u64,
+        limit_text: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        if size > limit {
+            return Err(RegistryError::TooLarge {
+                image: image.to_string(),
+                what: format!("blob {digest}"),
+                size,
+                limit: limit_text.to_string(),
+            });
+        }
+        self.fetch_small_blob(image, digest, size).await
+    }
+
+    /// Fetches the manifest tagged `tag` in this repository, or `None`
+    /// when there is none (signatures attached beside an image live under
+    /// such tags). Bounded like every manifest; the protocol (HTTPS or
+    /// plain HTTP) is the one the image's own manifest was fetched with.
+    pub async fn fetch_tagged_manifest_optional(
+        &self,
+        image: &str,
+        tag: &str,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let reference = self.reference(tag);
+        let what = format!("{}/{}:{tag}", self.registry, self.repository);
+        let fetched = match self
+            .retry(&what, || self.bounded_manifest(&reference))
+            .await
+        {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                return match self.map_err(e, &what) {
+                    RegistryError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                }
+            }
+        };
+        match fetched {
+            manifest_get::Fetched::Complete(bytes, _) => Ok(Some(bytes)),
+            manifest_get::Fetched::TooLarge { size, .. } => Err(RegistryError::TooLarge {
+                image: image.to_string(),
+                what: format!("manifest {what}"),
+                size,
+                limit: blob::manifest_limit(),
+            }),
+        }
+    }
+
+    /// One blob into memory, `size` already checked against its cap.
+    async fn fetch_small_blob(
+        &self,
+        image: &str,
+        config_digest: &str,
+        size: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
         let reference = self.reference(config_digest);
         let mut attempt = 0u32;
         loop {

@@ -17,6 +17,7 @@ use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::systemd::manager::Manager;
 use crate::systemd::{Dependencies, UnitName, UnitType};
+use crate::trust::source::PolicyOptions;
 use crate::Error;
 
 /// What an apply did (or, with `plan_only`, would do).
@@ -44,6 +45,8 @@ pub struct ApplyOptions {
     pub plan_only: bool,
     /// Caps on what pulling an entry's image may decompress to.
     pub limits: Limits,
+    /// The signature policy pulls apply (an entry's `verify` adds to it).
+    pub policy: PolicyOptions,
 }
 
 fn installed(layout: &Layout, manager: &dyn Manager) -> Vec<crate::deploy::Listed> {
@@ -100,6 +103,7 @@ pub fn apply(
                 if !opts.plan_only {
                     let fetch = deploy::install::Fetch {
                         limits: opts.limits,
+                        policy: entry_policy(layout, e, opts).map_err(at)?,
                         ..Default::default()
                     };
                     deploy::install::ensure_image(layout, &e.image, fetch, progress.clone())
@@ -249,6 +253,7 @@ fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallR
         enable: e.enabled,
         hostfs_modes: e.hostfs_modes,
         limits: opts.limits,
+        policy: opts.policy.clone(),
         health: e.health.clone(),
     }
 }
@@ -266,11 +271,28 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         accept_footprint: e.accept_footprint,
         hostfs_modes: Some(e.hostfs_modes),
         limits: opts.limits,
+        policy: opts.policy.clone(),
         health: Some(e.health.clone()),
         soak: e.soak.unwrap_or(deploy::soak::DEFAULT_SOAK),
         // The manifest asks for this image: apply converges to it.
         retry_failed: true,
     }
+}
+
+/// The policy an entry's pull applies: the options' plus the entry's
+/// `verify` key (read inside the root).
+fn entry_policy(
+    layout: &Layout,
+    e: &super::Entry,
+    opts: &ApplyOptions,
+) -> Result<PolicyOptions, Error> {
+    let mut policy = opts.policy.clone();
+    if let Some(v) = &e.verify {
+        policy
+            .extra
+            .push(crate::trust::pin::pinned(layout, &v.key)?);
+    }
+    Ok(policy)
 }
 
 /// Staging refuses an update whose footprint grows unless the entry

@@ -73,6 +73,10 @@ pub struct Entry {
     /// removed) or `as-image`.
     #[serde(default, skip_serializing_if = "HostfsModes::is_safe")]
     pub hostfs_modes: HostfsModes,
+    /// Require the image to be signed with this key, on top of the
+    /// signature policy (`verify = { key = "/etc/pki/berth/etcd.pub" }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
     /// Health check keys over the image's `Healthcheck` (`cmd`, `interval`,
     /// `timeout`, `retries`, `start_period`), as `berth install --health-*`
     /// sets them; `cmd = "none"` turns the image's check off.
@@ -104,6 +108,16 @@ mod soak_text {
             .map(Some)
             .map_err(|e| serde::de::Error::custom(format!("soak {text:?}: {e}")))
     }
+}
+
+/// An entry's `verify` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// The public key, an absolute path (inside `--root` when given): an
+    /// OpenPGP key means GPG simple signing (`signedBy`), a PEM public key
+    /// means a cosign signature (`sigstoreSigned`).
+    pub key: PathBuf,
 }
 
 fn yes() -> bool {
@@ -265,6 +279,12 @@ impl Manifest {
                     )));
                 }
             }
+            if let Some(v) = e.verify.as_ref().filter(|v| !v.key.is_absolute()) {
+                return Err(bad(format!(
+                    "verify.key {:?}: expected an absolute path (read inside --root when given)",
+                    v.key
+                )));
+            }
             e.health.check().map_err(|x| bad(x.to_string()))?;
             for d in e.after.iter().chain(&e.requires) {
                 if d == &e.name {
@@ -372,6 +392,7 @@ mod tests {
 [[container]]
 name = "engine"
 image = "localhost:5000/engine:1"
+verify = { key = "/etc/pki/berth/engine.pub" }
 after = ["flannel"]
 requires = ["flannel"]
 
@@ -394,6 +415,12 @@ start = false
         let etcd = &m.entries[2].entry;
         assert!(etcd.enabled && !etcd.start);
         assert_eq!(m.entries[1].entry.set["AFTER"], "etcd.service");
+        assert_eq!(
+            m.entries[0].entry.verify,
+            Some(Verify {
+                key: "/etc/pki/berth/engine.pub".into()
+            })
+        );
         let order = m.validate(&BTreeSet::new()).unwrap();
         assert_eq!(names(&m, &order), ["etcd", "flannel", "engine"]);
     }
@@ -478,6 +505,8 @@ start = false
             ("[[container]]\nname = \"a\"\nimage = \"x\"\nafter = [\"nosuch\"]\n", "neither in the manifest nor installed"),
             ("[[container]]\nname = \"a\"\nimage = \"x\"\nrequires = [\"a\"]\n", "depends on itself"),
             ("[[container]]\nname = \"a\"\nimage = \"x\"\n[[container]]\nname = \"a\"\nimage = \"y\"\n", "declared twice"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nverify = { key = \"k.pub\" }\n", "verify.key \"k.pub\": expected an absolute path"),
+            ("[[container]]\nname = \"a\"\nimage = \"x\"\nverify = { keys = \"/k.pub\" }\n", "unknown field `keys`"),
         ];
         for (text, needle) in cases {
             let msg = match manifest(text) {

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{merge, ot, refs, Store, StoreError, NOCANCEL};
 use crate::image::manifest::{Fetched, LayerInfo};
+use crate::trust::source::TrustRecord;
 use crate::Error;
 
 const META_MANIFEST: &str = "berth.manifest";
@@ -19,6 +20,7 @@ const META_CONFIG: &str = "berth.config";
 const META_SOURCE: &str = "berth.source";
 const META_PULLED: &str = "berth.pulled";
 const META_LAYERS: &str = "berth.layers";
+const META_TRUST: &str = "berth.trust";
 
 /// What the store records about an image.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +47,10 @@ pub struct ImageRecord {
     pub source: String,
     /// Pull time, seconds since the epoch.
     pub pulled: u64,
+    /// How the signature policy checked the image when it was stored
+    /// (`None` for images stored before berth read the policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustRecord>,
 }
 
 impl ImageRecord {
@@ -72,6 +78,7 @@ pub fn commit_image(
     source: &str,
     fetched: &Fetched,
     layer_commits: &[String],
+    trust: &TrustRecord,
 ) -> Result<String, Error> {
     let repo = store.repo();
     store.transaction(|| -> Result<String, Error> {
@@ -102,6 +109,8 @@ pub fn commit_image(
         dict.insert(META_PULLED, now);
         let layers = serde_json::to_string(&fetched.layers).unwrap_or_default();
         dict.insert(META_LAYERS, layers.as_str());
+        let trust = serde_json::to_string(trust).unwrap_or_default();
+        dict.insert(META_TRUST, trust.as_str());
         let commit = repo
             .write_commit_with_time(
                 None,
@@ -153,6 +162,7 @@ pub fn read_record(store: &Store, reference: &str, commit: &str) -> Result<Image
         layers,
         source: get(META_SOURCE)?,
         pulled: dict.lookup::<u64>(META_PULLED).ok().flatten().unwrap_or(0),
+        trust: lookup_str(&dict, META_TRUST).and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 

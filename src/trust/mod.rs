@@ -10,6 +10,19 @@
 
 use std::path::PathBuf;
 
+pub mod check;
+pub mod cosign;
+pub mod edit;
+pub mod gpg;
+pub mod identity;
+pub mod lookaside;
+pub mod payload;
+pub mod pin;
+pub mod policy;
+pub mod registries_d;
+pub mod requirement;
+pub mod signatures;
+pub mod source;
 pub mod verify;
 
 /// Where a public key comes from.

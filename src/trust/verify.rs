@@ -1,20 +1,37 @@
 //! Checks one image against the requirements of its policy scope.
 //!
-//! The signature verifiers (GPG simple signing, cosign) are being built;
-//! until they land, `signedBy` and `sigstoreSigned` refuse every image, so
-//! a policy that asks for signatures is never silently weakened.
+//! Every requirement must be met. `signedBy` and `sigstoreSigned` are met
+//! by one signature that (in this order) verifies with one of the
+//! requirement's keys, is a payload of the requirement's format, names the
+//! digest of the manifest being pulled, and names an identity the
+//! requirement's `signedIdentity` accepts ([`super::identity`]). When none
+//! is, the error lists why each signature was refused.
 
-use super::Requirement;
+use sha2::{Digest as _, Sha256};
 
-/// The image being checked: what was pulled and what its manifest is.
-#[derive(Debug, Clone)]
+use super::cosign::PublicKey;
+use super::gpg::{GpgError, KeyBlob, Keyring};
+use super::identity;
+use super::payload::{self, Format};
+use super::signatures::{Kind, SignatureSource, SourceError};
+use super::{KeySource, Requirement, SignedIdentity};
+use crate::ErrorKind;
+
+/// The image being checked: what was pulled, its manifest and where its
+/// signatures are.
+#[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
-    /// The reference as pulled (`registry/repo:tag` or `…@sha256:…`).
+    /// The reference as pulled (`registry/repo:tag` or `…@sha256:…`; an
+    /// `oci:`/archive reference has no registry identity).
     pub reference: &'a str,
-    /// The manifest's digest (`sha256:…`): what a signature signs.
+    /// The manifest's digest (`sha256:…`): what a signature signs. For a
+    /// multi-platform image, the digest of the manifest the reference names
+    /// (the index), as skopeo signs it.
     pub manifest_digest: &'a str,
-    /// The manifest bytes as received.
+    /// The manifest bytes as received (their sha256 must be the digest).
     pub manifest: &'a [u8],
+    /// The image's signatures.
+    pub signatures: &'a dyn SignatureSource,
 }
 
 /// How an image met its requirements (shown by `status`, `images inspect`).
@@ -22,7 +39,8 @@ pub struct Subject<'a> {
 pub struct Verified {
     /// The requirement types met, in policy order.
     pub requirements: Vec<String>,
-    /// Fingerprints of the keys whose signatures were accepted.
+    /// Fingerprints of the keys whose signatures were accepted: OpenPGP
+    /// primary key fingerprints, `sha256:…` of a cosign public key.
     pub keys: Vec<String>,
     /// The identities the accepted signatures named.
     pub identities: Vec<String>,
@@ -47,6 +65,52 @@ pub enum TrustError {
         /// What did not match.
         reason: String,
     },
+    /// A key the requirement names cannot be used.
+    #[error("image {image}: requirement \"{requirement}\": key {key}: {detail}; fix the policy")]
+    Key {
+        /// The reference.
+        image: String,
+        /// The requirement type.
+        requirement: &'static str,
+        /// The key's path, or `keyData`.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Signatures could not be read.
+    #[error("image {image}: reading signatures: {source}")]
+    Source {
+        /// The reference.
+        image: String,
+        /// The failure.
+        source: SourceError,
+    },
+    /// GnuPG could not be run.
+    #[error("image {image}: {source}")]
+    Gpg {
+        /// The reference.
+        image: String,
+        /// The failure.
+        source: GpgError,
+    },
+}
+
+impl TrustError {
+    /// The exit-code kind: refusals are integrity failures (6).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TrustError::Rejected { .. } | TrustError::NotMet { .. } => ErrorKind::Integrity,
+            TrustError::Key { .. } => ErrorKind::Usage,
+            TrustError::Source { source, .. } => source.kind(),
+            TrustError::Gpg { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+/// One accepted signature.
+struct Accepted {
+    key: String,
+    identity: String,
 }
 
 /// Checks `subject` against every requirement (all must be met).
@@ -56,23 +120,389 @@ pub fn evaluate(subject: &Subject<'_>, reqs: &[Requirement]) -> Result<Verified,
         keys: Vec::new(),
         identities: Vec::new(),
     };
+    let image = || subject.reference.to_string();
     for req in reqs {
-        match req {
-            Requirement::InsecureAcceptAnything => {}
-            Requirement::Reject => {
-                return Err(TrustError::Rejected {
-                    image: subject.reference.to_string(),
-                })
+        let accepted = match req {
+            Requirement::InsecureAcceptAnything => None,
+            Requirement::Reject => return Err(TrustError::Rejected { image: image() }),
+            Requirement::SignedBy { keys, identity, .. } => {
+                check_manifest(subject, req)?;
+                Some(signed_by(subject, req, keys, identity)?)
             }
-            Requirement::SignedBy { .. } | Requirement::SigstoreSigned { .. } => {
-                return Err(TrustError::NotMet {
-                    image: subject.reference.to_string(),
-                    requirement: req.type_name(),
-                    reason: "signature verification is not available in this build".into(),
-                })
+            Requirement::SigstoreSigned { key, identity, .. } => {
+                check_manifest(subject, req)?;
+                let Some(key) = key else {
+                    return Err(not_met(
+                        subject,
+                        req,
+                        "keyless signatures (Fulcio certificates, Rekor) cannot be checked \
+                         offline; give the requirement a keyPath or keyData"
+                            .into(),
+                    ));
+                };
+                Some(sigstore_signed(subject, req, key, identity)?)
             }
+        };
+        if let Some(a) = accepted {
+            out.keys.push(a.key);
+            out.identities.push(a.identity);
         }
         out.requirements.push(req.type_name().to_string());
     }
     Ok(out)
+}
+
+fn not_met(subject: &Subject<'_>, req: &Requirement, reason: String) -> TrustError {
+    TrustError::NotMet {
+        image: subject.reference.to_string(),
+        requirement: req.type_name(),
+        reason,
+    }
+}
+
+/// The manifest bytes must be what the digest names: a signature of the
+/// digest then vouches for them.
+fn check_manifest(subject: &Subject<'_>, req: &Requirement) -> Result<(), TrustError> {
+    let actual = format!("sha256:{}", hex::encode(Sha256::digest(subject.manifest)));
+    if actual != subject.manifest_digest {
+        return Err(not_met(
+            subject,
+            req,
+            format!(
+                "the manifest received is {actual}, not {}",
+                subject.manifest_digest
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn source_err(subject: &Subject<'_>) -> impl Fn(SourceError) -> TrustError {
+    let image = subject.reference.to_string();
+    move |source| TrustError::Source {
+        image: image.clone(),
+        source,
+    }
+}
+
+fn read_key(
+    subject: &Subject<'_>,
+    req: &Requirement,
+    key: &KeySource,
+) -> Result<KeyBlob, TrustError> {
+    match key {
+        KeySource::Data(bytes) => Ok(KeyBlob {
+            name: "keyData".into(),
+            bytes: bytes.clone(),
+        }),
+        KeySource::Path(path) => std::fs::read(path)
+            .map(|bytes| KeyBlob {
+                name: path.display().to_string(),
+                bytes,
+            })
+            .map_err(|e| TrustError::Key {
+                image: subject.reference.to_string(),
+                requirement: req.type_name(),
+                key: path.display().to_string(),
+                detail: e.to_string(),
+            }),
+    }
+}
+
+/// The payload checks both formats share, after the signature verified.
+fn check_payload(
+    subject: &Subject<'_>,
+    bytes: &[u8],
+    format: Format,
+    rule: &SignedIdentity,
+) -> Result<String, String> {
+    let p = payload::parse(bytes, format).map_err(|e| e.to_string())?;
+    if p.manifest_digest != subject.manifest_digest {
+        return Err(format!(
+            "it signs manifest {}, not this image's {}",
+            p.manifest_digest, subject.manifest_digest
+        ));
+    }
+    if !identity::matches(rule, Some(subject.reference), &p.docker_reference) {
+        return Err(format!(
+            "it names {:?}, which {} does not accept for {}",
+            p.docker_reference,
+            rule_name(rule),
+            subject.reference
+        ));
+    }
+    Ok(p.docker_reference)
+}
+
+fn rule_name(rule: &SignedIdentity) -> String {
+    match rule {
+        SignedIdentity::MatchRepoDigestOrExact => "matchRepoDigestOrExact".into(),
+        SignedIdentity::MatchExact => "matchExact".into(),
+        SignedIdentity::MatchRepository => "matchRepository".into(),
+        SignedIdentity::ExactReference(r) => format!("exactReference {r:?}"),
+        SignedIdentity::ExactRepository(r) => format!("exactRepository {r:?}"),
+        SignedIdentity::RemapIdentity {
+            prefix,
+            signed_prefix,
+        } => format!("remapIdentity {prefix:?} -> {signed_prefix:?}"),
+    }
+}
+
+/// "none found" or the reasons each signature was refused.
+fn refused(
+    subject: &Subject<'_>,
+    req: &Requirement,
+    kind: Kind,
+    reasons: Vec<String>,
+) -> TrustError {
+    if reasons.is_empty() {
+        return not_met(
+            subject,
+            req,
+            format!(
+                "no signature found (looked in {})",
+                subject.signatures.looked_in(kind)
+            ),
+        );
+    }
+    let n = reasons.len();
+    let list = reasons
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("signature {}: {r}", i + 1))
+        .collect::<Vec<_>>()
+        .join("; ");
+    not_met(
+        subject,
+        req,
+        format!("none of {n} signatures accepted: {list}"),
+    )
+}
+
+fn signed_by(
+    subject: &Subject<'_>,
+    req: &Requirement,
+    keys: &[KeySource],
+    rule: &SignedIdentity,
+) -> Result<Accepted, TrustError> {
+    // Keys first: a policy naming a missing key is an error even for an
+    // unsigned image.
+    let blobs = keys
+        .iter()
+        .map(|k| read_key(subject, req, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sigs = subject
+        .signatures
+        .simple_signing()
+        .map_err(source_err(subject))?;
+    if sigs.is_empty() {
+        return Err(refused(subject, req, Kind::SimpleSigning, Vec::new()));
+    }
+    let mut keyring = Keyring::new(&blobs).map_err(|e| match e {
+        GpgError::Key { key, detail } => TrustError::Key {
+            image: subject.reference.to_string(),
+            requirement: req.type_name(),
+            key,
+            detail,
+        },
+        other => TrustError::Gpg {
+            image: subject.reference.to_string(),
+            source: other,
+        },
+    })?;
+    let mut reasons = Vec::new();
+    for sig in &sigs {
+        let (bytes, fpr) = match keyring.verify(sig) {
+            Ok(v) => v,
+            Err(e) => {
+                reasons.push(e.to_string());
+                continue;
+            }
+        };
+        match check_payload(subject, &bytes, Format::Atomic, rule) {
+            Ok(identity) => return Ok(Accepted { key: fpr, identity }),
+            Err(r) => reasons.push(format!("by key {fpr}: {r}")),
+        }
+    }
+    Err(refused(subject, req, Kind::SimpleSigning, reasons))
+}
+
+fn sigstore_signed(
+    subject: &Subject<'_>,
+    req: &Requirement,
+    key: &KeySource,
+    rule: &SignedIdentity,
+) -> Result<Accepted, TrustError> {
+    let blob = read_key(subject, req, key)?;
+    let key = PublicKey::from_pem(&blob.bytes).map_err(|e| TrustError::Key {
+        image: subject.reference.to_string(),
+        requirement: req.type_name(),
+        key: blob.name.clone(),
+        detail: e.to_string(),
+    })?;
+    let sigs = subject.signatures.sigstore().map_err(source_err(subject))?;
+    let mut reasons = Vec::new();
+    for sig in &sigs {
+        if let Err(e) = key.verify(&sig.payload, &sig.signature) {
+            reasons.push(e.to_string());
+            continue;
+        }
+        match check_payload(subject, &sig.payload, Format::Cosign, rule) {
+            Ok(identity) => {
+                return Ok(Accepted {
+                    key: key.fingerprint().to_string(),
+                    identity,
+                })
+            }
+            Err(r) => reasons.push(format!("by key {}: {r}", key.fingerprint())),
+        }
+    }
+    Err(refused(subject, req, Kind::Sigstore, reasons))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::signatures::{CosignSignature, FixedSignatures};
+
+    // Made with `openssl ecparam -genkey -name prime256v1` and
+    // `openssl dgst -sha256 -sign`, over PAYLOAD, which signs MANIFEST.
+    const PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE4O3vgnCBoMsityDdbJl4Qabq5g+L
+7qoLiDRkGoh3ybJOCTLjrtCFutpgzgy9IUpK8nts4aHz2wezN+jLWvAXOA==
+-----END PUBLIC KEY-----
+";
+    const MANIFEST: &[u8] = br#"{"schemaVersion":2}"#;
+    const DIGEST: &str = "sha256:bafebd36189ad3688b7b3915ea55d461e0bfcfbdde11e54b0a123999fb6be50f";
+    const PAYLOAD: &str = r#"{"critical":{"identity":{"docker-reference":"r.example/app:1"},"image":{"docker-manifest-digest":"sha256:bafebd36189ad3688b7b3915ea55d461e0bfcfbdde11e54b0a123999fb6be50f"},"type":"cosign container image signature"},"optional":null}"#;
+    const SIGNATURE: &str = "MEQCIAiPAxwzX7m9hmqDrKarRDDdotmD3XWbVaiggijwqcqWAiATNudC7olQW1xT+wPanzQPYFp30mQp9TygIhDhaAo+Lg==";
+
+    fn signed() -> FixedSignatures {
+        FixedSignatures {
+            simple: Vec::new(),
+            sigstore: vec![CosignSignature {
+                payload: PAYLOAD.as_bytes().to_vec(),
+                signature: SIGNATURE.into(),
+            }],
+        }
+    }
+
+    fn subject<'a>(
+        reference: &'a str,
+        manifest: &'a [u8],
+        sigs: &'a FixedSignatures,
+    ) -> Subject<'a> {
+        Subject {
+            reference,
+            manifest_digest: DIGEST,
+            manifest,
+            signatures: sigs,
+        }
+    }
+
+    fn cosign(identity: SignedIdentity) -> Vec<Requirement> {
+        vec![Requirement::SigstoreSigned {
+            key: Some(KeySource::Data(PUBLIC.as_bytes().to_vec())),
+            keyless: false,
+            identity,
+        }]
+    }
+
+    fn reason(r: Result<Verified, TrustError>) -> String {
+        match r {
+            Err(e @ TrustError::NotMet { .. }) => e.to_string(),
+            other => panic!("expected NotMet, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_cosign_signature_and_reports_how() {
+        let sigs = signed();
+        let v = evaluate(
+            &subject("r.example/app:1", MANIFEST, &sigs),
+            &[
+                Requirement::InsecureAcceptAnything,
+                cosign(SignedIdentity::MatchRepoDigestOrExact).remove(0),
+            ],
+        )
+        .unwrap();
+        assert_eq!(v.requirements, ["insecureAcceptAnything", "sigstoreSigned"]);
+        assert_eq!(v.identities, ["r.example/app:1"]);
+        assert!(v.keys[0].starts_with("sha256:"), "{:?}", v.keys);
+    }
+
+    #[test]
+    fn refuses_what_does_not_match() {
+        let sigs = signed();
+        // Another identity.
+        let r = reason(evaluate(
+            &subject("r.example/app:2", MANIFEST, &sigs),
+            &cosign(SignedIdentity::MatchRepoDigestOrExact),
+        ));
+        assert!(
+            r.contains("which matchRepoDigestOrExact does not accept"),
+            "{r}"
+        );
+        // Bytes that are not the manifest the digest names.
+        let r = reason(evaluate(
+            &subject("r.example/app:1", b"{}", &sigs),
+            &cosign(SignedIdentity::MatchRepository),
+        ));
+        assert!(r.contains("the manifest received is sha256:44136f"), "{r}");
+        // A damaged signature.
+        let mut bad = signed();
+        bad.sigstore[0].payload.push(b' ');
+        let r = reason(evaluate(
+            &subject("r.example/app:1", MANIFEST, &bad),
+            &cosign(SignedIdentity::MatchRepository),
+        ));
+        assert!(r.contains("the signature was not made by key"), "{r}");
+        // None at all, and keyless.
+        let none = FixedSignatures::default();
+        let r = reason(evaluate(
+            &subject("r.example/app:1", MANIFEST, &none),
+            &cosign(SignedIdentity::MatchRepository),
+        ));
+        assert!(r.contains("no signature found"), "{r}");
+        let keyless = [Requirement::SigstoreSigned {
+            key: None,
+            keyless: true,
+            identity: SignedIdentity::MatchRepository,
+        }];
+        let r = reason(evaluate(
+            &subject("r.example/app:1", MANIFEST, &sigs),
+            &keyless,
+        ));
+        assert!(r.contains("cannot be checked offline"), "{r}");
+    }
+
+    #[test]
+    fn reject_wins_and_bad_keys_are_policy_errors() {
+        let sigs = signed();
+        let s = subject("r.example/app:1", MANIFEST, &sigs);
+        let e = evaluate(
+            &s,
+            &[Requirement::InsecureAcceptAnything, Requirement::Reject],
+        )
+        .unwrap_err();
+        assert!(matches!(e, TrustError::Rejected { .. }));
+        assert_eq!(e.kind(), ErrorKind::Integrity);
+        let missing = [Requirement::SignedBy {
+            key_type: crate::trust::KeyType::GpgKeys,
+            keys: vec![KeySource::Path("/nonexistent/berth-key.gpg".into())],
+            identity: SignedIdentity::MatchRepoDigestOrExact,
+        }];
+        let e = evaluate(&s, &missing).unwrap_err();
+        assert!(matches!(e, TrustError::Key { .. }), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        let not_a_key = [Requirement::SigstoreSigned {
+            key: Some(KeySource::Data(b"junk".to_vec())),
+            keyless: false,
+            identity: SignedIdentity::MatchRepository,
+        }];
+        assert!(matches!(
+            evaluate(&s, &not_a_key),
+            Err(TrustError::Key { .. })
+        ));
+    }
 }

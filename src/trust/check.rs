@@ -1,0 +1,125 @@
+//! The check every pull makes: the policy's requirements for the
+//! reference, plus a manifest entry's key, evaluated on the manifest before
+//! anything of the image is fetched or stored.
+
+use super::signatures::{FixedSignatures, SignatureSource};
+use super::source::{self as trust_source, Loaded, PolicyOptions, TrustRecord};
+use super::verify::{self, Subject};
+use super::Requirement;
+use crate::image::reference::ImageRef;
+use crate::layout::Layout;
+use crate::Error;
+
+/// The policy of one pull: loaded once, checked per candidate reference.
+pub struct PullPolicy<'a> {
+    layout: &'a Layout,
+    loaded: Loaded,
+    opts: &'a PolicyOptions,
+}
+
+impl PullPolicy<'_> {
+    /// Checks the manifest `bytes` (digest `digest`) of `r` against the
+    /// policy's requirements for it plus the request's extra ones.
+    /// `signatures` opens the image's signature source; it is called only
+    /// when a requirement needs signatures, so a pull that needs none never
+    /// reads registries.d.
+    pub fn check<'s>(
+        &self,
+        r: &ImageRef,
+        shown: &str,
+        bytes: &[u8],
+        digest: &str,
+        signatures: &dyn Fn() -> Result<Box<dyn SignatureSource + 's>, Error>,
+    ) -> Result<TrustRecord, Error> {
+        let (policy, scope, mut reqs): (String, String, Vec<_>) = match &self.loaded {
+            Loaded::Insecure => ("insecure-policy".to_string(), String::new(), Vec::new()),
+            Loaded::Absent { .. } => ("none".to_string(), String::new(), Vec::new()),
+            Loaded::Policy { file, policy } => {
+                let applied = policy.requirements_for(r);
+                (
+                    file.display().to_string(),
+                    applied.describe(),
+                    applied.requirements.to_vec(),
+                )
+            }
+        };
+        let scope = match (scope.is_empty(), self.opts.extra.is_empty()) {
+            (_, true) => scope,
+            (true, false) => "the manifest entry's verify key".to_string(),
+            (false, false) => format!("{scope}, plus the manifest entry's verify key"),
+        };
+        reqs.extend(self.opts.extra.iter().cloned());
+        if reqs.is_empty() {
+            return Ok(TrustRecord::unchecked(&policy));
+        }
+        let reqs = trust_source::keys_inside_root(self.layout, &reqs)?;
+        let needs_signatures = reqs.iter().any(|r| {
+            matches!(
+                r,
+                Requirement::SignedBy { .. } | Requirement::SigstoreSigned { .. }
+            )
+        });
+        let source: Box<dyn SignatureSource + 's> = if needs_signatures {
+            signatures()?
+        } else {
+            Box::new(FixedSignatures::default())
+        };
+        let subject = Subject {
+            reference: shown,
+            manifest_digest: digest,
+            manifest: bytes,
+            signatures: source.as_ref(),
+        };
+        match verify::evaluate(&subject, &reqs) {
+            Ok(verified) => {
+                tracing::info!(
+                    "{shown}: accepted by {policy} ({scope}): {}",
+                    verified.requirements.join(", ")
+                );
+                Ok(TrustRecord {
+                    policy,
+                    scope,
+                    verified,
+                })
+            }
+            Err(refusal) => Err(Error::Trust {
+                policy,
+                scope,
+                refusal: Box::new(refusal),
+            }),
+        }
+    }
+}
+
+impl<'a> PullPolicy<'a> {
+    /// Loads the policy for a pull of `input` and says, once, how it will
+    /// be checked (a warning for `--insecure-policy`, `-v` otherwise).
+    pub fn load(
+        layout: &'a Layout,
+        opts: &'a PolicyOptions,
+        input: &str,
+    ) -> Result<PullPolicy<'a>, Error> {
+        let loaded = trust_source::load(layout, opts)?;
+        match &loaded {
+            Loaded::Insecure => tracing::warn!(
+                "--insecure-policy: {input} is accepted without checking the signature policy"
+            ),
+            Loaded::Absent { looked } => tracing::info!(
+                "no signature policy ({}); {input} is accepted unchecked",
+                looked
+                    .iter()
+                    .map(|p| layout.host(&p.to_string_lossy()).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Loaded::Policy { file, .. } => {
+                tracing::info!("checking {input} against {}", file.display())
+            }
+        }
+        Ok(PullPolicy {
+            layout,
+            loaded,
+            opts,
+        })
+    }
+}
