@@ -175,9 +175,14 @@ impl Runtime for Bundled {
     }
 
     fn delete(&mut self, id: &str) -> Result<()> {
+        // Without the container built here (berth-run's hand-off: the
+        // image that created it is gone), its state says what to delete.
         let r = match self.container.take() {
             Some(mut c) => c.delete(true),
-            None => Ok(()),
+            None => match self.load(id) {
+                Ok(mut c) => c.delete(true),
+                Err(_) => Ok(()),
+            },
         };
         let dir = self.state_dir(id);
         let leftover = remove_state_dir(&dir);

@@ -8,13 +8,15 @@
 //! container the same way, and systemd reading `PIDFile=` sees the MAINPID
 //! berth reports anyway (docs/runtime.md, "sd_notify relay and MAINPID").
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
 
 use super::activation::{self, Listen};
+use super::handoff::{self, Handoff, RelayFd};
 use super::notify::NotifyEnv;
-use super::supervise::{self, Signals};
+use super::supervise::{self, Signals, Waited};
 use super::{check_id, open, prepare, Exit, IdLock, Paths, Result, RuntimeChoice, RuntimeError};
 use crate::layout::Layout;
 
@@ -46,6 +48,10 @@ pub struct RunOptions {
     /// Where to write berth's pid while the container runs (checked with
     /// [`check_pid_file`] by the caller).
     pub pid_file: Option<PathBuf>,
+    /// Re-execute into the lean supervisor once the container has run
+    /// [`handoff::AFTER`] (berth-run, whose [`handoff::MARKER`] mode resumes
+    /// it; `berth` itself has no such mode).
+    pub hand_off: bool,
 }
 
 /// Why a `--pid-file` path is refused.
@@ -128,7 +134,7 @@ fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
 }
 
 /// Removes the pid file if it is there.
-fn remove_pid_file(path: &Path) -> Result<()> {
+pub(crate) fn remove_pid_file(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -189,7 +195,7 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
     let bundle = prepare::load(&o.bundle)?;
     let paths = Paths::for_layout(&o.layout)?;
     let mut rt = open(&o.runtime, &paths)?;
-    let _lock = IdLock::take(&paths, &o.id)?;
+    let lock = IdLock::take(&paths, &o.id)?;
     remove_stale(&paths, &o.runtime, &o.id)?;
     activation::cloexec_from(listen.fds).map_err(|e| {
         RuntimeError::io(
@@ -218,7 +224,36 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
             write_pid_file(p, std::process::id())?;
         }
         let target = || rt.signal_target(&o.id, pid);
-        supervise::wait(pid, &target, &signals, rendered.relay.as_ref(), &pending)
+        let relay = rendered.relay.as_ref();
+        if !o.hand_off {
+            return supervise::wait(pid, &target, &signals, relay, &pending);
+        }
+        let deadline = std::time::Instant::now() + handoff::AFTER;
+        match supervise::wait_until(pid, &target, &signals, relay, &pending, Some(deadline))? {
+            Waited::Exited(exit) => return Ok(exit),
+            Waited::Deadline => {}
+        }
+        let h = Handoff {
+            base: paths.base.clone(),
+            id: o.id.clone(),
+            runtime: o.runtime.clone(),
+            pid: pid.as_raw(),
+            lock_fd: lock.fd().as_raw_fd(),
+            pid_file: o.pid_file.clone(),
+            relay: relay.zip(notify.socket.as_ref()).map(|(r, up)| RelayFd {
+                fd: r.fd().as_raw_fd(),
+                upstream: up.clone(),
+                dir: r.dir().to_path_buf(),
+            }),
+            log: tracing::level_filters::LevelFilter::current()
+                .into_level()
+                .unwrap_or(tracing::Level::ERROR),
+        };
+        let mut keep = vec![lock.fd()];
+        keep.extend(relay.map(|r| r.fd()));
+        let e = h.exec(&keep);
+        tracing::warn!("{}: supervising without the hand-off: {e}", o.id);
+        supervise::wait(pid, &target, &signals, relay, &[])
     })();
     let unlinked = o.pid_file.as_deref().map_or(Ok(()), remove_pid_file);
     let deleted = rt.delete(&o.id);

@@ -8,6 +8,7 @@
 //! One thread, no handlers: `poll` on the signalfd and the relay socket.
 
 use std::os::fd::AsFd;
+use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -115,6 +116,33 @@ pub fn wait(
     relay: Option<&Relay>,
     pending: &[Signal],
 ) -> Result<Exit> {
+    let mut pending = pending;
+    loop {
+        if let Waited::Exited(exit) = wait_until(pid, target, signals, relay, pending, None)? {
+            return Ok(exit);
+        }
+        pending = &[];
+    }
+}
+
+/// How [`wait_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The child ended.
+    Exited(Exit),
+    /// The deadline passed first (the child runs on).
+    Deadline,
+}
+
+/// [`wait`], returning at `deadline` if the child still runs then.
+pub fn wait_until(
+    pid: Pid,
+    target: &dyn Fn() -> Pid,
+    signals: &Signals,
+    relay: Option<&Relay>,
+    pending: &[Signal],
+    deadline: Option<Instant>,
+) -> Result<Waited> {
     for sig in pending {
         forward(target(), *sig);
     }
@@ -123,13 +151,22 @@ pub fn wait(
             if let Some(r) = relay {
                 r.pump();
             }
-            return Ok(exit);
+            return Ok(Waited::Exited(exit));
         }
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => {
+                    PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+                }
+                _ => return Ok(Waited::Deadline),
+            },
+        };
         let mut fds = vec![PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN)];
         if let Some(r) = relay {
             fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(RuntimeError::sys("polling", e)),
