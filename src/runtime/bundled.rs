@@ -96,7 +96,19 @@ impl Bundled {
                 path: dir,
             });
         }
-        Container::load(dir).map_err(|e| lc(id, "loading state", e))
+        // libcontainer rewrites state.json in place (truncate, write) when
+        // `start` returns, which can be after the container's first output:
+        // an `exec` or `kill` right then reads an empty file. Read again.
+        let mut tries = 0;
+        loop {
+            match Container::load(dir.clone()) {
+                Err(_) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                r => return r.map_err(|e| lc(id, "loading state", e)),
+            }
+        }
     }
 
     fn builder(&self, id: &str, preserved: u32) -> Result<ContainerBuilder> {
