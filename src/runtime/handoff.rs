@@ -183,10 +183,12 @@ impl Handoff {
         argv.extend(self.to_args().iter().map(|a| c(a)));
         // nix's execv leaves the signal mask alone (std's Command::exec
         // would clear it, and a SIGTERM arriving in between would kill us).
-        match nix::unistd::execv(c"/proc/self/exe", &argv) {
-            Ok(never) => match never {},
-            Err(e) => RuntimeError::sys("re-executing berth-run for the hand-off", e),
+        let Err(e) = nix::unistd::execv(c"/proc/self/exe", &argv);
+        // Still the first image: later children must not inherit these.
+        for fd in keep {
+            let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
         }
+        RuntimeError::sys("re-executing berth-run for the hand-off", e)
     }
 }
 
