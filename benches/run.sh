@@ -99,7 +99,7 @@ strace -c -f -o "$W/strace.txt" "$BERTH" --root "$W/root" run --bundle "$B" st1 
 mkdir -p "$W/sleep" && ln -sfn "$B/rootfs" "$W/sleep/rootfs"
 python3 - "$B/config.json" "$W/sleep/config.json" <<'PY'
 import json, sys
-c = json.load(open(sys.argv[1])); c["process"]["args"] = ["/bin/sleep", "3"]
+c = json.load(open(sys.argv[1])); c["process"]["args"] = ["/bin/sleep", "5"]
 json.dump(c, open(sys.argv[2], "w"))
 PY
 "$BERTH" --root "$W/root" run --bundle "$W/sleep" rss &
@@ -111,19 +111,22 @@ hwm=$(awk '/VmHWM/{print $2}' /proc/$P/status)
 wait $P
 lean_rss=0
 lean_anon=0
+lean_pss=0
 if [ -x "${BERTH_LEAN:-}" ]; then
   "$BERTH_LEAN" --root "$W/root" --bundle "$W/sleep" rss-lean &
   P=$!
   for _ in $(seq 100); do [ -n "$(cat /proc/$P/task/$P/children 2>/dev/null)" ] && break; sleep 0.05; done
-  sleep 0.5
+  # berth-run hands off to its lean supervisor after 500 ms (runtime::handoff).
+  sleep 1.5
   lean_rss=$(awk '/VmRSS/{print $2}' /proc/$P/status)
   lean_anon=$(awk '/RssAnon/{print $2}' /proc/$P/status)
+  lean_pss=$(awk '/^Pss:/{print $2}' /proc/$P/smaps_rollup)
   wait $P
 fi
 
-python3 - "$W" "$OUT" "$RUNS" "$libs" "$size" "${reloc:-?}" "$rss" "$hwm" "$lean_rss" "$lean_anon" "$(uptime)" <<'PY'
+python3 - "$W" "$OUT" "$RUNS" "$libs" "$size" "${reloc:-?}" "$rss" "$hwm" "$lean_rss" "$lean_anon" "$lean_pss" "$(uptime)" <<'PY'
 import json, statistics, sys
-w, out, runs, libs, size, reloc, rss, hwm, lean_rss, lean_anon, load = sys.argv[1:]
+w, out, runs, libs, size, reloc, rss, hwm, lean_rss, lean_anon, lean_pss, load = sys.argv[1:]
 def rows(path):
     return [(r["command"], statistics.median(r["times"]) * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3, min(r["times"]) * 1e3)
             for r in json.load(open(path))["results"]]
@@ -145,7 +148,8 @@ L += ["", f"- binary {int(size) / 1e6:.1f} MB, {libs} shared libraries (`ldd`); 
       f"- resident memory of `berth run` while its container runs: VmRSS {int(rss) / 1024:.1f} MiB (peak {int(hwm) / 1024:.1f} MiB)"]
 if int(lean_rss):
     L.append(f"- `berth-run` while its container runs: VmRSS {int(lean_rss) / 1024:.1f} MiB, of which"
-             f" anonymous {int(lean_anon) / 1024:.1f} MiB (the rest is file pages of the binary and libc, shared between instances)")
+             f" anonymous {int(lean_anon) / 1024:.1f} MiB (the rest is file pages of the binary and libc, shared between instances),"
+             f" Pss {int(lean_pss) / 1024:.1f} MiB (after its hand-off to the lean supervisor)")
 def calls(path):
     try:
         return next(int(l.split()[3]) for l in open(path) if l.rstrip().endswith(" total"))

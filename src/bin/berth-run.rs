@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use berth::layout::Layout;
 use berth::runtime::foreground::{self, Cleanup, RunOptions};
+use berth::runtime::handoff::{self, Handoff};
 use berth::runtime::{RuntimeChoice, RuntimeError};
 use clap::Parser;
 
@@ -58,7 +59,29 @@ fn fail(e: RuntimeError, context: &str) -> i32 {
     e.kind().exit_code()
 }
 
+/// The second image of a berth-run that handed off (see
+/// `berth::runtime::handoff`): no command line to parse, only what the
+/// first image passed.
+fn resume(args: &[std::ffi::OsString]) -> i32 {
+    let h = match Handoff::parse(args) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    berth::logging::init_minimal(h.log);
+    match handoff::resume(&h) {
+        Ok(exit) => exit.code(),
+        Err(e) => fail(e, &format!("supervising {}", h.id)),
+    }
+}
+
 fn main() {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == handoff::MARKER) {
+        std::process::exit(resume(&args.collect::<Vec<_>>()));
+    }
     // A health check this berth-run started (see runtime::health::probe).
     if let Some(code) = berth::runtime::health::probe::main_if_requested() {
         std::process::exit(code);
@@ -101,6 +124,7 @@ fn main() {
         bundle,
         runtime,
         pid_file,
+        hand_off: true,
     };
     let code = match foreground::run(&run) {
         Ok(exit) => exit.code(),

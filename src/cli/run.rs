@@ -125,6 +125,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> i32 {
         bundle,
         runtime,
         pid_file,
+        hand_off: false,
     };
     match foreground::run(&o) {
         Ok(exit) => exit.code(),

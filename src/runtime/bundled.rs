@@ -29,8 +29,8 @@ use oci_spec::runtime::Spec;
 
 use super::{prepare, ExecUser, Paths, Result, RunRequest, Runtime, RuntimeError};
 
-/// How often a state.json caught mid-write is read again (1 ms apart).
-const STATE_READ_RETRIES: u32 = 5;
+/// How often a state.json caught mid-write is read again (5 ms apart).
+const STATE_READ_RETRIES: u32 = 20;
 
 /// The executor of every process berth starts in a container.
 #[derive(Clone, Debug, Default)]
@@ -108,7 +108,7 @@ impl Bundled {
                 Ok(c) => return Ok(c),
                 Err(_) if tries < STATE_READ_RETRIES && dir.join("state.json").exists() => {
                     tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    std::thread::sleep(std::time::Duration::from_millis(5));
                 }
                 Err(e) => return Err(lc(id, "loading state", e)),
             }
@@ -191,9 +191,14 @@ impl Runtime for Bundled {
     }
 
     fn delete(&mut self, id: &str) -> Result<()> {
+        // Without the container built here (berth-run's hand-off: the
+        // image that created it is gone), its state says what to delete.
         let r = match self.container.take() {
             Some(mut c) => c.delete(true),
-            None => Ok(()),
+            None => match self.load(id) {
+                Ok(mut c) => c.delete(true),
+                Err(_) => Ok(()),
+            },
         };
         let dir = self.state_dir(id);
         let leftover = remove_state_dir(&dir);

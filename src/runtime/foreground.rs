@@ -8,14 +8,16 @@
 //! container the same way, and systemd reading `PIDFile=` sees the MAINPID
 //! berth reports anyway (docs/runtime.md, "sd_notify relay and MAINPID").
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
 
 use super::activation::{self, Listen};
+use super::handoff::{self, Handoff, RelayFd};
 use super::health::checker::{Checker, UNHEALTHY_EXIT};
 use super::notify::NotifyEnv;
-use super::supervise::{self, Signals};
+use super::supervise::{self, Signals, Waited};
 use super::{
     check_id, open, prepare, ExecUser, Exit, IdLock, Paths, Result, RuntimeChoice, RuntimeError,
 };
@@ -49,6 +51,10 @@ pub struct RunOptions {
     /// Where to write berth's pid while the container runs (checked with
     /// [`check_pid_file`] by the caller).
     pub pid_file: Option<PathBuf>,
+    /// Re-execute into the lean supervisor once the container has run
+    /// [`handoff::AFTER`] (berth-run, whose [`handoff::MARKER`] mode resumes
+    /// it; `berth` itself has no such mode).
+    pub hand_off: bool,
 }
 
 /// Why a `--pid-file` path is refused.
@@ -131,7 +137,7 @@ fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
 }
 
 /// Removes the pid file if it is there.
-fn remove_pid_file(path: &Path) -> Result<()> {
+pub(crate) fn remove_pid_file(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -192,7 +198,7 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
     let bundle = prepare::load(&o.bundle)?;
     let paths = Paths::for_layout(&o.layout)?;
     let mut rt = open(&o.runtime, &paths)?;
-    let _lock = IdLock::take(&paths, &o.id)?;
+    let lock = IdLock::take(&paths, &o.id)?;
     remove_stale(&paths, &o.runtime, &o.id)?;
     activation::cloexec_from(listen.fds).map_err(|e| {
         RuntimeError::io(
@@ -226,20 +232,59 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
         }
         let target = || rt.signal_target(&o.id, pid);
         let relay = rendered.relay.as_ref();
-        let exit = supervise::wait(pid, &target, &signals, relay, &pending, health.as_mut());
-        match health.as_mut() {
-            Some(h) => {
-                h.end();
-                exit.map(|e| {
-                    if h.unhealthy() {
-                        Exit::Code(UNHEALTHY_EXIT)
-                    } else {
-                        e
-                    }
-                })
-            }
-            None => exit,
+        // A container with a health check stays supervised by this image:
+        // the checker's schedule, a running check and a held READY=1 do not
+        // cross the exec of the hand-off.
+        if !o.hand_off || health.is_some() {
+            let exit = supervise::wait(pid, &target, &signals, relay, &pending, health.as_mut());
+            return match health.as_mut() {
+                Some(h) => {
+                    h.end();
+                    exit.map(|e| {
+                        if h.unhealthy() {
+                            Exit::Code(UNHEALTHY_EXIT)
+                        } else {
+                            e
+                        }
+                    })
+                }
+                None => exit,
+            };
         }
+        let deadline = std::time::Instant::now() + handoff::AFTER;
+        match supervise::wait_until(
+            pid,
+            &target,
+            &signals,
+            relay,
+            &pending,
+            Some(deadline),
+            None,
+        )? {
+            Waited::Exited(exit) => return Ok(exit),
+            Waited::Deadline => {}
+        }
+        let h = Handoff {
+            base: paths.base.clone(),
+            id: o.id.clone(),
+            runtime: o.runtime.clone(),
+            pid: pid.as_raw(),
+            lock_fd: lock.fd().as_raw_fd(),
+            pid_file: o.pid_file.clone(),
+            relay: relay.zip(notify.socket.as_ref()).map(|(r, up)| RelayFd {
+                fd: r.fd().as_raw_fd(),
+                upstream: up.clone(),
+                dir: r.dir().to_path_buf(),
+            }),
+            log: tracing::level_filters::LevelFilter::current()
+                .into_level()
+                .unwrap_or(tracing::Level::ERROR),
+        };
+        let mut keep = vec![lock.fd()];
+        keep.extend(relay.map(|r| r.fd()));
+        let e = h.exec(&keep);
+        tracing::warn!("{}: supervising without the hand-off: {e}", o.id);
+        supervise::wait(pid, &target, &signals, relay, &[], None)
     })();
     let unlinked = o.pid_file.as_deref().map_or(Ok(()), remove_pid_file);
     let deleted = rt.delete(&o.id);

@@ -38,6 +38,7 @@ pub mod cgroup;
 pub mod defaults;
 pub mod external;
 pub mod foreground;
+pub mod handoff;
 pub mod health;
 pub mod legacy;
 pub mod notify;
@@ -338,6 +339,13 @@ pub struct IdLock {
 }
 
 impl IdLock {
+    /// The lock file's fd (kept open across berth-run's hand-off, so the
+    /// lock stays held).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self._lock.as_fd()
+    }
+
     /// Takes the lock without waiting; [`RuntimeError::Busy`] if held.
     pub fn take(paths: &Paths, id: &str) -> Result<IdLock> {
         let path = paths.lock(id);

@@ -117,6 +117,25 @@ impl Relay {
         })
     }
 
+    /// A relay around a socket [`Relay::bind`] made earlier (berth-run's
+    /// hand-off passes it across `execve`).
+    pub fn adopt(
+        sock: UnixDatagram,
+        dir: PathBuf,
+        notify_socket: &OsStr,
+    ) -> std::io::Result<Relay> {
+        sock.set_nonblocking(true)?;
+        Ok(Relay {
+            sock,
+            upstream: upstream_addr(notify_socket).map_err(std::io::Error::from)?,
+            out: UnixDatagram::unbound()?,
+            mainpid: std::process::id(),
+            dir,
+            // Only containers without a health check hand off.
+            hold: Cell::new(false),
+        })
+    }
+
     /// The directory that holds the socket (bind-mounted into the container).
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -8,6 +8,7 @@
 //! One thread, no handlers: `poll` on the signalfd and the relay socket.
 
 use std::os::fd::AsFd;
+use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -118,6 +119,43 @@ pub fn wait(
     pending: &[Signal],
     mut health: Option<&mut Checker>,
 ) -> Result<Exit> {
+    let mut pending = pending;
+    loop {
+        let waited = wait_until(
+            pid,
+            target,
+            signals,
+            relay,
+            pending,
+            None,
+            health.as_deref_mut(),
+        )?;
+        if let Waited::Exited(exit) = waited {
+            return Ok(exit);
+        }
+        pending = &[];
+    }
+}
+
+/// How [`wait_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The child ended.
+    Exited(Exit),
+    /// The deadline passed first (the child runs on).
+    Deadline,
+}
+
+/// [`wait`], returning at `deadline` if the child still runs then.
+pub fn wait_until(
+    pid: Pid,
+    target: &dyn Fn() -> Pid,
+    signals: &Signals,
+    relay: Option<&Relay>,
+    pending: &[Signal],
+    deadline: Option<Instant>,
+    mut health: Option<&mut Checker>,
+) -> Result<Waited> {
     for sig in pending {
         forward(target(), *sig);
     }
@@ -126,15 +164,26 @@ pub fn wait(
             if let Some(r) = relay {
                 r.pump();
             }
-            return Ok(exit);
+            return Ok(Waited::Exited(exit));
         }
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => {
+                    PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+                }
+                _ => return Ok(Waited::Deadline),
+            },
+        };
         let mut fds = vec![PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN)];
         if let Some(r) = relay {
             fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
         }
-        let timeout = health
-            .as_ref()
-            .map_or(PollTimeout::NONE, |h| h.poll_timeout());
+        // The earlier of the deadline and the health checker's next step.
+        let timeout = match health.as_ref().map(|h| h.poll_timeout()) {
+            Some(h) if h != PollTimeout::NONE && (timeout == PollTimeout::NONE || h < timeout) => h,
+            _ => timeout,
+        };
         match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
