@@ -53,8 +53,27 @@ impl Listen {
 
 /// Marks every open fd from `3 + keep` on close-on-exec, so only stdio and
 /// the activation fds reach the container (or the external runtime).
+/// One `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11); on older kernels,
+/// each fd listed in `/proc/self/fd`.
 pub fn cloexec_from(keep: u32) -> std::io::Result<()> {
-    let first = 3 + keep as RawFd;
+    if cloexec_range(3 + keep) {
+        return Ok(());
+    }
+    cloexec_listed(3 + keep as RawFd)
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`; false if the kernel has no
+/// such call or flag (ENOSYS before 5.9, EINVAL before 5.11).
+#[allow(unsafe_code)]
+fn cloexec_range(first: u32) -> bool {
+    // SAFETY: with CLOSE_RANGE_CLOEXEC the call closes nothing, it only sets
+    // FD_CLOEXEC on open fds, so no fd owned elsewhere in the process becomes
+    // invalid; the arguments are plain integers.
+    let r = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    r == 0
+}
+
+fn cloexec_listed(first: RawFd) -> std::io::Result<()> {
     let mut fds: Vec<RawFd> = Vec::new();
     for e in std::fs::read_dir("/proc/self/fd")? {
         if let Some(fd) = e?
@@ -84,6 +103,32 @@ pub fn cloexec_from(keep: u32) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// An fd without FD_CLOEXEC, as one inherited from a parent would be.
+    fn inheritable() -> std::fs::File {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        fcntl(f.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+        f
+    }
+
+    fn is_cloexec(fd: &std::fs::File) -> bool {
+        let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFD).unwrap();
+        FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC)
+    }
+
+    #[test]
+    fn inherited_fds_become_close_on_exec() {
+        // From this fd on only, to leave the other tests' fds alone.
+        let fd = inheritable();
+        assert!(!is_cloexec(&fd));
+        cloexec_from(fd.as_raw_fd() as u32 - 3).unwrap();
+        assert!(is_cloexec(&fd));
+        // The fallback for kernels without close_range's CLOEXEC flag.
+        let fd = inheritable();
+        cloexec_listed(fd.as_raw_fd()).unwrap();
+        assert!(is_cloexec(&fd));
+    }
 
     #[test]
     fn only_for_this_pid() {
