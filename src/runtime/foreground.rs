@@ -19,7 +19,8 @@ use super::health::checker::{Checker, UNHEALTHY_EXIT};
 use super::notify::NotifyEnv;
 use super::supervise::{self, Signals, Waited};
 use super::{
-    check_id, open, prepare, ExecUser, Exit, IdLock, Paths, Result, RuntimeChoice, RuntimeError,
+    check_id, open, prepare, ExecUser, Exit, IdLock, Paths, Result, Runtime, RuntimeChoice,
+    RuntimeError,
 };
 use crate::layout::Layout;
 
@@ -146,15 +147,16 @@ pub(crate) fn remove_pid_file(path: &Path) -> Result<()> {
 }
 
 /// Removes what a dead berth left for `id` (held lock required): the state of
-/// the runtime it recorded, if another, then `runtime`'s.
-fn remove_stale(paths: &Paths, runtime: &RuntimeChoice, id: &str) -> Result<()> {
+/// the runtime it recorded, if another, then that of `rt`, the runtime
+/// `runtime` opened.
+fn remove_stale(paths: &Paths, runtime: &RuntimeChoice, rt: &dyn Runtime, id: &str) -> Result<()> {
     if let Some(prev) = paths.recorded_runtime(id).filter(|p| p != runtime) {
         match open(&prev, paths) {
             Ok(old) => old.remove_stale(id)?,
             Err(e) => tracing::warn!("{id}: stale state of runtime {}: {e}", prev.name()),
         }
     }
-    open(runtime, paths)?.remove_stale(id)
+    rt.remove_stale(id)
 }
 
 /// What [`cleanup`] did.
@@ -182,7 +184,7 @@ pub fn cleanup(
         Err(RuntimeError::Busy { .. }) => return Ok(Cleanup::Running),
         Err(e) => return Err(e),
     };
-    remove_stale(&paths, runtime, id)?;
+    remove_stale(&paths, runtime, open(runtime, &paths)?.as_ref(), id)?;
     if let Some(p) = pid_file {
         remove_pid_file(p)?;
     }
@@ -199,7 +201,7 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
     let paths = Paths::for_layout(&o.layout)?;
     let mut rt = open(&o.runtime, &paths)?;
     let lock = IdLock::take(&paths, &o.id)?;
-    remove_stale(&paths, &o.runtime, &o.id)?;
+    remove_stale(&paths, &o.runtime, rt.as_ref(), &o.id)?;
     activation::cloexec_from(listen.fds).map_err(|e| {
         RuntimeError::io(
             "marking fds close-on-exec in",
