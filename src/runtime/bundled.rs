@@ -116,12 +116,26 @@ impl Bundled {
     }
 
     fn builder(&self, id: &str, preserved: u32) -> Result<ContainerBuilder> {
+        warm_procfs_handle();
         let root = self.paths.libcontainer_root();
         ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_executor(BerthExecutor)
             .with_root_path(root)
             .and_then(|b| b.with_preserved_fds(preserved as i32).validate_id())
             .map_err(|e| lc(id, "preparing", e))
+    }
+}
+
+/// Creates pathrs' cached procfs handle in this process, before libcontainer
+/// clones. libcgroups and libcontainer open `/proc/self/mountinfo` and
+/// friends through it, and pathrs makes it once per process (a private
+/// `subset=pid` procfs: `fsopen`, three `fsconfig`, `fsmount` and a check)
+/// when first asked: made here, the intermediate process and the init
+/// inherit it, and delete reuses it, instead of each mounting its own.
+/// A failure is left for libcontainer to report where it needs procfs.
+fn warm_procfs_handle() {
+    if let Err(e) = pathrs::procfs::ProcfsHandle::new() {
+        tracing::debug!("no cached procfs handle: {e}");
     }
 }
 
