@@ -51,7 +51,7 @@ struct Opt {
 }
 
 fn init_logging(o: &Opt) {
-    berth::logging::init_lean(berth::logging::level(o.quiet, o.verbose));
+    berth::logging::init_minimal(berth::logging::level(o.quiet, o.verbose));
 }
 
 fn fail(e: RuntimeError, context: &str) -> i32 {
