@@ -35,16 +35,10 @@ impl Controller for CpuSet {
     type Resource = LinuxCpu;
 
     fn add_task(pid: Pid, cgroup_path: &Path) -> Result<(), Self::Error> {
-        fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
-
         // berth patch (third_party/README.md): the mount point is looked up
         // once for both files (each lookup reads mountinfo).
         let mount_point = util::get_subsystem_mount_point(&ControllerType::CpuSet)?;
-        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_CPUS, &mount_point)?;
-        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_MEMS, &mount_point)?;
-
-        common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
-        Ok(())
+        Self::add_task_below(pid, cgroup_path, &mount_point)
     }
 
     fn apply(controller_opt: &ControllerOpt, cgroup_path: &Path) -> Result<(), Self::Error> {
@@ -78,6 +72,22 @@ impl CpuSet {
             common::write_cgroup_file_str(cgroup_path.join(CGROUP_CPUSET_MEMS), mems)?;
         }
 
+        Ok(())
+    }
+
+    /// berth patch (third_party/README.md): [`Controller::add_task`] for a
+    /// cgroup below the cpuset hierarchy mounted at `mount_point`, which the
+    /// v1 manager already found (no second read of mountinfo).
+    pub(crate) fn add_task_below(
+        pid: Pid,
+        cgroup_path: &Path,
+        mount_point: &Path,
+    ) -> Result<(), V1CpuSetControllerError> {
+        fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
+        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_CPUS, mount_point)?;
+        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_MEMS, mount_point)?;
+
+        common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
         Ok(())
     }
 

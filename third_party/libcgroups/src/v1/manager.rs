@@ -32,6 +32,9 @@ use crate::stats::{PidStatsError, Stats, StatsProvider};
 
 pub struct Manager {
     subsystems: HashMap<CtrlType, PathBuf>,
+    // berth patch (third_party/README.md): where the cpuset hierarchy is
+    // mounted, found with the others, for `add_task`.
+    cpuset_mount: Option<PathBuf>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -118,7 +121,14 @@ impl Manager {
             }
         }
 
-        Ok(Manager { subsystems })
+        let cpuset_mount = mounts
+            .as_ref()
+            .ok()
+            .and_then(|m| util::find_subsystem_mount_point(&CtrlType::CpuSet, m).ok());
+        Ok(Manager {
+            subsystems,
+            cpuset_mount,
+        })
     }
 
     fn subsystem_path(
@@ -204,7 +214,10 @@ impl CgroupManager for Manager {
             match ctrl_type {
                 CtrlType::Cpu => Cpu::add_task(pid, cgroup_path)?,
                 CtrlType::CpuAcct => CpuAcct::add_task(pid, cgroup_path)?,
-                CtrlType::CpuSet => CpuSet::add_task(pid, cgroup_path)?,
+                CtrlType::CpuSet => match &self.cpuset_mount {
+                    Some(mount_point) => CpuSet::add_task_below(pid, cgroup_path, mount_point)?,
+                    None => CpuSet::add_task(pid, cgroup_path)?,
+                },
                 CtrlType::Devices => Devices::add_task(pid, cgroup_path)?,
                 CtrlType::HugeTlb => HugeTlb::add_task(pid, cgroup_path)?,
                 CtrlType::Memory => Memory::add_task(pid, cgroup_path)?,
