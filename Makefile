@@ -60,6 +60,7 @@ check-vm:
 bench: deps build
 	./benches/pull.sh
 	./benches/run.sh
+	./benches/startpath.sh
 	./benches/install.sh
 	./benches/boot.sh
 

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Start path of one container (issue 16): CPU time and system calls of
+# `berth-run --bundle B ID` and `berth-run --runtime crun --bundle B ID`
+# against `crun run --bundle B ID`, /bin/true in the busybox bundle of
+# benches/run.sh (run that once first, or set BUNDLE).
+#
+# Wall-clock times swing with the machine's load; these measures do not
+# (much): `perf stat -e task-clock` summed over every process of a start,
+# in blocks of REPS runs alternated between the commands BLOCKS times
+# (medians of the block means), and `strace -f -c` call counts. The state
+# roots are measured twice: on a tmpfs (what /run is under systemd) and on
+# the disk below target/ (ext4 here, where creating the state files costs
+# more). "berth-run alone" is the berth-run process without its children
+# (`perf stat --no-inherit`). Writes benches/results/startpath.md.
+# Needs root, perf, strace, crun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BR=${BERTH_LEAN:-$PWD/target/release/berth-run}
+W=${BENCH_DIR:-$PWD/target/bench-run}
+B=${BUNDLE:-$W/bundle}
+BLOCKS=${BLOCKS:-20}
+REPS=${REPS:-5}
+OUT=benches/results/startpath.md
+[ "$(id -u)" -eq 0 ] || { echo "startpath.sh needs root" >&2; exit 1; }
+[ -f "$B/config.json" ] || { echo "no bundle at $B: run benches/run.sh first" >&2; exit 1; }
+[ -x "$BR" ] || cargo build --release --bin berth-run
+T=$W/tmpfs
+mkdir -p "$T" "$W/disk"
+mountpoint -q "$T" || mount -t tmpfs -o size=64m tmpfs "$T"
+trap 'umount "$T" 2>/dev/null || true' EXIT
+
+# median of the numbers on stdin
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# cpu NAME...: CMD[NAME] run in interleaved blocks; prints "NAME median-ms"
+cpu() {
+  local d; d=$(mktemp -d)
+  for ((i = 0; i < BLOCKS; i++)); do
+    for n in "$@"; do
+      # shellcheck disable=SC2086
+      # (exit status ignored: the "start" command exits 2 by design)
+      perf stat ${PERF_OPTS:-} -x, -e task-clock -r "$REPS" -o "$d/p" -- ${CMD[$n]} >/dev/null 2>&1 || true
+      grep task-clock "$d/p" | cut -d, -f1 >>"$d/$n"
+    done
+  done
+  for n in "$@"; do echo "$n $(median <"$d/$n")"; done
+  rm -rf "$d"
+}
+
+calls() { # total system calls of one run of CMD[$1], all processes
+  # shellcheck disable=SC2086
+  strace -f -c -o "$W/strace.txt" ${CMD[$1]} >/dev/null 2>&1
+  awk '/ total$/ {print $4}' "$W/strace.txt"
+}
+
+declare -A CMD
+{
+  echo "# Start path, $(date -u +%F), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  echo "CPU time of all processes of one /bin/true start (perf stat task-clock,"
+  echo "$BLOCKS blocks of $REPS runs alternated, median of block means) and system calls (strace -f -c)."
+  echo
+  echo "| state root | command | CPU ms | vs crun | system calls |"
+  echo "|---|---|---|---|---|"
+  for fs in tmpfs disk; do
+    root=$T; [ $fs = disk ] && root=$W/disk
+    CMD=([crun]="crun --root $root/crun run --bundle $B c1"
+         [bundled]="$BR --root $root/b --bundle $B l1"
+         [external]="$BR --root $root/b --runtime crun --bundle $B lc1")
+    for n in crun bundled external; do ${CMD[$n]} >/dev/null 2>&1 || true; done # warm up
+    declare -A ms=()
+    while read -r n v; do ms[$n]=$v; done < <(cpu crun bundled external)
+    for n in crun bundled external; do
+      label=${CMD[$n]%% --root*}; [ $n = external ] && label="berth-run --runtime crun"
+      [ $n = bundled ] && label="berth-run (bundled)"
+      echo "| $fs | $label | ${ms[$n]} | $(awk -v a="${ms[$n]}" -v b="${ms[crun]}" 'BEGIN{printf "%.2fx", a/b}') | $(calls $n) |"
+    done
+  done
+  echo
+  CMD=([own]="$BR --root $T/b --runtime crun --bundle $B lc1"
+       [start]="$BR --supervise-handoff")
+  echo "berth-run alone (perf stat --no-inherit), tmpfs state root:"
+  echo
+  PERF_OPTS=--no-inherit cpu own start | while read -r n v; do
+    case $n in
+      own) echo "- \`berth-run --runtime crun\`, its own process: $v ms CPU" ;;
+      start) echo "- its process start and exit alone (\`berth-run --supervise-handoff\` without arguments, exit 2): $v ms CPU" ;;
+    esac
+  done
+} | tee "$OUT"
