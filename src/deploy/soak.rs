@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::runtime::health::checker::UNHEALTHY_EXIT;
 use crate::runtime::health::{State as Health, Status as HealthStatus};
 use crate::systemd::manager::UnitStatus;
 
@@ -109,6 +110,7 @@ pub struct Soak {
     soak: Duration,
     bound: Duration,
     has_check: bool,
+    retries: u32,
     fresh_after: u64,
     restarts: Option<u32>,
     holding_since: Option<Duration>,
@@ -123,6 +125,7 @@ impl Soak {
             soak,
             bound: soak + start_bound,
             has_check,
+            retries: 0,
             fresh_after: 0,
             restarts: None,
             holding_since: None,
@@ -135,6 +138,14 @@ impl Soak {
     /// the new one.
     pub fn checks_after(mut self, epoch_secs: u64) -> Soak {
         self.fresh_after = epoch_secs;
+        self
+    }
+
+    /// The check's `retries`: how many consecutive failures it took when
+    /// berth-run stopped the container (exit [`UNHEALTHY_EXIT`]) before
+    /// the gate saw its last report.
+    pub fn health_retries(mut self, retries: u32) -> Soak {
+        self.retries = retries;
         self
     }
 
@@ -158,7 +169,11 @@ impl Soak {
         let base = *self
             .restarts
             .get_or_insert(obs.unit.n_restarts.unwrap_or(0));
+        let gave_up = self.has_check && obs.unit.main_status == Some(UNHEALTHY_EXIT);
         if obs.unit.n_restarts.is_some_and(|n| n > base) {
+            if gave_up {
+                return Decision::Failed(self.gave_up());
+            }
             return Decision::Failed(Failure::Restarted {
                 after_secs: secs,
                 status: obs.unit.main_status,
@@ -168,6 +183,9 @@ impl Soak {
             obs.unit.active.as_str(),
             "failed" | "inactive" | "deactivating"
         ) || obs.unit.sub == "auto-restart";
+        if exited && gave_up {
+            return Decision::Failed(self.gave_up());
+        }
         if exited {
             return Decision::Failed(Failure::Exited {
                 after_secs: secs,
@@ -193,6 +211,28 @@ impl Soak {
             });
         }
         Decision::Wait
+    }
+
+    /// berth-run exited [`UNHEALTHY_EXIT`]: its check gave up, and the
+    /// state file went with the container. The failing streak is at least
+    /// the retries; the output is the last failed check's seen, if any.
+    fn gave_up(&self) -> Failure {
+        let seen = self.last_health.as_ref();
+        let output = seen
+            .and_then(|h| h.last.as_ref())
+            .filter(|c| c.exit != Some(0))
+            .map(|c| c.output.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| {
+                format!("berth-run stopped the container (exit {UNHEALTHY_EXIT}); see the journal")
+            });
+        Failure::Unhealthy {
+            streak: seen
+                .map_or(0, |h| h.failing_streak)
+                .max(self.retries)
+                .max(1),
+            output,
+        }
     }
 
     /// The unhealthy report seen last, if the last report was one.
