@@ -243,8 +243,8 @@ pub(super) fn switched(verb: &str, r: &deploy::update::Updated) -> String {
 /// Runs `berth status`.
 pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
-    deploy::recover_if_needed(&layout)?;
     let m = connect(&layout)?;
+    deploy::recover_if_needed(&layout, m.as_ref())?;
     // Through crate::Error, so that exit_code finds its kind: a container
     // that is not installed is exit 3.
     let s = deploy::status::status(&layout, &a.name, m.as_ref())
@@ -313,8 +313,8 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
 /// Runs `berth list`.
 pub fn list(g: &GlobalOpts, _a: &ListArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
-    deploy::recover_if_needed(&layout)?;
     let m = connect(&layout)?;
+    deploy::recover_if_needed(&layout, m.as_ref())?;
     let rows = deploy::list(&layout, m.as_ref());
     if g.json {
         return output::print_json(&rows);

@@ -85,7 +85,7 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
     }
     let m = connect(&layout)?;
     let plan = if a.all {
-        deploy::recover_if_needed(&layout)?;
+        deploy::recover_if_needed(&layout, m.as_ref())?;
         let names: Vec<String> = deploy::list(&layout, m.as_ref())
             .into_iter()
             .map(|l| l.name)

@@ -5,7 +5,10 @@
 //! fails, the transaction is undone (every member back on its previous
 //! deployment, journaled, so a killed berth leaves the whole group on one
 //! side), and the services already restarted are restarted again on their
-//! previous deployments, newest first, each gated the same way.
+//! previous deployments, newest first, each gated the same way. Each
+//! restart is journaled first, and the journal stays until the services
+//! are back: a berth killed at any moment leaves the next one
+//! ([`super::recover::recover_interrupted`]) what to restart.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -63,18 +66,20 @@ pub fn activate(
             Err(Stop::Before(e)) => {
                 // Not restarted: undone like any failed step, and the
                 // members restarted before it are put back.
-                drop(txn);
+                let undone = txn.abort();
                 for p in put_back(layout, manager, members, &restarted) {
                     tracing::warn!("{p}");
                 }
+                drop(undone);
                 return Err(e);
             }
             Err(Stop::Gate(failure)) => {
                 let journal = service(m.info)
                     .map(|u| manager.journal_tail(&u, JOURNAL_LINES))
                     .unwrap_or_default();
-                drop(txn);
+                let undone = txn.abort();
                 let put_back = put_back(layout, manager, members, &restarted);
+                drop(undone);
                 return Err(rolled_back(members, i, failure, &put_back, &journal));
             }
         }
@@ -110,6 +115,7 @@ fn switch_one(
         .reload()
         .map_err(|e| Stop::Before(DeployError::from(e)))?;
     if let Some(unit) = restart {
+        txn.note_restart(unit.as_str()).map_err(Stop::Before)?;
         manager.restart(&unit).map_err(|e| {
             Stop::Gate(Failure::Start {
                 detail: e.to_string(),
@@ -220,7 +226,9 @@ pub fn gate(
             c.start_period + (c.interval + c.timeout) * (c.retries + 1)
         });
     let restarted = super::last_update::now();
-    let mut soak = Soak::new(soak, bound, check.is_some()).checks_after(restarted);
+    let mut soak = Soak::new(soak, bound, check.is_some())
+        .health_retries(check.as_ref().map_or(0, |c| c.retries))
+        .checks_after(restarted);
     let started = Instant::now();
     loop {
         let health = match (&check, &paths) {

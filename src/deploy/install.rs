@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::plan::{plan, Plan, PlanRequest};
-use super::recover::{check_free, recover};
+use super::recover::{check_free, recover, recover_interrupted};
 use super::switch::{switch, HostFile};
-use super::txn::{recover_journal, Transaction};
+use super::txn::Transaction;
 use super::{containers_inside, failpoint, DeployError, EntryKind, Info};
 use crate::image::limits::Limits;
 use crate::image::registry::{RegistryError, RemoteOptions};
@@ -88,7 +88,7 @@ pub fn install(
     let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
     if !req.display {
-        recover_journal(layout)?;
+        recover_interrupted(layout, manager)?;
         recover(layout, &name)?;
     }
     check_free(layout, &name)?;

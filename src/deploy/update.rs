@@ -17,8 +17,9 @@ use super::gate::{self, Waiting};
 use super::install::{ensure_image, host_files, parse_set, stage, write_info, Fetch};
 use super::last_update::{self, LastUpdate, Outcome};
 use super::plan::{plan, Plan, PlanRequest};
+use super::recover::recover_interrupted;
 use super::switch::switch;
-use super::txn::{recover_journal, Transaction};
+use super::txn::Transaction;
 use super::{containers_inside, failpoint, DeployError, Info};
 use crate::image::limits::Limits;
 use crate::layout::Layout;
@@ -160,7 +161,7 @@ pub fn update_group(
     {
         let _lock = lock_root(layout)?;
         if !display {
-            recover_journal(layout)?;
+            recover_interrupted(layout, manager)?;
         }
         for (r, n) in reqs.iter().zip(&names) {
             let current = active_info(layout, n)?;

@@ -61,7 +61,7 @@ pub fn apply(
     manager: &dyn Manager,
     progress: Arc<dyn Progress>,
 ) -> Result<Applied, Error> {
-    deploy::recover_if_needed(layout)?;
+    deploy::recover_if_needed(layout, manager)?;
     let listed = installed(layout, manager);
     let names: BTreeSet<String> = listed.iter().map(|l| l.name.clone()).collect();
     let order = manifest.validate(&names).map_err(Error::from)?;
