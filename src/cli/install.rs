@@ -108,6 +108,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         limits: a.limits.resolve(g.user)?,
         policy: a.policy.options(),
         health: a.health.overrides(),
+        after: Vec::new(),
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;

@@ -182,6 +182,7 @@ fn request(
         // update keeps the installed health keys (no --health-* here).
         policy: a.policy.options(),
         health: None,
+        after: None,
         soak: a.soak,
         retry_failed: !a.all,
     })

@@ -52,6 +52,9 @@ pub struct InstallRequest {
     pub policy: PolicyOptions,
     /// The operator's health check keys (`--health-*`, a manifest's `health`).
     pub health: crate::runtime::health::source::Overrides,
+    /// Containers a manifest entry orders this one after (`after`,
+    /// `requires`), recorded for `update --all`'s groups.
+    pub after: Vec<String>,
 }
 
 /// Parses `--set` arguments.
@@ -104,6 +107,7 @@ pub fn install(
         enable: req.enable,
         hostfs_modes: req.hostfs_modes,
         health: &req.health,
+        after: &req.after,
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
     if req.display {
@@ -381,6 +385,7 @@ pub fn stage(
         footprint: Some(plan.footprint.clone()),
         hostfs_modes: plan.hostfs_modes,
         health: plan.health_keys.clone(),
+        after: plan.after.clone(),
     })
 }
 

@@ -431,6 +431,11 @@ pub struct Info {
         skip_serializing_if = "crate::runtime::health::source::Overrides::is_empty"
     )]
     pub health: crate::runtime::health::source::Overrides,
+    /// Containers a manifest entry orders this one after (`after`,
+    /// `requires`): `update --all` groups and orders by them as by the
+    /// units' `After=` (see [`groups`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 impl Info {

@@ -66,6 +66,9 @@ pub struct Plan {
     pub health: Option<health::Config>,
     /// The operator's health keys, recorded in `info.json`.
     pub health_keys: health::source::Overrides,
+    /// Containers a manifest entry orders this one after, recorded in
+    /// `info.json` for `update --all`'s groups.
+    pub after: Vec<String>,
     /// Host files: units, tmpfiles, hostfs.
     pub files: Vec<PlannedFile>,
     /// Enablement symlinks.
@@ -115,6 +118,9 @@ pub struct PlanRequest<'a> {
     pub hostfs_modes: HostfsModes,
     /// The operator's health check keys (install flags, manifest `health`).
     pub health: &'a health::source::Overrides,
+    /// Containers a manifest entry orders this one after (`after`,
+    /// `requires`); empty from the command line.
+    pub after: &'a [String],
 }
 
 /// Plans deploying `record` per `req` below `root`.
@@ -295,6 +301,7 @@ pub fn plan(
         config,
         health,
         health_keys: req.health.clone(),
+        after: req.after.to_vec(),
         files,
         links,
         units,

@@ -255,6 +255,7 @@ fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallR
         limits: opts.limits,
         policy: opts.policy.clone(),
         health: e.health.clone(),
+        after: e.ordered_after(),
     }
 }
 
@@ -273,6 +274,7 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         limits: opts.limits,
         policy: opts.policy.clone(),
         health: Some(e.health.clone()),
+        after: Some(e.ordered_after()),
         soak: e.soak.unwrap_or(deploy::soak::DEFAULT_SOAK),
         // The manifest asks for this image: apply converges to it.
         retry_failed: true,
