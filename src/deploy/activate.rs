@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::install::{apply_tmpfiles, settle};
-use super::soak::{Decision, Failure, Observation, Soak, START_BOUND};
+use super::soak::{start_failed, Decision, Failure, Observation, Soak, START_BOUND};
 use super::txn::Transaction;
 use super::{containers_inside, failpoint, DeployError, Info};
 use crate::layout::Layout;
@@ -117,9 +117,12 @@ fn switch_one(
     if let Some(unit) = restart {
         txn.note_restart(unit.as_str()).map_err(Stop::Before)?;
         manager.restart(&unit).map_err(|e| {
-            Stop::Gate(Failure::Start {
-                detail: e.to_string(),
-            })
+            let retries = health_config(layout, m.info).map(|c| c.retries);
+            Stop::Gate(start_failed(
+                &manager.unit_status(&unit),
+                retries,
+                e.to_string(),
+            ))
         })?;
         gate(layout, manager, &unit, m.info, m.soak).map_err(Stop::Gate)?;
     }
@@ -201,6 +204,16 @@ fn service(info: &Info) -> Option<UnitName> {
     info.service().and_then(|u| UnitName::parse(u).ok())
 }
 
+/// The health check of deployment `info`, if it has one (an unreadable
+/// one is a warning: the gate goes without it).
+fn health_config(layout: &Layout, info: &Info) -> Option<HealthConfig> {
+    let bundle = layout.host(&info.dir(layout));
+    HealthConfig::read(&bundle).unwrap_or_else(|e| {
+        tracing::warn!("{}: {e}; gating without it", bundle.display());
+        None
+    })
+}
+
 /// Waits until `unit`, just restarted on deployment `info`, passes the
 /// soak; `soak` zero keeps the one-second settle.
 pub fn gate(
@@ -215,11 +228,7 @@ pub fn gate(
             detail: e.to_string(),
         });
     }
-    let bundle = layout.host(&info.dir(layout));
-    let check = HealthConfig::read(&bundle).unwrap_or_else(|e| {
-        tracing::warn!("{}: {e}; gating without it", bundle.display());
-        None
-    });
+    let check = health_config(layout, info);
     let paths = Paths::for_layout(layout).ok();
     let bound = START_BOUND
         + check.as_ref().map_or(Duration::ZERO, |c| {

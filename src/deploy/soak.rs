@@ -93,6 +93,21 @@ fn status_text(status: Option<i32>, state: &str) -> String {
     }
 }
 
+/// Why a restart whose job failed failed: the health check when berth-run
+/// gave up on it (exit [`UNHEALTHY_EXIT`]; `retries` is the deployment's
+/// check, if it has one), else the manager's `detail`. A `Type=notify`
+/// service whose check never passes fails its start job this way.
+pub fn start_failed(unit: &UnitStatus, retries: Option<u32>, detail: String) -> Failure {
+    match retries {
+        Some(r) if unit.main_status == Some(UNHEALTHY_EXIT) => {
+            Soak::new(Duration::ZERO, Duration::ZERO, true)
+                .health_retries(r)
+                .gave_up()
+        }
+        _ => Failure::Start { detail },
+    }
+}
+
 /// What to do after an observation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

@@ -303,3 +303,17 @@ fn exit_69_without_a_check_is_the_payloads_own_exit() {
     };
     assert_eq!(f.to_string(), "exited 3 s after start (status 69)");
 }
+
+#[test]
+fn a_failed_start_job_of_a_check_that_gave_up_names_the_check() {
+    let mut u = unit("activating", "auto-restart", 0);
+    u.main_status = Some(UNHEALTHY_EXIT);
+    let f = start_failed(&u, Some(3), "restarting app.service: failed".into());
+    assert!(matches!(f, Failure::Unhealthy { streak: 3, .. }), "{f:?}");
+    // Without a check, or another status: the manager's own words.
+    for (status, retries) in [(Some(UNHEALTHY_EXIT), None), (Some(1), Some(3))] {
+        u.main_status = status;
+        let f = start_failed(&u, retries, "restarting app.service: failed".into());
+        assert_eq!(f.to_string(), "restarting app.service: failed");
+    }
+}
