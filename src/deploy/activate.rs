@@ -77,6 +77,7 @@ pub fn activate(
                 let journal = service(m.info)
                     .map(|u| manager.journal_tail(&u, JOURNAL_LINES))
                     .unwrap_or_default();
+                let failure = failure.with_journal_output(&journal);
                 let undone = txn.abort();
                 let put_back = put_back(layout, manager, members, &restarted);
                 drop(undone);

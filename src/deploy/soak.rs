@@ -85,6 +85,36 @@ pub enum Failure {
     },
 }
 
+/// The output of a check that gave up before the gate saw a failed one.
+const GAVE_UP_UNSEEN: &str = "berth-run stopped the container (exit 69); see the journal";
+
+/// How berth-run's line about a check that gave up ends (see
+/// `runtime::health::checker`): `… (last: exit N, "OUTPUT"); stopping the container`.
+const GAVE_UP_LINE_END: &str = "\"); stopping the container";
+
+impl Failure {
+    /// A health failure whose check output the gate never saw, completed
+    /// from berth-run's own line about it in the unit's `journal` (the
+    /// excerpt shown with the rollback); anything else unchanged.
+    pub fn with_journal_output(self, journal: &[String]) -> Failure {
+        match self {
+            Failure::Unhealthy { streak, output } if output == GAVE_UP_UNSEEN => {
+                let found = journal.iter().rev().find_map(|l| {
+                    let body = l.strip_suffix(GAVE_UP_LINE_END)?;
+                    let at = body.find("health check failed ")?;
+                    let (_, quoted) = body[at..].split_once(", \"")?;
+                    Some(quoted.trim().to_string())
+                });
+                Failure::Unhealthy {
+                    streak,
+                    output: found.filter(|o| !o.is_empty()).unwrap_or(output),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 fn status_text(status: Option<i32>, state: &str) -> String {
     match status {
         Some(s) => format!(" (status {s})"),
@@ -238,9 +268,7 @@ impl Soak {
             .filter(|c| c.exit != Some(0))
             .map(|c| c.output.trim().to_string())
             .filter(|o| !o.is_empty())
-            .unwrap_or_else(|| {
-                format!("berth-run stopped the container (exit {UNHEALTHY_EXIT}); see the journal")
-            });
+            .unwrap_or_else(|| GAVE_UP_UNSEEN.to_string());
         Failure::Unhealthy {
             streak: seen
                 .map_or(0, |h| h.failing_streak)

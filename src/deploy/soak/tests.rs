@@ -317,3 +317,29 @@ fn a_failed_start_job_of_a_check_that_gave_up_names_the_check() {
         assert_eq!(f.to_string(), "restarting app.service: failed");
     }
 }
+
+#[test]
+fn an_unseen_output_is_taken_from_berth_runs_journal_line() {
+    let mut u = unit("failed", "failed", 0);
+    u.main_status = Some(UNHEALTHY_EXIT);
+    let f = start_failed(&u, Some(3), String::new());
+    let journal = [
+        "… berth-run[539]: soakd 4: started".to_string(),
+        "… berth-run[537]: ERROR health check failed 3 times (last: exit 1, \
+         \"soakd 4: not healthy\"); stopping the container"
+            .to_string(),
+        "… systemd[1]: hc.service: Main process exited, code=exited, status=69/UNAVAILABLE"
+            .to_string(),
+    ];
+    assert_eq!(
+        f.clone().with_journal_output(&journal).to_string(),
+        "health check failed 3 times: soakd 4: not healthy"
+    );
+    // No such line: the placeholder stays; a seen output is never replaced.
+    assert_eq!(f.clone().with_journal_output(&journal[..1]), f);
+    let seen = Failure::Unhealthy {
+        streak: 3,
+        output: "refused".into(),
+    };
+    assert_eq!(seen.clone().with_journal_output(&journal), seen);
+}

@@ -136,8 +136,9 @@ unhealthy_update_rolls_back() {
   rc=$?
   echo "$out"
   [ $rc = 1 ] || { echo "berth update exited $rc, want 1"; return 1; }
-  grep -q '^error: rolled back hc: health check failed 3 times' <<< "$out" || return
-  grep -q 'soakd 4: not healthy' <<< "$out" || { echo "no journal excerpt"; return 1; }
+  grep -q '^error: rolled back hc: health check failed 3 times: soakd 4: not healthy$' <<< "$out" ||
+    return
+  grep -q 'status=69' <<< "$out" || { echo "no journal excerpt"; return 1; }
   on hc 1 "$d"
 }
 
