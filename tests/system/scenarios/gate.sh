@@ -173,9 +173,10 @@ killed_group_update_recovers() {
   va=$(version a) vb=$(version b) vc=$(version c)
   pid=$(prop a.service MainPID)
   for n in a b c; do tag $n 5; done
-  berth update c b a --soak 60s > /var/tmp/killed-update.log 2>&1 &
+  # A soak long enough that berth is still in a's when the loop below sees it.
+  berth update c b a --soak $((60 * SLOWDOWN))s > /var/tmp/killed-update.log 2>&1 &
   upd=$!
-  for ((i = 0; i < 600; i++)); do
+  for ((i = 0; i < 600 * SLOWDOWN; i++)); do
     [ "$(deployment a)" != "$da" ] && [ "$(prop a.service MainPID)" != "$pid" ] &&
       [ "$(prop a.service MainPID)" != 0 ] && [ "$(serving a)" = 5 ] && break
     sleep 0.1
