@@ -16,13 +16,13 @@ use serde::Serialize;
 use crate::image::archive;
 use crate::image::limits::{self, SizeBudget};
 use crate::image::manifest::{self, Fetched, LayerInfo, Platform};
-use crate::image::reference::{self, ImageRef};
+use crate::image::reference::{self, ImageRef, RegistryRef};
 use crate::image::regconf::{self, RegistriesConf};
 use crate::image::registry::{RegistryError, Remote, RemoteOptions};
 use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
-use crate::trust::check::PullPolicy;
+use crate::trust::check::{Checked, PullPolicy};
 use crate::trust::signatures::{FixedSignatures, RegistrySignatures, SignatureSource};
 use crate::trust::source::{PolicyOptions, TrustRecord};
 use crate::{Error, ErrorKind};
@@ -145,26 +145,44 @@ fn pull_one(
                 .clone()
                 .or_else(|| rr.tag.clone())
                 .unwrap_or_else(|| "latest".into());
-            let (bytes, digest, index_digest) =
+            let (bytes, digest, index) =
                 rt.block_on(remote.fetch_manifest(&shown, &tag_or_digest, platform))?;
             if remote.is_plain_http() != opts.known_plain_http {
                 record_plain_http(store, known, &rr.registry, remote.is_plain_http());
             }
             // The manifest is what is signed: check it before anything of
-            // the image is fetched or stored.
-            let home = std::env::var_os("HOME").map(PathBuf::from);
-            let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
-                Ok(Box::new(RegistrySignatures::for_image(
-                    rt,
-                    &remote,
-                    store.layout().root(),
-                    home.as_deref(),
-                    rr,
-                    &shown,
-                    &digest,
-                )?))
+            // the image is fetched or stored. For an index, as
+            // containers/image's copy does: the index, then the chosen
+            // platform's manifest (each with its own signatures).
+            let signed = SignedManifests {
+                trust,
+                rt,
+                remote: &remote,
+                rr,
+                r,
+                shown: &shown,
             };
-            let record = trust.check(r, &shown, &bytes, &digest, &open_signatures)?;
+            let record = match &index {
+                Some((index_bytes, index_digest)) => {
+                    let record = signed.check(Checked {
+                        bytes: index_bytes,
+                        digest: index_digest,
+                        instance_of: None,
+                    })?;
+                    signed.check(Checked {
+                        bytes: &bytes,
+                        digest: &digest,
+                        instance_of: Some(index_digest),
+                    })?;
+                    record
+                }
+                None => signed.check(Checked {
+                    bytes: &bytes,
+                    digest: &digest,
+                    instance_of: None,
+                })?,
+            };
+            let index_digest = index.map(|(_, d)| d);
             if let Some(old) = &existing {
                 if old.digest == digest && layers_present(store, &old.layers)? {
                     return Ok(unchanged(r, old, record));
@@ -184,8 +202,11 @@ fn pull_one(
             let record = trust.check(
                 r,
                 &shown,
-                &fetched.manifest_bytes,
-                &fetched.manifest_digest,
+                Checked {
+                    bytes: &fetched.manifest_bytes,
+                    digest: &fetched.manifest_digest,
+                    instance_of: None,
+                },
                 &|| {
                     // An oci: layout or archive carries no signatures.
                     Ok(Box::new(FixedSignatures::default()))
@@ -233,6 +254,35 @@ fn pull_one(
         commit: commit.clone(),
     });
     Ok(outcome(r, &fetched, commit, &fetched_flags, record))
+}
+
+/// What checks the signature policy on a registry image's manifests.
+struct SignedManifests<'a> {
+    trust: &'a PullPolicy<'a>,
+    rt: &'a tokio::runtime::Runtime,
+    remote: &'a Remote,
+    rr: &'a RegistryRef,
+    r: &'a ImageRef,
+    shown: &'a str,
+}
+
+impl SignedManifests<'_> {
+    /// Checks one manifest, its signatures looked up by its own digest.
+    fn check(&self, manifest: Checked<'_>) -> Result<TrustRecord, Error> {
+        let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
+            Ok(Box::new(RegistrySignatures::for_image(
+                self.rt,
+                self.remote,
+                self.trust.root(),
+                &self.trust.registries_d(),
+                self.rr,
+                self.shown,
+                manifest.digest,
+            )?))
+        };
+        self.trust
+            .check(self.r, self.shown, manifest, &open_signatures)
+    }
 }
 
 /// Refuses layers whose blobs alone pass the caps (a blob holds at least

@@ -32,7 +32,9 @@ use berth::image::manifest::Platform;
 use berth::image::reference::ImageRef;
 use berth::image::regconf::{Credentials, RegistriesConf};
 use berth::image::registry::{Remote, RemoteOptions};
+use berth::rootfs::Root;
 use berth::trust::cosign::{SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE};
+use berth::trust::registries_d::Location;
 use berth::trust::signatures::RegistrySignatures;
 use berth::trust::verify::{evaluate, Subject, TrustError, Verified};
 use berth::trust::{KeySource, KeyType, Requirement, SignedIdentity};
@@ -428,13 +430,22 @@ fn check_with(
     let (manifest, digest, _) = rt
         .block_on(remote.fetch_manifest(reference, rr.tag_or_digest(), &Platform::host()))
         .unwrap();
-    let signatures =
-        RegistrySignatures::for_image(&rt, &remote, root, None, &rr, reference, &digest).unwrap();
+    let signatures = RegistrySignatures::for_image(
+        &rt,
+        &remote,
+        &Root::open(root).unwrap(),
+        &Location::Default { home: None },
+        &rr,
+        reference,
+        &digest,
+    )
+    .unwrap();
     evaluate(
         &Subject {
             reference,
             manifest_digest: &digest,
             manifest: &manifest,
+            instance_of: None,
             signatures: &signatures,
         },
         reqs,

@@ -146,11 +146,13 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    /// The library's options for these flags.
-    pub fn options(&self) -> crate::trust::source::PolicyOptions {
+    /// The library's options for these flags (and the global
+    /// `--registries.d`).
+    pub fn options(&self, g: &super::GlobalOpts) -> crate::trust::source::PolicyOptions {
         crate::trust::source::PolicyOptions {
             file: self.signature_policy.clone(),
             insecure: self.insecure_policy,
+            registries_d: g.registries_d.clone(),
             extra: Vec::new(),
         }
     }

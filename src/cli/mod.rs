@@ -68,6 +68,13 @@ pub struct GlobalOpts {
     /// OCI runtime for run/exec/kill: bundled (libcontainer inside berth), crun, runc or a PATH.
     #[arg(long, global = true, default_value = "bundled", value_name = "RUNTIME")]
     pub runtime: String,
+    /// Read where image signatures are (containers-registries.d(5) *.yaml)
+    /// from DIR, as skopeo's --registries.d, instead of
+    /// ROOT/etc/containers/registries.d (or ~/.config/containers/registries.d
+    /// without --root). DIR is a host path, read as given even with --root;
+    /// file:// lookasides it names are still read inside the root.
+    #[arg(long = "registries.d", global = true, value_name = "DIR")]
+    pub registries_d: Option<PathBuf>,
 }
 
 impl GlobalOpts {

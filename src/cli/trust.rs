@@ -184,7 +184,7 @@ fn show(g: &GlobalOpts, a: &ShowArgs) -> anyhow::Result<()> {
 /// How `trust show --json` prints a requirement.
 fn requirement_json(r: &Requirement) -> Value {
     let key = |k: &KeySource| match k {
-        KeySource::Path(p) => p.display().to_string(),
+        KeySource::Path(p) | KeySource::Loaded { path: p, .. } => p.display().to_string(),
         KeySource::Data(d) => format!("keyData ({} bytes)", d.len()),
     };
     match r {

@@ -7,6 +7,8 @@
 //! requirement's `signedIdentity` accepts ([`super::identity`]). When none
 //! is, the error lists why each signature was refused.
 
+use std::path::Path;
+
 use sha2::{Digest as _, Sha256};
 
 use super::cosign::PublicKey;
@@ -14,7 +16,8 @@ use super::gpg::{GpgError, KeyBlob, Keyring};
 use super::identity;
 use super::payload::{self, Format};
 use super::signatures::{Kind, SignatureSource, SourceError};
-use super::{KeySource, Requirement, SignedIdentity};
+use super::{KeySource, Requirement, SignedIdentity, MAX_KEY_SIZE};
+use crate::rootfs::Root;
 use crate::ErrorKind;
 
 /// The image being checked: what was pulled, its manifest and where its
@@ -24,14 +27,32 @@ pub struct Subject<'a> {
     /// The reference as pulled (`registry/repo:tag` or `…@sha256:…`; an
     /// `oci:`/archive reference has no registry identity).
     pub reference: &'a str,
-    /// The manifest's digest (`sha256:…`): what a signature signs. For a
-    /// multi-platform image, the digest of the manifest the reference names
-    /// (the index), as skopeo signs it.
+    /// The manifest's digest (`sha256:…`): what a signature signs. A
+    /// multi-platform image is checked twice, as containers/image does:
+    /// the index the reference names, then the platform's manifest chosen
+    /// from it (`skopeo copy --all --sign-by` signs both).
     pub manifest_digest: &'a str,
     /// The manifest bytes as received (their sha256 must be the digest).
     pub manifest: &'a [u8],
+    /// When the manifest is one platform's, chosen from an index: the
+    /// index's digest (refusals then name both).
+    pub instance_of: Option<&'a str>,
     /// The image's signatures.
     pub signatures: &'a dyn SignatureSource,
+}
+
+impl Subject<'_> {
+    /// The image as refusals name it: the reference, plus the platform
+    /// manifest's digest when it was chosen from an index.
+    pub fn shown(&self) -> String {
+        match self.instance_of {
+            Some(index) => format!(
+                "{} (platform manifest {} of index {index})",
+                self.reference, self.manifest_digest
+            ),
+            None => self.reference.to_string(),
+        }
+    }
 }
 
 /// How an image met its requirements (shown by `status`, `images inspect`).
@@ -120,7 +141,7 @@ pub fn evaluate(subject: &Subject<'_>, reqs: &[Requirement]) -> Result<Verified,
         keys: Vec::new(),
         identities: Vec::new(),
     };
-    let image = || subject.reference.to_string();
+    let image = || subject.shown();
     for req in reqs {
         let accepted = match req {
             Requirement::InsecureAcceptAnything => None,
@@ -154,7 +175,7 @@ pub fn evaluate(subject: &Subject<'_>, reqs: &[Requirement]) -> Result<Verified,
 
 fn not_met(subject: &Subject<'_>, req: &Requirement, reason: String) -> TrustError {
     TrustError::NotMet {
-        image: subject.reference.to_string(),
+        image: subject.shown(),
         requirement: req.type_name(),
         reason,
     }
@@ -178,7 +199,7 @@ fn check_manifest(subject: &Subject<'_>, req: &Requirement) -> Result<(), TrustE
 }
 
 fn source_err(subject: &Subject<'_>) -> impl Fn(SourceError) -> TrustError {
-    let image = subject.reference.to_string();
+    let image = subject.shown();
     move |source| TrustError::Source {
         image: image.clone(),
         source,
@@ -195,13 +216,20 @@ fn read_key(
             name: "keyData".into(),
             bytes: bytes.clone(),
         }),
-        KeySource::Path(path) => std::fs::read(path)
+        KeySource::Loaded { path, bytes } => Ok(KeyBlob {
+            name: path.display().to_string(),
+            bytes: bytes.clone(),
+        }),
+        // A path not read through a root yet (a library caller's): read
+        // now, bounded, with ordinary resolution.
+        KeySource::Path(path) => Root::open(Path::new("/"))
+            .and_then(|root| root.read_at_most(path, MAX_KEY_SIZE))
             .map(|bytes| KeyBlob {
                 name: path.display().to_string(),
                 bytes,
             })
             .map_err(|e| TrustError::Key {
-                image: subject.reference.to_string(),
+                image: subject.shown(),
                 requirement: req.type_name(),
                 key: path.display().to_string(),
                 detail: e.to_string(),
@@ -300,13 +328,13 @@ fn signed_by(
     }
     let mut keyring = Keyring::new(&blobs).map_err(|e| match e {
         GpgError::Key { key, detail } => TrustError::Key {
-            image: subject.reference.to_string(),
+            image: subject.shown(),
             requirement: req.type_name(),
             key,
             detail,
         },
         other => TrustError::Gpg {
-            image: subject.reference.to_string(),
+            image: subject.shown(),
             source: other,
         },
     })?;
@@ -335,7 +363,7 @@ fn sigstore_signed(
 ) -> Result<Accepted, TrustError> {
     let blob = read_key(subject, req, key)?;
     let key = PublicKey::from_pem(&blob.bytes).map_err(|e| TrustError::Key {
-        image: subject.reference.to_string(),
+        image: subject.shown(),
         requirement: req.type_name(),
         key: blob.name.clone(),
         detail: e.to_string(),
@@ -396,6 +424,7 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE4O3vgnCBoMsityDdbJl4Qabq5g+L
             reference,
             manifest_digest: DIGEST,
             manifest,
+            instance_of: None,
             signatures: sigs,
         }
     }
