@@ -16,14 +16,14 @@ use serde::Serialize;
 use crate::image::archive;
 use crate::image::limits::{self, SizeBudget};
 use crate::image::manifest::{self, Fetched, LayerInfo, Platform};
-use crate::image::reference::{self, ImageRef, RegistryRef};
+use crate::image::reference::{self, ImageRef};
 use crate::image::regconf::{self, RegistriesConf};
 use crate::image::registry::{RegistryError, Remote, RemoteOptions};
 use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
-use crate::trust::check::{Checked, PullPolicy};
-use crate::trust::signatures::{FixedSignatures, RegistrySignatures, SignatureSource};
+use crate::trust::check::{Checked, PullPolicy, RegistryCheck};
+use crate::trust::signatures::FixedSignatures;
 use crate::trust::source::{PolicyOptions, TrustRecord};
 use crate::{Error, ErrorKind};
 
@@ -150,38 +150,18 @@ fn pull_one(
             if remote.is_plain_http() != opts.known_plain_http {
                 record_plain_http(store, known, &rr.registry, remote.is_plain_http());
             }
-            // The manifest is what is signed: check it before anything of
-            // the image is fetched or stored. For an index, as
-            // containers/image's copy does: the index, then the chosen
-            // platform's manifest (each with its own signatures).
-            let signed = SignedManifests {
-                trust,
+            // The manifest is what is signed: check it (and the index it
+            // was chosen from) before anything of the image is stored.
+            let registry = RegistryCheck {
+                policy: trust,
                 rt,
                 remote: &remote,
                 rr,
                 r,
                 shown: &shown,
             };
-            let record = match &index {
-                Some((index_bytes, index_digest)) => {
-                    let record = signed.check(Checked {
-                        bytes: index_bytes,
-                        digest: index_digest,
-                        instance_of: None,
-                    })?;
-                    signed.check(Checked {
-                        bytes: &bytes,
-                        digest: &digest,
-                        instance_of: Some(index_digest),
-                    })?;
-                    record
-                }
-                None => signed.check(Checked {
-                    bytes: &bytes,
-                    digest: &digest,
-                    instance_of: None,
-                })?,
-            };
+            let index_ref = index.as_ref().map(|(b, d)| (b.as_slice(), d.as_str()));
+            let record = registry.check(&bytes, &digest, index_ref)?;
             let index_digest = index.map(|(_, d)| d);
             if let Some(old) = &existing {
                 if old.digest == digest && layers_present(store, &old.layers)? {
@@ -254,35 +234,6 @@ fn pull_one(
         commit: commit.clone(),
     });
     Ok(outcome(r, &fetched, commit, &fetched_flags, record))
-}
-
-/// What checks the signature policy on a registry image's manifests.
-struct SignedManifests<'a> {
-    trust: &'a PullPolicy<'a>,
-    rt: &'a tokio::runtime::Runtime,
-    remote: &'a Remote,
-    rr: &'a RegistryRef,
-    r: &'a ImageRef,
-    shown: &'a str,
-}
-
-impl SignedManifests<'_> {
-    /// Checks one manifest, its signatures looked up by its own digest.
-    fn check(&self, manifest: Checked<'_>) -> Result<TrustRecord, Error> {
-        let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
-            Ok(Box::new(RegistrySignatures::for_image(
-                self.rt,
-                self.remote,
-                self.trust.root(),
-                &self.trust.registries_d(),
-                self.rr,
-                self.shown,
-                manifest.digest,
-            )?))
-        };
-        self.trust
-            .check(self.r, self.shown, manifest, &open_signatures)
-    }
 }
 
 /// Refuses layers whose blobs alone pass the caps (a blob holds at least

@@ -1,15 +1,18 @@
 //! The check every pull makes: the policy's requirements for the
 //! reference, plus a manifest entry's key, evaluated on the manifest before
-//! anything of the image is fetched or stored.
+//! anything of the image is fetched or stored. For a multi-platform image,
+//! on the index and then on the platform's manifest chosen from it
+//! ([`RegistryCheck`]), each against its own signatures.
 
 use std::path::PathBuf;
 
 use super::registries_d::Location;
-use super::signatures::{FixedSignatures, SignatureSource};
+use super::signatures::{FixedSignatures, RegistrySignatures, SignatureSource};
 use super::source::{self as trust_source, Loaded, PolicyOptions, TrustRecord};
 use super::verify::{self, Subject, TrustError};
 use super::Requirement;
-use crate::image::reference::ImageRef;
+use crate::image::reference::{ImageRef, RegistryRef};
+use crate::image::registry::Remote;
 use crate::layout::Layout;
 use crate::rootfs::Root;
 use crate::Error;
@@ -127,6 +130,72 @@ impl PullPolicy<'_> {
             }
             Err(refusal) => Err(refused(refusal)),
         }
+    }
+}
+
+/// The policy checked on a registry image's manifests.
+pub struct RegistryCheck<'a> {
+    /// The pull's policy.
+    pub policy: &'a PullPolicy<'a>,
+    /// The runtime the pull runs.
+    pub rt: &'a tokio::runtime::Runtime,
+    /// The image's repository, connected.
+    pub remote: &'a Remote,
+    /// The reference, parsed.
+    pub rr: &'a RegistryRef,
+    /// The reference.
+    pub r: &'a ImageRef,
+    /// The reference as pulled.
+    pub shown: &'a str,
+}
+
+impl RegistryCheck<'_> {
+    /// Checks the image manifest `bytes` (digest `digest`); when it was
+    /// chosen from an index (`index`: its bytes and digest), first the
+    /// index, as containers/image's copy does (the policy on the top-level
+    /// manifest, then on the platform's instance), each against its own
+    /// signatures. Returns the record of the manifest the reference names.
+    pub fn check(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+        index: Option<(&[u8], &str)>,
+    ) -> Result<TrustRecord, Error> {
+        let Some((index_bytes, index_digest)) = index else {
+            return self.check_one(Checked {
+                bytes,
+                digest,
+                instance_of: None,
+            });
+        };
+        let record = self.check_one(Checked {
+            bytes: index_bytes,
+            digest: index_digest,
+            instance_of: None,
+        })?;
+        self.check_one(Checked {
+            bytes,
+            digest,
+            instance_of: Some(index_digest),
+        })?;
+        Ok(record)
+    }
+
+    /// Checks one manifest, its signatures looked up by its own digest.
+    fn check_one(&self, manifest: Checked<'_>) -> Result<TrustRecord, Error> {
+        let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
+            Ok(Box::new(RegistrySignatures::for_image(
+                self.rt,
+                self.remote,
+                self.policy.root(),
+                &self.policy.registries_d(),
+                self.rr,
+                self.shown,
+                manifest.digest,
+            )?))
+        };
+        self.policy
+            .check(self.r, self.shown, manifest, &open_signatures)
     }
 }
 
