@@ -243,7 +243,9 @@ fn set(g: &GlobalOpts, a: &SetArgs) -> anyhow::Result<()> {
     let keys_root = layout.open_root().map_err(crate::Error::from)?;
     let mut pubkeys = Vec::new();
     for k in &a.pubkeys {
-        let bytes = keys_root.read(k).map_err(crate::Error::from)?;
+        let bytes = keys_root
+            .read_at_most(k, crate::trust::MAX_KEY_SIZE)
+            .map_err(crate::Error::from)?;
         let req = pin::requirement_for_key(k, &bytes).map_err(crate::Error::from)?;
         let want = match a.ty {
             SetType::SignedBy => "signedBy",
@@ -266,7 +268,7 @@ fn set(g: &GlobalOpts, a: &SetArgs) -> anyhow::Result<()> {
     } else {
         layout.host(&path.to_string_lossy())
     };
-    let (current, mode) = match root.read(&path) {
+    let (current, mode) = match root.read_at_most(&path, source::MAX_POLICY_SIZE) {
         Ok(bytes) => {
             let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
                 UsageError(format!("{}: {e}; fix or remove it first", shown.display()))
