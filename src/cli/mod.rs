@@ -315,6 +315,26 @@ mod tests {
     }
 
     #[test]
+    fn registries_d_is_global_and_reaches_the_policy_options() {
+        for argv in [
+            &["berth", "--registries.d", "/r.d", "pull", "a/b"][..],
+            &["berth", "install", "a/b", "--registries.d=/r.d"],
+        ] {
+            let o = Opt::try_parse_from(argv).unwrap();
+            assert_eq!(o.global.registries_d, Some(PathBuf::from("/r.d")));
+            let policy = match &o.command {
+                Command::Pull(a) => &a.policy,
+                Command::Install(a) => &a.policy,
+                other => panic!("{other:?}"),
+            };
+            let opts = policy.options(&o.global);
+            assert_eq!(opts.registries_d, Some(PathBuf::from("/r.d")));
+        }
+        let o = Opt::try_parse_from(["berth", "pull", "a/b"]).unwrap();
+        assert_eq!(o.global.registries_d, None);
+    }
+
+    #[test]
     fn parses_update_groups_and_soak() {
         let update = |argv: &[&str]| match Opt::try_parse_from(argv).map(|o| o.command) {
             Ok(Command::Update(a)) => Ok(a),
