@@ -34,121 +34,18 @@ use std::rc::Rc;
 use sha2::{Digest as _, Sha256};
 use tar::EntryType;
 
+mod decompress;
+mod error;
+
+pub use decompress::{decompress, Compression, DigestReader};
+pub use error::LayerError;
+
 /// Basename prefix marking a whiteout.
 const WHITEOUT_PREFIX: &str = ".wh.";
 /// Basename prefix of aufs metadata entries (and of the opaque marker).
 const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
 /// Basename marking a directory opaque.
 const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
-
-/// A layer that cannot be imported. Every message names the layer digest.
-#[derive(Debug, thiserror::Error)]
-pub enum LayerError {
-    /// Something is wrong with the layer that no other variant describes.
-    #[error("layer {digest}: {reason}; refusing the image")]
-    Malformed {
-        /// Layer digest.
-        digest: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The tar stream itself is broken: bad checksum, garbage, truncation, or
-    /// a read error (such as a decompression failure) from below.
-    #[error("layer {digest}: unreadable tar near byte {offset}: {source}; refusing the image")]
-    Unreadable {
-        /// Layer digest.
-        digest: String,
-        /// Bytes of the uncompressed stream consumed when it failed.
-        offset: u64,
-        /// What the tar reader reported.
-        source: io::Error,
-    },
-    /// An entry's body ended early or could not be read, and the visitor
-    /// carried on regardless.
-    #[error("layer {digest}: entry {path:?}: {reason}; refusing the image")]
-    Content {
-        /// Layer digest.
-        digest: String,
-        /// Normalised entry path.
-        path: String,
-        /// What went wrong reading it.
-        reason: String,
-    },
-    /// An entry path has a `..` component.
-    #[error("layer {digest}: entry {path:?} escapes the image; refusing the image")]
-    Escapes {
-        /// Layer digest.
-        digest: String,
-        /// Entry path as written in the layer.
-        path: String,
-    },
-    /// An entry name or link target is not UTF-8 or holds a NUL byte.
-    #[error("layer {digest}: entry {path:?} has a name or link target that is not UTF-8 or holds a NUL byte; refusing the image")]
-    BadName {
-        /// Layer digest.
-        digest: String,
-        /// Entry path as written in the layer (lossy UTF-8).
-        path: String,
-    },
-    /// A non-directory entry at the image root, or a non-directory whose
-    /// name ends in `/`.
-    #[error("layer {digest}: entry {path:?} of type {kind} names a directory but is not one; refusing the image")]
-    NotADirectory {
-        /// Layer digest.
-        digest: String,
-        /// Entry path as written in the layer.
-        path: String,
-        /// The tar entry type.
-        kind: String,
-    },
-    /// A whiteout with an empty, `.` or `..` name, or a whiteout name used as
-    /// a directory.
-    #[error("layer {digest}: entry {path:?} is not a valid whiteout; refusing the image")]
-    BadWhiteout {
-        /// Layer digest.
-        digest: String,
-        /// Normalised entry path.
-        path: String,
-    },
-    /// A hardlink whose target is not an earlier regular file of this layer.
-    #[error("layer {digest}: hardlink {path} → {target}: target is not an earlier file of this layer; refusing the image")]
-    HardlinkTarget {
-        /// Layer digest.
-        digest: String,
-        /// Normalised hardlink path.
-        path: String,
-        /// Target as written in the layer (lossy UTF-8).
-        target: String,
-    },
-    /// A symlink with an empty target.
-    #[error("layer {digest}: symlink {path:?} has an empty target; refusing the image")]
-    EmptySymlink {
-        /// Layer digest.
-        digest: String,
-        /// Normalised symlink path.
-        path: String,
-    },
-    /// The layer decompresses to more than a cap allows.
-    #[error("{image}: layer {digest}: {cap}; nothing of it was stored. Raise the limit only for an image you trust")]
-    TooLarge {
-        /// The image being pulled.
-        image: String,
-        /// Layer digest.
-        digest: String,
-        /// The cap it passed.
-        cap: super::limits::Cap,
-    },
-    /// A header field (mode, uid, gid, a pax record) that cannot be read.
-    #[error("layer {digest}: entry {path:?} has an unreadable {field}; refusing the image")]
-    BadHeader {
-        /// Layer digest.
-        digest: String,
-        /// Entry path as written in the layer (lossy UTF-8).
-        path: String,
-        /// Which field.
-        field: String,
-    },
-}
 
 /// Owner and permission bits of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -657,94 +554,6 @@ impl Read for Exact<'_, '_> {
             kind,
             format!("layer {digest}: entry {path:?}: {reason}"),
         ))
-    }
-}
-
-/// How a layer blob is compressed, by its magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// A plain tar stream.
-    None,
-    /// gzip (magic `1f 8b`); several members are read as one stream.
-    Gzip,
-    /// zstd (magic `28 b5 2f fd`); several frames are read as one stream.
-    Zstd,
-}
-
-/// Magic bytes of gzip.
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-/// Magic bytes of zstd.
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
-
-/// Detects the compression of `reader` by its magic bytes and returns a
-/// reader of the uncompressed stream. Anything that is neither gzip nor zstd
-/// is passed through as plain tar. Decompression errors surface from reads.
-pub fn decompress<'a, R: BufRead + 'a>(
-    mut reader: R,
-) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
-    // Read the magic ourselves: fill_buf may legally return fewer bytes.
-    let mut magic = [0u8; 4];
-    let mut have = 0;
-    while let Some(rest) = magic.get_mut(have..).filter(|r| !r.is_empty()) {
-        match reader.read(rest) {
-            Ok(0) => break,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let head = magic.get(..have).unwrap_or_default();
-    let stream = io::Cursor::new(head.to_vec()).chain(reader);
-    Ok(if head.starts_with(ZSTD_MAGIC) {
-        let decoder = zstd::stream::read::Decoder::with_buffer(stream)?;
-        (Compression::Zstd, Box::new(decoder))
-    } else if head.starts_with(GZIP_MAGIC) {
-        let decoder = flate2::bufread::MultiGzDecoder::new(stream);
-        (Compression::Gzip, Box::new(decoder))
-    } else {
-        (Compression::None, Box::new(stream))
-    })
-}
-
-/// Wraps a reader, computing the sha256 and length of every byte read
-/// through it.
-pub struct DigestReader<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<R: Read> DigestReader<R> {
-    /// Starts hashing what is read from `inner`.
-    pub fn new(inner: R) -> Self {
-        DigestReader {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    /// Reads the rest of the stream (e.g. after the tar end blocks) so the
-    /// digest covers all of it; returns how many bytes that was.
-    pub fn drain(&mut self) -> io::Result<u64> {
-        io::copy(self, &mut io::sink())
-    }
-
-    /// The digest (`sha256:<hex>`) and length of everything read so far.
-    pub fn finish(self) -> (String, u64) {
-        let hash = hex::encode(self.hasher.finalize());
-        (format!("sha256:{hash}"), self.count)
-    }
-}
-
-impl<R: Read> Read for DigestReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(read) = buf.get(..n) {
-            self.hasher.update(read);
-        }
-        self.count = self.count.saturating_add(n as u64);
-        Ok(n)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Tests of `regconf`.
 
+use super::auth::*;
+use super::certs::*;
 use super::*;
 
 fn p(s: &str) -> PathBuf {
