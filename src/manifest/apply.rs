@@ -53,7 +53,7 @@ fn installed(layout: &Layout, manager: &dyn Manager) -> Vec<crate::deploy::Liste
     deploy::list(layout, manager)
 }
 
-/// Applies `manifest` below `root`: [`stage`], then [`switch`] (which
+/// Applies `manifest` below `root`: `stage`, then `switch` (which
 /// puts back what it switched when an entry fails).
 pub fn apply(
     layout: &Layout,
