@@ -43,7 +43,8 @@ pub enum TrustCommand {
 /// `berth trust show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Read this policy file (a host path) instead of the default.
+    /// Read this policy file (a host path) instead of the default
+    /// (unset: `$CONTAINERS_POLICY_JSON` when set).
     #[arg(long, value_name = "FILE")]
     pub signature_policy: Option<PathBuf>,
 }
@@ -60,7 +61,8 @@ pub struct SetArgs {
     /// must have signed.
     #[arg(long = "pubkeys", short = 'f', value_name = "FILE")]
     pub pubkeys: Vec<PathBuf>,
-    /// Edit this policy file (a host path) instead of the default.
+    /// Edit this policy file (a host path) instead of the default
+    /// (unset: `$CONTAINERS_POLICY_JSON` when set).
     #[arg(long, value_name = "FILE")]
     pub signature_policy: Option<PathBuf>,
     /// `default` or a registry scope.
@@ -83,7 +85,7 @@ pub fn run(g: &GlobalOpts, a: &TrustArgs) -> anyhow::Result<()> {
 fn show(g: &GlobalOpts, a: &ShowArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
     let opts = PolicyOptions {
-        file: a.signature_policy.clone(),
+        file: super::config::policy_file(a.signature_policy.as_deref()),
         ..PolicyOptions::default()
     };
     let loaded = source::load(&layout, &opts).map_err(crate::Error::from)?;
@@ -262,8 +264,9 @@ fn set(g: &GlobalOpts, a: &SetArgs) -> anyhow::Result<()> {
         pubkeys.push(k.display().to_string());
     }
     let reqs = edit::requirements(a.ty, &pubkeys).map_err(UsageError)?;
-    let (root, path) = target(&layout, a.signature_policy.as_deref())?;
-    let shown = if a.signature_policy.is_some() {
+    let file = super::config::policy_file(a.signature_policy.as_deref());
+    let (root, path) = target(&layout, file.as_deref())?;
+    let shown = if file.is_some() {
         path.clone()
     } else {
         layout.host(&path.to_string_lossy())
