@@ -106,7 +106,7 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         enable: true,
         hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user)?,
-        policy: a.policy.options(),
+        policy: a.policy.options(g),
         health: a.health.overrides(),
         after: Vec::new(),
     };

@@ -180,7 +180,7 @@ fn request(
             .map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user).context("--limit")?,
         // update keeps the installed health keys (no --health-* here).
-        policy: a.policy.options(),
+        policy: a.policy.options(g),
         health: None,
         after: None,
         soak: a.soak,
