@@ -50,8 +50,9 @@ check: deps
 check-system:
 	$(CARGO) test --release --test system -- --test-threads=2
 
-## The same scenarios (1-3) in a qemu (TCG) guest with its own kernel and cgroup v2;
-## one guest at a time (each boot is about 22 s under TCG). Not part of `make check`.
+## Scenarios 1-3, the update gate and health checks in a qemu (TCG) guest with its own
+## kernel and cgroup v2; one guest at a time (each boot is about 22 s under TCG). Not
+## part of `make check`.
 check-vm:
 	./scripts/deps.sh --vm
 	BERTH_TEST_VM=1 $(CARGO) test --release --test system -- --test-threads=1 system_vm_

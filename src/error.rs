@@ -138,7 +138,7 @@ impl Error {
             Error::RunOnce(e) => e.kind(),
             Error::Root(e) => e.kind(),
             Error::Manifest(_) | Error::Layout(_) | Error::Policy(_) => ErrorKind::Usage,
-            Error::RegistriesD(_) => ErrorKind::Usage,
+            Error::RegistriesD(e) => e.kind(),
             // A refusal is 6; an unreadable key 2; a lookaside that could
             // not be read says why (network, auth…).
             Error::Trust { refusal, .. } => refusal.kind(),

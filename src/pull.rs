@@ -22,8 +22,8 @@ use crate::image::registry::{RegistryError, Remote, RemoteOptions};
 use crate::layout::Layout;
 use crate::progress::{Event, Progress};
 use crate::store::{image, import, refs, Store, StoreError};
-use crate::trust::check::PullPolicy;
-use crate::trust::signatures::{FixedSignatures, RegistrySignatures, SignatureSource};
+use crate::trust::check::{Checked, PullPolicy, RegistryCheck};
+use crate::trust::signatures::FixedSignatures;
 use crate::trust::source::{PolicyOptions, TrustRecord};
 use crate::{Error, ErrorKind};
 
@@ -145,26 +145,24 @@ fn pull_one(
                 .clone()
                 .or_else(|| rr.tag.clone())
                 .unwrap_or_else(|| "latest".into());
-            let (bytes, digest, index_digest) =
+            let (bytes, digest, index) =
                 rt.block_on(remote.fetch_manifest(&shown, &tag_or_digest, platform))?;
             if remote.is_plain_http() != opts.known_plain_http {
                 record_plain_http(store, known, &rr.registry, remote.is_plain_http());
             }
-            // The manifest is what is signed: check it before anything of
-            // the image is fetched or stored.
-            let home = std::env::var_os("HOME").map(PathBuf::from);
-            let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
-                Ok(Box::new(RegistrySignatures::for_image(
-                    rt,
-                    &remote,
-                    store.layout().root(),
-                    home.as_deref(),
-                    rr,
-                    &shown,
-                    &digest,
-                )?))
+            // The manifest is what is signed: check it (and the index it
+            // was chosen from) before anything of the image is stored.
+            let registry = RegistryCheck {
+                policy: trust,
+                rt,
+                remote: &remote,
+                rr,
+                r,
+                shown: &shown,
             };
-            let record = trust.check(r, &shown, &bytes, &digest, &open_signatures)?;
+            let index_ref = index.as_ref().map(|(b, d)| (b.as_slice(), d.as_str()));
+            let record = registry.check(&bytes, &digest, index_ref)?;
+            let index_digest = index.map(|(_, d)| d);
             if let Some(old) = &existing {
                 if old.digest == digest && layers_present(store, &old.layers)? {
                     return Ok(unchanged(r, old, record));
@@ -184,8 +182,11 @@ fn pull_one(
             let record = trust.check(
                 r,
                 &shown,
-                &fetched.manifest_bytes,
-                &fetched.manifest_digest,
+                Checked {
+                    bytes: &fetched.manifest_bytes,
+                    digest: &fetched.manifest_digest,
+                    instance_of: None,
+                },
                 &|| {
                     // An oci: layout or archive carries no signatures.
                     Ok(Box::new(FixedSignatures::default()))

@@ -254,3 +254,52 @@ fn an_unwritable_pid_file_fails_the_run_and_leaves_nothing() {
     assert!(!f.state("state").exists(), "the container was taken down");
     assert!(!f.b.dir().join("no-such-dir").exists());
 }
+
+/// systemd may stop a unit the moment its pid file appears, before crun has
+/// written the container's: the signal must still end the container (a
+/// namespace init without a handler gets SIGKILL, as from the bundled runtime).
+#[test]
+fn a_stop_before_crun_wrote_its_pid_file_still_ends_the_container() {
+    if !(common::require_root() && common::require("crun")) {
+        return;
+    }
+    let crun = common::which("crun").unwrap();
+    let crun = crun.to_str().unwrap();
+    for round in 0..5 {
+        let f = fixture(&format!("early{round}"));
+        let mut child = f
+            .lean(crun, &["--bundle", f.bundle.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + LONG;
+        while !f.pid_file.exists() {
+            assert!(std::time::Instant::now() < deadline, "no pid file");
+            assert!(child.try_wait().unwrap().is_none(), "berth-run ended early");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("round {round}: berth-run still runs 60 s after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = child.wait_with_output().unwrap().stderr;
+        if String::from_utf8_lossy(&stderr).contains("hybrid mode not supported") {
+            common::skip("crun on this hybrid cgroup host (see docs/runtime.md)");
+            return;
+        }
+        assert_eq!(
+            status.code(),
+            Some(137),
+            "round {round}: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+    }
+}

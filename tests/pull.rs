@@ -797,6 +797,20 @@ fn push_layer(repo: &str, layer: Blob) -> Pushed {
     push_image(plain(), repo, Image::new(vec![layer]))
 }
 
+/// Pushes an image of `layer` to `repo` and asserts that a pull of it fails
+/// with exit 6 naming the layer's digest and leaves no image listed.
+#[track_caller]
+fn assert_layer_refused(repo: &str, layer: Blob) -> Berth {
+    let digest = layer.digest.clone();
+    let p = push_layer(repo, layer);
+    let b = Berth::new();
+    b.pull(&p.reference, &["--tls-verify=false"])
+        .code(6)
+        .stderr_has(&[&digest]);
+    assert_not_listed(&b, repo);
+    b
+}
+
 /// Asserts that no file named `name` exists outside the checkout dirs of `b`: not in
 /// `b`'s directory tree (repo, root), not next to it, not in `/`, `/tmp` or the cwd.
 #[track_caller]
@@ -872,12 +886,7 @@ fn dotdot_entries_are_refused_with_exit_6_and_no_image() {
             )
             .build(Compression::None);
         let repo = format!("berth-test/hostile-dotdot{i}");
-        let p = push_layer(&repo, layer.clone());
-        let b = Berth::new();
-        b.pull(&p.reference, &["--tls-verify=false"])
-            .code(6)
-            .stderr_has(&[&layer.digest]);
-        assert_not_listed(&b, &repo);
+        let b = assert_layer_refused(&repo, layer);
         assert_not_escaped(&b, &name);
     }
 }
@@ -909,12 +918,7 @@ fn hardlinks_to_later_or_outside_entries_are_refused_with_exit_6() {
         .build(Compression::None);
     for (i, layer) in [to_later, outside, missing].into_iter().enumerate() {
         let repo = format!("berth-test/hostile-hardlink{i}");
-        let p = push_layer(&repo, layer.clone());
-        let b = Berth::new();
-        b.pull(&p.reference, &["--tls-verify=false"])
-            .code(6)
-            .stderr_has(&[&layer.digest]);
-        assert_not_listed(&b, &repo);
+        assert_layer_refused(&repo, layer);
     }
 }
 
@@ -1038,12 +1042,7 @@ fn malformed_layers_are_refused_with_exit_6_naming_the_layer() {
     ];
     for (what, layer) in cases {
         let repo = format!("berth-test/malformed-{what}");
-        let p = push_layer(&repo, layer.clone());
-        let b = Berth::new();
-        b.pull(&p.reference, &["--tls-verify=false"])
-            .code(6)
-            .stderr_has(&[&layer.digest]);
-        assert_not_listed(&b, &repo);
+        let b = assert_layer_refused(&repo, layer);
         b.fsck();
     }
 }

@@ -32,69 +32,19 @@ use berth::image::manifest::Platform;
 use berth::image::reference::ImageRef;
 use berth::image::regconf::{Credentials, RegistriesConf};
 use berth::image::registry::{Remote, RemoteOptions};
+use berth::rootfs::Root;
 use berth::trust::cosign::{SIGNATURE_ANNOTATION, SIMPLESIGNING_MEDIA_TYPE};
+use berth::trust::registries_d::Location;
 use berth::trust::signatures::RegistrySignatures;
 use berth::trust::verify::{evaluate, Subject, TrustError, Verified};
 use berth::trust::{KeySource, KeyType, Requirement, SignedIdentity};
 use berth::ErrorKind;
 use common::oci::{Blob, Built, Compression, Image, Layer, OciLayout};
 use common::registry::{push, push_raw, Registry};
+use common::signing::{copy_signed, registries_d, GpgKey};
 use common::{digest_of, require_all, run_ok};
 
 const TOOLS: &[&str] = &["docker-registry", "skopeo", "gpg", "gpgconf", "openssl"];
-
-/// A GPG key in its own GNUPGHOME.
-struct GpgKey {
-    home: PathBuf,
-    fpr: String,
-    public: PathBuf,
-}
-
-impl GpgKey {
-    fn new(dir: &Path, name: &str) -> GpgKey {
-        let home = dir.join(format!("gnupg-{name}"));
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .unwrap();
-        let gpg = || {
-            let mut c = Command::new("gpg");
-            c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]);
-            c
-        };
-        run_ok(gpg().args([
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            &format!("{name} <{name}@berth.test>"),
-            "default",
-            "default",
-            "never",
-        ]));
-        let out = run_ok(gpg().args(["--with-colons", "--list-keys"]));
-        let fpr = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("fpr:"))
-            .map(|l| l.trim_matches(':').to_string())
-            .expect("gpg listed no fingerprint");
-        let public = dir.join(format!("{name}.asc"));
-        let out = run_ok(gpg().args(["--armor", "--export", &fpr]));
-        std::fs::write(&public, &out.stdout).unwrap();
-        GpgKey { home, fpr, public }
-    }
-}
-
-impl GpgKey {
-    /// Stops the agent signing started (the world lives in a static and is
-    /// never dropped, so this runs once signing is done).
-    fn stop_agent(&self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", &self.home)
-            .args(["--kill", "all"])
-            .status();
-    }
-}
 
 /// An ECDSA P-256 key made by openssl: `(private PEM, public PEM)`.
 fn cosign_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
@@ -139,12 +89,6 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn registries_d(root: &Path, yaml: &str) {
-    let d = root.join("etc/containers/registries.d");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("berth-test.yaml"), yaml).unwrap();
-}
-
 /// A layout holding one small image as tag `t`.
 fn layout(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(format!("layout-{name}"));
@@ -166,32 +110,8 @@ fn push_signed(
     dest: &str,
     staging: &Path,
 ) {
-    let regd = w_dir.join(format!("skopeo-registries.d-{}", common::unique("r")));
-    std::fs::create_dir_all(&regd).unwrap();
-    std::fs::write(
-        regd.join("staging.yaml"),
-        format!(
-            "docker:\n  {}:\n    lookaside-staging: file://{}\n",
-            reg.addr(),
-            staging.display()
-        ),
-    )
-    .unwrap();
-    run_ok(
-        Command::new("skopeo")
-            .env("GNUPGHOME", &key.home)
-            .args([
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-                "--sign-by",
-                &key.fpr,
-            ])
-            .arg("--registries.d")
-            .arg(&regd)
-            .arg(format!("oci:{}:t", layout.display()))
-            .arg(format!("docker://{}/{dest}", reg.addr())),
-    );
+    let source = format!("oci:{}:t", layout.display());
+    copy_signed(w_dir, reg, key, &source, dest, staging, false);
 }
 
 /// The cosign payload for `digest` naming `identity`, as cosign writes it.
@@ -428,13 +348,22 @@ fn check_with(
     let (manifest, digest, _) = rt
         .block_on(remote.fetch_manifest(reference, rr.tag_or_digest(), &Platform::host()))
         .unwrap();
-    let signatures =
-        RegistrySignatures::for_image(&rt, &remote, root, None, &rr, reference, &digest).unwrap();
+    let signatures = RegistrySignatures::for_image(
+        &rt,
+        &remote,
+        &Root::open(root).unwrap(),
+        &Location::Default { home: None },
+        &rr,
+        reference,
+        &digest,
+    )
+    .unwrap();
     evaluate(
         &Subject {
             reference,
             manifest_digest: &digest,
             manifest: &manifest,
+            instance_of: None,
             signatures: &signatures,
         },
         reqs,
@@ -862,5 +791,67 @@ fn the_cli_pull_accepts_signed_images_and_records_the_key() {
     assert!(
         !stored.contains("by-other"),
         "a refused image was stored: {stored}"
+    );
+}
+
+/// With `--root`, registries.d and keys are read inside the root: a
+/// registries.d that is a symlink to the host's directory (which points at
+/// the signatures) resolves inside the root, so the image is refused for
+/// want of signatures; `--registries.d` names the host directory on
+/// purpose and the same pull is accepted; a key that is an absolute
+/// symlink to the host's key file is not found.
+#[test]
+fn the_cli_reads_trust_files_inside_the_root_unless_given() {
+    if !ready() {
+        return;
+    }
+    let w = world();
+    let addr = w.reg.addr().to_string();
+    let b = common::Berth::new();
+    b.write_registries_conf(&format!(
+        "[[registry]]\nlocation = \"{addr}\"\ninsecure = true\n"
+    ));
+    let root = b.root();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(w.root.join("sigs"))
+            .arg(&root),
+    );
+    let host_regd = w.root.join("etc/containers/registries.d");
+    std::fs::create_dir_all(root.join("etc/containers")).unwrap();
+    std::os::unix::fs::symlink(&host_regd, root.join("etc/containers/registries.d")).unwrap();
+    let pki = root.join("etc/pki/berth");
+    std::fs::create_dir_all(&pki).unwrap();
+    std::fs::copy(&w.trusted.public, pki.join("trusted.gpg")).unwrap();
+    std::os::unix::fs::symlink(&w.trusted.public, pki.join("host.gpg")).unwrap();
+    let policy = |key: &str| {
+        let p = serde_json::json!({"default": [{"type": "signedBy",
+            "keyType": "GPGKeys", "keyPath": key}]});
+        std::fs::write(
+            root.join("etc/containers/policy.json"),
+            serde_json::to_vec(&p).unwrap(),
+        )
+        .unwrap();
+    };
+    policy("/etc/pki/berth/trusted.gpg");
+    let signed = format!("{addr}/signed:t");
+    b.pull(&signed, &[])
+        .code(6)
+        .stderr_has(&["no signature found", "/var/lib/containers/sigstore"]);
+    assert!(b.images().is_empty(), "{:?}", b.images());
+    let given = host_regd.to_str().unwrap();
+    policy("/etc/pki/berth/host.gpg");
+    b.pull(&signed, &["--registries.d", given])
+        .code(2)
+        .stderr_has(&["/etc/pki/berth/host.gpg", "No such file"]);
+    policy("/etc/pki/berth/trusted.gpg");
+    b.pull(&signed, &["--registries.d", given]).ok();
+    let inspect = b.json(&["images", "inspect", &signed]);
+    assert!(
+        inspect["trust"]["keys"]
+            .to_string()
+            .contains(&w.trusted.fpr),
+        "{inspect}"
     );
 }

@@ -67,7 +67,9 @@ fn system_scenario3_lifecycle() {
 }
 
 /// The update gate (issue 17): a soak that catches a version exiting 3 s after start,
-/// the failed digest not retried by `update --all`, an all-or-nothing group update.
+/// one failing its health check, the failed digest not retried by `update --all` nor by
+/// berth-update.service, an all-or-nothing group update, one killed with SIGKILL and
+/// recovered by the next berth command.
 #[test]
 fn system_update_gate() {
     if !common::guest::require_guest() {
@@ -190,6 +192,35 @@ fn system_vm_scenario3_lifecycle() {
         id: "3",
         script: include_str!("system/scenarios/scenario3.sh"),
         phases: 2,
+        crun: false,
+    }));
+}
+
+/// The update gate in a qemu (TCG) guest (`BERTH_TEST_VM=1`): the soak, health-gated
+/// updates, the timer's run after a failure, a group update killed and recovered.
+#[test]
+fn system_vm_update_gate() {
+    if !common::vm::require_vm() {
+        return;
+    }
+    assert_passed(&qemu::run(&Scenario {
+        id: "gate",
+        script: include_str!("system/scenarios/gate.sh"),
+        phases: 1,
+        crun: false,
+    }));
+}
+
+/// Health checks in a qemu (TCG) guest, under cgroup v2 (`BERTH_TEST_VM=1`).
+#[test]
+fn system_vm_scenario_health() {
+    if !common::vm::require_vm() {
+        return;
+    }
+    assert_passed(&qemu::run(&Scenario {
+        id: "health",
+        script: include_str!("system/scenarios/scenario_health.sh"),
+        phases: 1,
         crun: false,
     }));
 }

@@ -468,3 +468,48 @@ fn trust_show_prints_each_scope() {
         "{text}"
     );
 }
+
+#[test]
+fn containers_policy_json_names_the_policy_unless_the_flag_does() {
+    if !ready() {
+        return;
+    }
+    let image = pushed("berth-trust/env", "v1", &app("env"));
+    let mut b = berth();
+    // The root's own policy accepts everything; the one the variable names rejects.
+    write_policy(
+        &b,
+        &json!({"default": [{"type": "insecureAcceptAnything"}]}),
+    );
+    let reject = b.dir().join("reject.json");
+    std::fs::write(&reject, r#"{"default": [{"type": "reject"}]}"#).unwrap();
+    b.set_env("CONTAINERS_POLICY_JSON", &reject);
+    b.pull(&image, &[]).code(6).stderr_has(&[
+        &image,
+        "requirement \"reject\"",
+        &reject.display().to_string(),
+    ]);
+    assert!(stored(&b).is_empty(), "a refused image was stored");
+    let shown = b.run(&["trust", "show"]);
+    shown.ok();
+    assert!(
+        shown.stdout.contains(&reject.display().to_string()) && shown.stdout.contains("reject"),
+        "trust show does not show the policy $CONTAINERS_POLICY_JSON names:\n{}",
+        shown.stdout
+    );
+
+    // The flag wins over the variable; --insecure-policy does not conflict with it.
+    let accept = b.dir().join("accept.json");
+    std::fs::write(
+        &accept,
+        r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    b.pull(
+        &image,
+        &["--signature-policy", &accept.display().to_string()],
+    )
+    .ok();
+    b.set_env("CONTAINERS_POLICY_JSON", "");
+    b.pull(&image, &[]).ok();
+}

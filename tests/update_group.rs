@@ -198,3 +198,62 @@ fn prune_keeps_the_image_of_either_slot_after_its_tag_moved() {
     b.run(&["images", "prune"]).ok();
     assert!(!show(&old).status.success(), "v1 is used by no slot now");
 }
+
+#[test]
+fn update_all_groups_by_the_manifests_after_without_after_lines() {
+    if !require_root() {
+        return;
+    }
+    let (src, _keep) = layout(&[("v1", member("v1"))]);
+    let b = Berth::new();
+    std::fs::create_dir_all(b.root().join("usr/bin")).unwrap();
+    // No unit names another (every AFTER is network.target): only the
+    // manifest says db comes before api.
+    let dir = common::tempdir();
+    let manifest = dir.path().join("m.toml");
+    let entry = |name: &str, extra: &str| {
+        format!("[[container]]\nname = \"{name}\"\nimage = \"{src}:v1\"\n{extra}\n")
+    };
+    std::fs::write(
+        &manifest,
+        entry("api", "after = [\"db\"]") + &entry("db", "") + &entry("web", ""),
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    b.run(&["apply", m]).ok();
+    let info: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(b.root().join("var/lib/berth/containers/api/info.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["after"], serde_json::json!(["db"]));
+    let unit = std::fs::read_to_string(b.root().join("etc/systemd/system/api.service")).unwrap();
+    assert!(!unit.contains("db.service"), "{unit}");
+    let groups = |b: &Berth| -> Vec<serde_json::Value> {
+        let r = b.json(&["update", "--all"]);
+        r.as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["group"].clone())
+            .collect()
+    };
+    assert_eq!(
+        groups(&b),
+        [serde_json::json!(["db", "api"]), serde_json::json!(["web"])]
+    );
+    // The manifest drops the ordering: apply reconfigures api, and the
+    // groups follow.
+    std::fs::write(
+        &manifest,
+        entry("api", "") + &entry("db", "") + &entry("web", ""),
+    )
+    .unwrap();
+    b.run(&["apply", m]).ok();
+    assert_eq!(
+        groups(&b),
+        [
+            serde_json::json!(["api"]),
+            serde_json::json!(["db"]),
+            serde_json::json!(["web"])
+        ]
+    );
+}

@@ -84,7 +84,7 @@ pub fn apply(g: &GlobalOpts, a: &ApplyArgs) -> anyhow::Result<()> {
         &a.path,
         a.plan,
         a.limits.resolve(g.user)?,
-        a.policy.options(),
+        a.policy.options(g),
     )?;
     if g.json {
         return output::print_json(&r);

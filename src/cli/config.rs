@@ -136,7 +136,8 @@ pub struct PolicyArgs {
     /// Check images against this containers-policy.json(5) file (a host
     /// path) [default: ROOT/etc/containers/policy.json; --user:
     /// ~/.config/containers/policy.json first]. Without a policy file every
-    /// image is accepted, as before berth read one.
+    /// image is accepted, as before berth read one. Unset:
+    /// `$CONTAINERS_POLICY_JSON` when set, as podman and skopeo read it.
     #[arg(long, value_name = "FILE")]
     pub signature_policy: Option<PathBuf>,
     /// Accept every image without checking the signature policy (printed
@@ -146,14 +147,31 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    /// The library's options for these flags.
-    pub fn options(&self) -> crate::trust::source::PolicyOptions {
+    /// The library's options for these flags (and the global
+    /// `--registries.d`).
+    pub fn options(&self, g: &super::GlobalOpts) -> crate::trust::source::PolicyOptions {
         crate::trust::source::PolicyOptions {
-            file: self.signature_policy.clone(),
+            file: policy_file(self.signature_policy.as_deref()),
             insecure: self.insecure_policy,
+            registries_d: g.registries_d.clone(),
             extra: Vec::new(),
         }
     }
+}
+
+/// The name of the environment variable the containers tools read the
+/// signature policy's path from.
+pub const ENV_POLICY: &str = "CONTAINERS_POLICY_JSON";
+
+/// The policy file a verb reads: `--signature-policy`, else a non-empty
+/// `$CONTAINERS_POLICY_JSON` (a host path, like the flag), else none (the
+/// default lookup inside the root).
+pub fn policy_file(flag: Option<&Path>) -> Option<PathBuf> {
+    flag.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os(ENV_POLICY)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
 }
 
 /// Parses a `--max-*-size` value (clap reports the message as a usage error).

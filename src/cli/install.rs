@@ -106,8 +106,9 @@ pub fn install(g: &GlobalOpts, a: &InstallArgs) -> anyhow::Result<()> {
         enable: true,
         hostfs_modes: a.hostfs_modes.parse().map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user)?,
-        policy: a.policy.options(),
+        policy: a.policy.options(g),
         health: a.health.overrides(),
+        after: Vec::new(),
     };
     let renderer = Arc::new(Renderer::new(g));
     let m = connect(&layout)?;
@@ -243,8 +244,8 @@ pub(super) fn switched(verb: &str, r: &deploy::update::Updated) -> String {
 /// Runs `berth status`.
 pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
-    deploy::recover_if_needed(&layout)?;
     let m = connect(&layout)?;
+    deploy::recover_if_needed(&layout, m.as_ref())?;
     // Through crate::Error, so that exit_code finds its kind: a container
     // that is not installed is exit 3.
     let s = deploy::status::status(&layout, &a.name, m.as_ref())
@@ -313,8 +314,8 @@ pub fn status(g: &GlobalOpts, a: &StatusArgs) -> anyhow::Result<()> {
 /// Runs `berth list`.
 pub fn list(g: &GlobalOpts, _a: &ListArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
-    deploy::recover_if_needed(&layout)?;
     let m = connect(&layout)?;
+    deploy::recover_if_needed(&layout, m.as_ref())?;
     let rows = deploy::list(&layout, m.as_ref());
     if g.json {
         return output::print_json(&rows);

@@ -68,6 +68,13 @@ pub struct GlobalOpts {
     /// OCI runtime for run/exec/kill: bundled (libcontainer inside berth), crun, runc or a PATH.
     #[arg(long, global = true, default_value = "bundled", value_name = "RUNTIME")]
     pub runtime: String,
+    /// Read where image signatures are (containers-registries.d(5) *.yaml)
+    /// from DIR, as skopeo's --registries.d, instead of
+    /// ROOT/etc/containers/registries.d (or ~/.config/containers/registries.d
+    /// without --root). DIR is a host path, read as given even with --root;
+    /// file:// lookasides it names are still read inside the root.
+    #[arg(long = "registries.d", global = true, value_name = "DIR")]
+    pub registries_d: Option<PathBuf>,
 }
 
 impl GlobalOpts {
@@ -305,6 +312,26 @@ mod tests {
         assert_eq!(o.global.root, PathBuf::from("/tmp/x"));
         let o = Opt::try_parse_from(["berth", "-vv", "images", "--json"]).unwrap();
         assert_eq!(o.global.verbose, 2);
+    }
+
+    #[test]
+    fn registries_d_is_global_and_reaches_the_policy_options() {
+        for argv in [
+            &["berth", "--registries.d", "/r.d", "pull", "a/b"][..],
+            &["berth", "install", "a/b", "--registries.d=/r.d"],
+        ] {
+            let o = Opt::try_parse_from(argv).unwrap();
+            assert_eq!(o.global.registries_d, Some(PathBuf::from("/r.d")));
+            let policy = match &o.command {
+                Command::Pull(a) => &a.policy,
+                Command::Install(a) => &a.policy,
+                other => panic!("{other:?}"),
+            };
+            let opts = policy.options(&o.global);
+            assert_eq!(opts.registries_d, Some(PathBuf::from("/r.d")));
+        }
+        let o = Opt::try_parse_from(["berth", "pull", "a/b"]).unwrap();
+        assert_eq!(o.global.registries_d, None);
     }
 
     #[test]

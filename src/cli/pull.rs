@@ -78,7 +78,7 @@ pub fn run(g: &GlobalOpts, a: &PullArgs) -> anyhow::Result<()> {
             limits: a.limits.resolve(g.user)?,
         },
         jobs: a.jobs as usize,
-        policy: a.policy.options(),
+        policy: a.policy.options(g),
     };
     let renderer = Arc::new(Renderer::new(g));
     let outcome = pull::pull(&g.layout()?, &req, renderer.clone())

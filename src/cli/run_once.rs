@@ -66,7 +66,7 @@ fn run_inner(g: &GlobalOpts, a: &RunOnceArgs) -> anyhow::Result<i32> {
         berth,
         verbose: g.verbose,
         limits: a.limits.resolve(g.user)?,
-        policy: a.policy.options(),
+        policy: a.policy.options(g),
     };
     let renderer = Arc::new(Renderer::new(g));
     let record = run_once::pull(&layout, &req, renderer.clone())

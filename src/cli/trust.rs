@@ -43,7 +43,8 @@ pub enum TrustCommand {
 /// `berth trust show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Read this policy file (a host path) instead of the default.
+    /// Read this policy file (a host path) instead of the default
+    /// (unset: `$CONTAINERS_POLICY_JSON` when set).
     #[arg(long, value_name = "FILE")]
     pub signature_policy: Option<PathBuf>,
 }
@@ -60,7 +61,8 @@ pub struct SetArgs {
     /// must have signed.
     #[arg(long = "pubkeys", short = 'f', value_name = "FILE")]
     pub pubkeys: Vec<PathBuf>,
-    /// Edit this policy file (a host path) instead of the default.
+    /// Edit this policy file (a host path) instead of the default
+    /// (unset: `$CONTAINERS_POLICY_JSON` when set).
     #[arg(long, value_name = "FILE")]
     pub signature_policy: Option<PathBuf>,
     /// `default` or a registry scope.
@@ -83,7 +85,7 @@ pub fn run(g: &GlobalOpts, a: &TrustArgs) -> anyhow::Result<()> {
 fn show(g: &GlobalOpts, a: &ShowArgs) -> anyhow::Result<()> {
     let layout = g.layout()?;
     let opts = PolicyOptions {
-        file: a.signature_policy.clone(),
+        file: super::config::policy_file(a.signature_policy.as_deref()),
         ..PolicyOptions::default()
     };
     let loaded = source::load(&layout, &opts).map_err(crate::Error::from)?;
@@ -184,7 +186,7 @@ fn show(g: &GlobalOpts, a: &ShowArgs) -> anyhow::Result<()> {
 /// How `trust show --json` prints a requirement.
 fn requirement_json(r: &Requirement) -> Value {
     let key = |k: &KeySource| match k {
-        KeySource::Path(p) => p.display().to_string(),
+        KeySource::Path(p) | KeySource::Loaded { path: p, .. } => p.display().to_string(),
         KeySource::Data(d) => format!("keyData ({} bytes)", d.len()),
     };
     match r {
@@ -243,7 +245,9 @@ fn set(g: &GlobalOpts, a: &SetArgs) -> anyhow::Result<()> {
     let keys_root = layout.open_root().map_err(crate::Error::from)?;
     let mut pubkeys = Vec::new();
     for k in &a.pubkeys {
-        let bytes = keys_root.read(k).map_err(crate::Error::from)?;
+        let bytes = keys_root
+            .read_at_most(k, crate::trust::MAX_KEY_SIZE)
+            .map_err(crate::Error::from)?;
         let req = pin::requirement_for_key(k, &bytes).map_err(crate::Error::from)?;
         let want = match a.ty {
             SetType::SignedBy => "signedBy",
@@ -260,13 +264,14 @@ fn set(g: &GlobalOpts, a: &SetArgs) -> anyhow::Result<()> {
         pubkeys.push(k.display().to_string());
     }
     let reqs = edit::requirements(a.ty, &pubkeys).map_err(UsageError)?;
-    let (root, path) = target(&layout, a.signature_policy.as_deref())?;
-    let shown = if a.signature_policy.is_some() {
+    let file = super::config::policy_file(a.signature_policy.as_deref());
+    let (root, path) = target(&layout, file.as_deref())?;
+    let shown = if file.is_some() {
         path.clone()
     } else {
         layout.host(&path.to_string_lossy())
     };
-    let (current, mode) = match root.read(&path) {
+    let (current, mode) = match root.read_at_most(&path, source::MAX_POLICY_SIZE) {
         Ok(bytes) => {
             let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
                 UsageError(format!("{}: {e}; fix or remove it first", shown.display()))

@@ -85,7 +85,7 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> anyhow::Result<()> {
     }
     let m = connect(&layout)?;
     let plan = if a.all {
-        deploy::recover_if_needed(&layout)?;
+        deploy::recover_if_needed(&layout, m.as_ref())?;
         let names: Vec<String> = deploy::list(&layout, m.as_ref())
             .into_iter()
             .map(|l| l.name)
@@ -180,8 +180,9 @@ fn request(
             .map_err(anyhow::Error::msg)?,
         limits: a.limits.resolve(g.user).context("--limit")?,
         // update keeps the installed health keys (no --health-* here).
-        policy: a.policy.options(),
+        policy: a.policy.options(g),
         health: None,
+        after: None,
         soak: a.soak,
         retry_failed: !a.all,
     })

@@ -5,13 +5,16 @@
 //! fails, the transaction is undone (every member back on its previous
 //! deployment, journaled, so a killed berth leaves the whole group on one
 //! side), and the services already restarted are restarted again on their
-//! previous deployments, newest first, each gated the same way.
+//! previous deployments, newest first, each gated the same way. Each
+//! restart is journaled first, and the journal stays until the services
+//! are back: a berth killed at any moment leaves the next one
+//! ([`super::recover::recover_interrupted`]) what to restart.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::install::{apply_tmpfiles, settle};
-use super::soak::{Decision, Failure, Observation, Soak, START_BOUND};
+use super::soak::{start_failed, Decision, Failure, Observation, Soak, START_BOUND};
 use super::txn::Transaction;
 use super::{containers_inside, failpoint, DeployError, Info};
 use crate::layout::Layout;
@@ -63,18 +66,21 @@ pub fn activate(
             Err(Stop::Before(e)) => {
                 // Not restarted: undone like any failed step, and the
                 // members restarted before it are put back.
-                drop(txn);
+                let undone = txn.abort();
                 for p in put_back(layout, manager, members, &restarted) {
                     tracing::warn!("{p}");
                 }
+                drop(undone);
                 return Err(e);
             }
             Err(Stop::Gate(failure)) => {
                 let journal = service(m.info)
                     .map(|u| manager.journal_tail(&u, JOURNAL_LINES))
                     .unwrap_or_default();
-                drop(txn);
+                let failure = failure.with_journal_output(&journal);
+                let undone = txn.abort();
                 let put_back = put_back(layout, manager, members, &restarted);
+                drop(undone);
                 return Err(rolled_back(members, i, failure, &put_back, &journal));
             }
         }
@@ -110,10 +116,14 @@ fn switch_one(
         .reload()
         .map_err(|e| Stop::Before(DeployError::from(e)))?;
     if let Some(unit) = restart {
+        txn.note_restart(unit.as_str()).map_err(Stop::Before)?;
         manager.restart(&unit).map_err(|e| {
-            Stop::Gate(Failure::Start {
-                detail: e.to_string(),
-            })
+            let retries = health_config(layout, m.info).map(|c| c.retries);
+            Stop::Gate(start_failed(
+                &manager.unit_status(&unit),
+                retries,
+                e.to_string(),
+            ))
         })?;
         gate(layout, manager, &unit, m.info, m.soak).map_err(Stop::Gate)?;
     }
@@ -195,6 +205,16 @@ fn service(info: &Info) -> Option<UnitName> {
     info.service().and_then(|u| UnitName::parse(u).ok())
 }
 
+/// The health check of deployment `info`, if it has one (an unreadable
+/// one is a warning: the gate goes without it).
+fn health_config(layout: &Layout, info: &Info) -> Option<HealthConfig> {
+    let bundle = layout.host(&info.dir(layout));
+    HealthConfig::read(&bundle).unwrap_or_else(|e| {
+        tracing::warn!("{}: {e}; gating without it", bundle.display());
+        None
+    })
+}
+
 /// Waits until `unit`, just restarted on deployment `info`, passes the
 /// soak; `soak` zero keeps the one-second settle.
 pub fn gate(
@@ -209,18 +229,16 @@ pub fn gate(
             detail: e.to_string(),
         });
     }
-    let bundle = layout.host(&info.dir(layout));
-    let check = HealthConfig::read(&bundle).unwrap_or_else(|e| {
-        tracing::warn!("{}: {e}; gating without it", bundle.display());
-        None
-    });
+    let check = health_config(layout, info);
     let paths = Paths::for_layout(layout).ok();
     let bound = START_BOUND
         + check.as_ref().map_or(Duration::ZERO, |c| {
             c.start_period + (c.interval + c.timeout) * (c.retries + 1)
         });
     let restarted = super::last_update::now();
-    let mut soak = Soak::new(soak, bound, check.is_some()).checks_after(restarted);
+    let mut soak = Soak::new(soak, bound, check.is_some())
+        .health_retries(check.as_ref().map_or(0, |c| c.retries))
+        .checks_after(restarted);
     let started = Instant::now();
     loop {
         let health = match (&check, &paths) {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::plan::{plan, Plan, PlanRequest};
-use super::recover::{check_free, recover};
+use super::recover::{check_free, recover, recover_interrupted};
 use super::switch::{switch, HostFile};
-use super::txn::{recover_journal, Transaction};
+use super::txn::Transaction;
 use super::{containers_inside, failpoint, DeployError, EntryKind, Info};
 use crate::image::limits::Limits;
 use crate::image::registry::{RegistryError, RemoteOptions};
@@ -52,6 +52,9 @@ pub struct InstallRequest {
     pub policy: PolicyOptions,
     /// The operator's health check keys (`--health-*`, a manifest's `health`).
     pub health: crate::runtime::health::source::Overrides,
+    /// Containers a manifest entry orders this one after (`after`,
+    /// `requires`), recorded for `update --all`'s groups.
+    pub after: Vec<String>,
 }
 
 /// Parses `--set` arguments.
@@ -88,7 +91,7 @@ pub fn install(
     let store = Store::open(layout, false)?
         .ok_or_else(|| StoreError::Damaged("store missing after pull".into()))?;
     if !req.display {
-        recover_journal(layout)?;
+        recover_interrupted(layout, manager)?;
         recover(layout, &name)?;
     }
     check_free(layout, &name)?;
@@ -104,6 +107,7 @@ pub fn install(
         enable: req.enable,
         hostfs_modes: req.hostfs_modes,
         health: &req.health,
+        after: &req.after,
     };
     let plan = plan(layout, &store, &record, &preq, manager)?;
     if req.display {
@@ -381,6 +385,7 @@ pub fn stage(
         footprint: Some(plan.footprint.clone()),
         hostfs_modes: plan.hostfs_modes,
         health: plan.health_keys.clone(),
+        after: plan.after.clone(),
     })
 }
 

@@ -250,14 +250,18 @@ pub(crate) fn failpoint(step: &str) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Undoes or finishes an operation a killed berth left journaled, if any
-/// (for the read-only verbs, which take the lock only then).
-pub fn recover_if_needed(layout: &Layout) -> Result<(), crate::Error> {
+/// Undoes or finishes an operation a killed berth left journaled, if any,
+/// restarting the services it had restarted (for the read-only verbs,
+/// which take the lock only then).
+pub fn recover_if_needed(
+    layout: &Layout,
+    manager: &dyn crate::systemd::manager::Manager,
+) -> Result<(), crate::Error> {
     // No root (nothing installed there yet): nothing to recover.
     let journal = layout.journal_inside();
     if layout.open_root().is_ok_and(|r| r.exists(&journal)) {
         let _lock = crate::store::lock_root(layout)?;
-        txn::recover_journal(layout)?;
+        recover::recover_interrupted(layout, manager)?;
     }
     Ok(())
 }
@@ -427,6 +431,11 @@ pub struct Info {
         skip_serializing_if = "crate::runtime::health::source::Overrides::is_empty"
     )]
     pub health: crate::runtime::health::source::Overrides,
+    /// Containers a manifest entry orders this one after (`after`,
+    /// `requires`): `update --all` groups and orders by them as by the
+    /// units' `After=` (see [`groups`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 impl Info {

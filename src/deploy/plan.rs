@@ -17,10 +17,13 @@ use crate::layout::Layout;
 use crate::runtime::health;
 use crate::store::image::ImageRecord;
 use crate::store::Store;
-use crate::systemd::dropin::{runtime_dropin, DROPIN_FILE};
 use crate::systemd::manager::Manager;
-use crate::systemd::{ContainerName, Install, Marker, UnitName, UnitType};
-use crate::template::{FileKind, SetValue, Values};
+use crate::systemd::{ContainerName, Marker, UnitName};
+use crate::template::{SetValue, Values};
+
+mod units;
+
+use units::{render_unit, tmpfiles, unit_templates, UnitInput};
 
 /// A host file an install writes.
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +69,9 @@ pub struct Plan {
     pub health: Option<health::Config>,
     /// The operator's health keys, recorded in `info.json`.
     pub health_keys: health::source::Overrides,
+    /// Containers a manifest entry orders this one after, recorded in
+    /// `info.json` for `update --all`'s groups.
+    pub after: Vec<String>,
     /// Host files: units, tmpfiles, hostfs.
     pub files: Vec<PlannedFile>,
     /// Enablement symlinks.
@@ -115,6 +121,9 @@ pub struct PlanRequest<'a> {
     pub hostfs_modes: HostfsModes,
     /// The operator's health check keys (install flags, manifest `health`).
     pub health: &'a health::source::Overrides,
+    /// Containers a manifest entry orders this one after (`after`,
+    /// `requires`); empty from the command line.
+    pub after: &'a [String],
 }
 
 /// Plans deploying `record` per `req` below `root`.
@@ -169,16 +178,7 @@ pub fn plan(
         req.hostfs_modes,
         &mut files,
     )?;
-    let tmpfiles = match (&exports.tmpfiles, &config) {
-        (Some(t), _) => {
-            let text =
-                render::render("/exports/tmpfiles.template", t, &values, FileKind::Tmpfiles)?;
-            paths::check_tmpfiles(&record.reference, "tmpfiles.template", &text)?;
-            Some(text)
-        }
-        (None, Some(c)) => render::default_tmpfiles(layout.root(), c, layout.is_user()),
-        (None, None) => None,
-    };
+    let tmpfiles = tmpfiles(layout, record, &exports, &values, config.as_deref())?;
     if let Some(content) = tmpfiles {
         files.push(PlannedFile {
             path: format!("{}/{name}.conf", layout.tmpfiles_dir()),
@@ -188,81 +188,27 @@ pub fn plan(
             kind: EntryKind::File,
         });
     }
-    let mut unit_templates: Vec<(UnitType, &str, &str)> = Vec::new();
-    if !exports.no_container_service {
-        unit_templates.push(match &exports.service {
-            Some(t) => (UnitType::Service, "/exports/service.template", t.as_str()),
-            None if layout.is_user() => (
-                UnitType::Service,
-                "templates/user-service.template",
-                render::DEFAULT_USER_SERVICE,
-            ),
-            None => (
-                UnitType::Service,
-                "templates/service.template",
-                render::DEFAULT_SERVICE,
-            ),
-        });
-        if let Some(t) = &exports.socket {
-            unit_templates.push((UnitType::Socket, "/exports/socket.template", t.as_str()));
-        }
-        if let Some(t) = &exports.timer {
-            unit_templates.push((UnitType::Timer, "/exports/timer.template", t.as_str()));
-        }
-    }
     let mut claims: Vec<(String, Claim)> = Vec::new();
-    for (kind, file, tmpl) in unit_templates {
-        let unit_name = name.unit(kind);
-        let unit_path = format!("{unit_dir}/{unit_name}");
-        let body = render::render(file, tmpl, &values, FileKind::Unit)?;
-        let text = marker.prepend_to(&body);
-        let unit_err = |source| DeployError::Unit {
-            file: unit_path.clone(),
-            source,
-        };
-        crate::systemd::unit::assignments(&text).map_err(unit_err)?;
-        if kind == UnitType::Service {
-            // Before the unit: PID 1 never sees the unit without it.
-            let dropin = runtime_dropin(&body).map_err(unit_err)?;
-            for o in &dropin.overridden {
-                tracing::warn!("{unit_path}: {o}; overridden in {unit_name}.d/{DROPIN_FILE}");
-            }
-            if let Some(d) = dropin.body {
-                files.push(PlannedFile {
-                    path: format!("{unit_path}.d/{DROPIN_FILE}"),
-                    content: marker.prepend_to(&d).into_bytes(),
-                    mode: 0o644,
-                    owned: true,
-                    kind: EntryKind::File,
-                });
-            }
-        }
-        claims.push((unit_name.to_string(), Claim::Container));
+    for (kind, file, tmpl) in unit_templates(layout, &exports) {
+        let unit = render_unit(
+            &UnitInput {
+                layout,
+                name,
+                kind,
+                file,
+                template: tmpl,
+                values: &values,
+                marker: &marker,
+                enable: req.enable,
+            },
+            manager,
+            &mut files,
+            &mut claims,
+        )?;
         if req.enable {
-            let install = Install::parse(&text, &unit_name).map_err(unit_err)?;
-            let words = install.alias.iter().map(|a| ("Alias", a));
-            for (key, word) in words.chain(install.also.iter().map(|a| ("Also", a))) {
-                let holder = unit_name.to_string();
-                claims.push((word.to_string(), Claim::Install { key, unit: holder }));
-            }
+            links.extend(unit.links);
         }
-        let symlinks = manager
-            .enable_plan(&unit_name, &text, unit_dir)
-            .map_err(unit_err)?;
-        for s in symlinks.into_iter().filter(|_| req.enable) {
-            links.push(Link {
-                path: s.link,
-                target: s.target,
-            });
-        }
-        files.push(PlannedFile {
-            path: unit_path,
-            content: text.into_bytes(),
-            mode: 0o644,
-            owned: true,
-            kind: EntryKind::File,
-        });
-        units.push(unit_name.to_string());
+        units.push(unit.name);
     }
     // Also= naming a unit of this container is how its units go together.
     claims.retain(|(u, c)| matches!(c, Claim::Container) || !units.contains(u));
@@ -295,6 +241,7 @@ pub fn plan(
         config,
         health,
         health_keys: req.health.clone(),
+        after: req.after.to_vec(),
         files,
         links,
         units,

@@ -1,13 +1,61 @@
-//! Recovery: what an install killed before its commit point left behind is
-//! cleared by the next install of the same name, under the store lock.
+//! Recovery: an operation a killed berth left journaled is undone (or
+//! finished) by the next berth, and the services it had restarted are
+//! restarted on the files put back ([`recover_interrupted`]); what an
+//! install killed before its commit point left behind is cleared by the
+//! next install of the same name ([`recover`]). Both under the store lock.
 
 use std::path::{Path, PathBuf};
 
+use super::install::settle;
+use super::txn::{recover_journal, Recovered};
 use super::{containers_inside, DeployError};
 use crate::layout::Layout;
 use crate::rootfs::Root;
 use crate::systemd::dropin::DROPIN_FILE;
-use crate::systemd::{is_owned_by, ContainerName};
+use crate::systemd::manager::Manager;
+use crate::systemd::{is_owned_by, ContainerName, UnitName};
+
+/// Undoes or finishes what a killed berth left journaled; when it undid
+/// an update that had already restarted services, reloads the manager and
+/// restarts them (newest first) on the deployments put back, so each runs
+/// what its `NAME` link says. A restart that fails is a warning naming the
+/// command to run; the recovery itself stands. Returns the services
+/// restarted.
+pub fn recover_interrupted(
+    layout: &Layout,
+    manager: &dyn Manager,
+) -> Result<Vec<String>, DeployError> {
+    let Recovered::Undone(units) = recover_journal(layout)? else {
+        return Ok(Vec::new());
+    };
+    if let Err(e) = manager.reload() {
+        tracing::warn!("reloading the manager after the recovery: {e}");
+    }
+    let mut restarted = Vec::new();
+    for u in units.iter().rev() {
+        let Ok(unit) = UnitName::parse(u) else {
+            tracing::warn!("the journal names {u:?}, which is no unit name; not restarted");
+            continue;
+        };
+        if !manager.is_live() {
+            continue;
+        }
+        tracing::warn!(
+            "restarting {unit}: an interrupted update had restarted it on the deployment now undone"
+        );
+        match manager
+            .restart(&unit)
+            .and_then(|_| settle(manager, &unit, "restart"))
+        {
+            Ok(()) => restarted.push(u.clone()),
+            Err(e) => tracing::warn!(
+                "{unit} did not come back on its previous deployment: {e}; \
+                 see `journalctl -u {unit}`, then `systemctl restart {unit}`"
+            ),
+        }
+    }
+    Ok(restarted)
+}
 
 /// Clears what an install of `name` killed before its commit point left.
 /// Without the `NAME` symlink nothing of `name` is installed, so its slot,

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::activate::{activate, Member};
 use super::install::{staged_files, write_info};
+use super::recover::recover_interrupted;
 use super::switch::{switch, HostFile};
-use super::txn::{recover_journal, Transaction};
+use super::txn::Transaction;
 use super::update::{active_info, other_slot, Updated};
 use super::{failpoint, DeployError, Info};
 use crate::layout::Layout;
@@ -20,7 +21,7 @@ use crate::Error;
 pub fn rollback(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Updated, Error> {
     let name = ContainerName::parse(name).map_err(DeployError::from)?;
     let _lock = lock_root(layout)?;
-    recover_journal(layout)?;
+    recover_interrupted(layout, manager)?;
     let current = active_info(layout, &name)?;
     let slot = other_slot(&name, &current.deployment);
     let target = match Info::read_slot(layout, &slot) {

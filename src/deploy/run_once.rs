@@ -308,6 +308,7 @@ fn fill(
         enable: false,
         hostfs_modes: Default::default(),
         health: &Default::default(),
+        after: &[],
     };
     let values = vars::values(layout, &slot.image, inside, &preq, &exports)?;
     let mut config = render::config_json(store, &slot.image, &exports, &values, None)?;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::runtime::health::checker::UNHEALTHY_EXIT;
 use crate::runtime::health::{State as Health, Status as HealthStatus};
 use crate::systemd::manager::UnitStatus;
 
@@ -84,11 +85,56 @@ pub enum Failure {
     },
 }
 
+/// The output of a check that gave up before the gate saw a failed one.
+const GAVE_UP_UNSEEN: &str = "berth-run stopped the container (exit 69); see the journal";
+
+/// How berth-run's line about a check that gave up ends (see
+/// `runtime::health::checker`): `… (last: exit N, "OUTPUT"); stopping the container`.
+const GAVE_UP_LINE_END: &str = "\"); stopping the container";
+
+impl Failure {
+    /// A health failure whose check output the gate never saw, completed
+    /// from berth-run's own line about it in the unit's `journal` (the
+    /// excerpt shown with the rollback); anything else unchanged.
+    pub fn with_journal_output(self, journal: &[String]) -> Failure {
+        match self {
+            Failure::Unhealthy { streak, output } if output == GAVE_UP_UNSEEN => {
+                let found = journal.iter().rev().find_map(|l| {
+                    let body = l.strip_suffix(GAVE_UP_LINE_END)?;
+                    let at = body.find("health check failed ")?;
+                    let (_, quoted) = body[at..].split_once(", \"")?;
+                    Some(quoted.trim().to_string())
+                });
+                Failure::Unhealthy {
+                    streak,
+                    output: found.filter(|o| !o.is_empty()).unwrap_or(output),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 fn status_text(status: Option<i32>, state: &str) -> String {
     match status {
         Some(s) => format!(" (status {s})"),
         None if state.is_empty() => String::new(),
         None => format!(" (unit {state})"),
+    }
+}
+
+/// Why a restart whose job failed failed: the health check when berth-run
+/// gave up on it (exit [`UNHEALTHY_EXIT`]; `retries` is the deployment's
+/// check, if it has one), else the manager's `detail`. A `Type=notify`
+/// service whose check never passes fails its start job this way.
+pub fn start_failed(unit: &UnitStatus, retries: Option<u32>, detail: String) -> Failure {
+    match retries {
+        Some(r) if unit.main_status == Some(UNHEALTHY_EXIT) => {
+            Soak::new(Duration::ZERO, Duration::ZERO, true)
+                .health_retries(r)
+                .gave_up()
+        }
+        _ => Failure::Start { detail },
     }
 }
 
@@ -109,6 +155,7 @@ pub struct Soak {
     soak: Duration,
     bound: Duration,
     has_check: bool,
+    retries: u32,
     fresh_after: u64,
     restarts: Option<u32>,
     holding_since: Option<Duration>,
@@ -123,6 +170,7 @@ impl Soak {
             soak,
             bound: soak + start_bound,
             has_check,
+            retries: 0,
             fresh_after: 0,
             restarts: None,
             holding_since: None,
@@ -135,6 +183,14 @@ impl Soak {
     /// the new one.
     pub fn checks_after(mut self, epoch_secs: u64) -> Soak {
         self.fresh_after = epoch_secs;
+        self
+    }
+
+    /// The check's `retries`: how many consecutive failures it took when
+    /// berth-run stopped the container (exit [`UNHEALTHY_EXIT`]) before
+    /// the gate saw its last report.
+    pub fn health_retries(mut self, retries: u32) -> Soak {
+        self.retries = retries;
         self
     }
 
@@ -158,7 +214,11 @@ impl Soak {
         let base = *self
             .restarts
             .get_or_insert(obs.unit.n_restarts.unwrap_or(0));
+        let gave_up = self.has_check && obs.unit.main_status == Some(UNHEALTHY_EXIT);
         if obs.unit.n_restarts.is_some_and(|n| n > base) {
+            if gave_up {
+                return Decision::Failed(self.gave_up());
+            }
             return Decision::Failed(Failure::Restarted {
                 after_secs: secs,
                 status: obs.unit.main_status,
@@ -168,6 +228,9 @@ impl Soak {
             obs.unit.active.as_str(),
             "failed" | "inactive" | "deactivating"
         ) || obs.unit.sub == "auto-restart";
+        if exited && gave_up {
+            return Decision::Failed(self.gave_up());
+        }
         if exited {
             return Decision::Failed(Failure::Exited {
                 after_secs: secs,
@@ -193,6 +256,26 @@ impl Soak {
             });
         }
         Decision::Wait
+    }
+
+    /// berth-run exited [`UNHEALTHY_EXIT`]: its check gave up, and the
+    /// state file went with the container. The failing streak is at least
+    /// the retries; the output is the last failed check's seen, if any.
+    fn gave_up(&self) -> Failure {
+        let seen = self.last_health.as_ref();
+        let output = seen
+            .and_then(|h| h.last.as_ref())
+            .filter(|c| c.exit != Some(0))
+            .map(|c| c.output.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| GAVE_UP_UNSEEN.to_string());
+        Failure::Unhealthy {
+            streak: seen
+                .map_or(0, |h| h.failing_streak)
+                .max(self.retries)
+                .max(1),
+            output,
+        }
     }
 
     /// The unhealthy report seen last, if the last report was one.

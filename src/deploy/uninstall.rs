@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::recover::recover_interrupted;
 use super::switch::switch;
-use super::txn::{recover_journal, Transaction};
+use super::txn::Transaction;
 use super::{containers_inside, failpoint, DeployError, Info};
 use crate::layout::Layout;
 use crate::store::lock_root;
@@ -34,7 +35,7 @@ pub struct Removed {
 pub fn uninstall(layout: &Layout, name: &str, manager: &dyn Manager) -> Result<Removed, Error> {
     let name = ContainerName::parse(name).map_err(DeployError::from)?;
     let _lock = lock_root(layout)?;
-    recover_journal(layout)?;
+    recover_interrupted(layout, manager)?;
     let cdir = containers_inside(layout);
     let active = cdir.join(name.as_str());
     let root = layout.open_root()?;

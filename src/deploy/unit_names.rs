@@ -200,6 +200,7 @@ mod tests {
                 .collect(),
             dirs: Vec::new(),
             health: Default::default(),
+            after: Vec::new(),
             units: units.iter().map(|u| u.to_string()).collect(),
             installed: 0,
             hostfs_modes: Default::default(),

@@ -17,8 +17,9 @@ use super::gate::{self, Waiting};
 use super::install::{ensure_image, host_files, parse_set, stage, write_info, Fetch};
 use super::last_update::{self, LastUpdate, Outcome};
 use super::plan::{plan, Plan, PlanRequest};
+use super::recover::recover_interrupted;
 use super::switch::switch;
-use super::txn::{recover_journal, Transaction};
+use super::txn::Transaction;
 use super::{containers_inside, failpoint, DeployError, Info};
 use crate::image::limits::Limits;
 use crate::layout::Layout;
@@ -60,6 +61,9 @@ pub struct UpdateRequest {
     /// The operator's health check keys (a manifest's `health`); `None`
     /// keeps the installed ones.
     pub health: Option<crate::runtime::health::source::Overrides>,
+    /// Containers a manifest entry orders this one after; `None` keeps
+    /// the recorded ones.
+    pub after: Option<Vec<String>>,
     /// How long the restarted service must hold (active, ready, healthy,
     /// no restarts) before the update stays; zero keeps the one-second
     /// settle.
@@ -160,7 +164,7 @@ pub fn update_group(
     {
         let _lock = lock_root(layout)?;
         if !display {
-            recover_journal(layout)?;
+            recover_interrupted(layout, manager)?;
         }
         for (r, n) in reqs.iter().zip(&names) {
             let current = active_info(layout, n)?;
@@ -294,6 +298,7 @@ fn prepare(
         && set.is_empty()
         && !req.reset_values
         && req.health.as_ref().is_none_or(|h| *h == current.health)
+        && req.after.as_ref().is_none_or(|a| *a == current.after)
     {
         out.changed = false;
         out.to = current.deployment.clone();
@@ -333,6 +338,7 @@ fn prepare(
         enable: !current.links.is_empty(),
         hostfs_modes: req.hostfs_modes.unwrap_or(current.hostfs_modes),
         health: req.health.as_ref().unwrap_or(&current.health),
+        after: req.after.as_deref().unwrap_or(&current.after),
     };
     let plan = plan(layout, store, record, &preq, manager)?;
     let grows = growth(&gate::footprint_of(layout, &current)?, &plan.footprint);

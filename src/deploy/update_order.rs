@@ -28,6 +28,7 @@ pub fn nodes(layout: &Layout, names: &[String]) -> Vec<Node> {
         let mut node = Node {
             name: name.clone(),
             units: info.units.clone(),
+            after: info.after.clone(),
             ..Node::default()
         };
         for u in &info.units {

@@ -397,7 +397,8 @@ impl Remote {
 
     /// Resolves `tag_or_digest` to an image manifest for `platform`,
     /// following an index when there is one. Returns the manifest bytes, its
-    /// digest and the index digest.
+    /// digest and, when it was chosen from an index, the index's bytes and
+    /// digest (a signature policy checks both).
     ///
     /// A manifest named by tag has no descriptor: it may be at most
     /// [`blob::MAX_MANIFEST_SIZE`]. One chosen from an index must have the
@@ -407,7 +408,7 @@ impl Remote {
         reference: &str,
         tag_or_digest: &str,
         platform: &Platform,
-    ) -> Result<(Vec<u8>, String, Option<String>), RegistryError> {
+    ) -> Result<(Vec<u8>, String, Option<(Vec<u8>, String)>), RegistryError> {
         let (bytes, digest) = self.raw_manifest(reference, tag_or_digest).await?;
         self.check_manifest_size(reference, &digest, bytes.len() as u64)?;
         let (bytes, digest, index_digest) = match manifest::classify(reference, &bytes)? {
@@ -427,7 +428,7 @@ impl Remote {
                 if let Some(declared) = declared {
                     self.check_declared_size(reference, &chosen, declared, child.len() as u64)?;
                 }
-                (child, child_digest, Some(digest))
+                (child, child_digest, Some((bytes, digest)))
             }
         };
         manifest::check_digest(&bytes, &digest)?;

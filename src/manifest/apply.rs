@@ -53,7 +53,8 @@ fn installed(layout: &Layout, manager: &dyn Manager) -> Vec<crate::deploy::Liste
     deploy::list(layout, manager)
 }
 
-/// Applies `manifest` below `root`.
+/// Applies `manifest` below `root`: `stage`, then `switch` (which
+/// puts back what it switched when an entry fails).
 pub fn apply(
     layout: &Layout,
     manifest: &Manifest,
@@ -61,7 +62,7 @@ pub fn apply(
     manager: &dyn Manager,
     progress: Arc<dyn Progress>,
 ) -> Result<Applied, Error> {
-    deploy::recover_if_needed(layout)?;
+    deploy::recover_if_needed(layout, manager)?;
     let listed = installed(layout, manager);
     let names: BTreeSet<String> = listed.iter().map(|l| l.name.clone()).collect();
     let order = manifest.validate(&names).map_err(Error::from)?;
@@ -78,9 +79,30 @@ pub fn apply(
         out.warnings = ordering_warnings(layout, manifest, &BTreeMap::new());
         return Ok(out);
     }
-    // Stage: pull what is missing, render every change (nothing is written).
-    // At boot (berth-apply.service is not ordered after the network) the
-    // network is waited for only when something must be pulled.
+    let rendered = stage(layout, opts, manager, &progress, &mut out)?;
+    out.warnings = ordering_warnings(layout, manifest, &rendered);
+    for w in &out.warnings {
+        tracing::warn!("{w}");
+    }
+    if opts.plan_only {
+        return Ok(out);
+    }
+    switch(layout, opts, manager, &progress, &out.steps)?;
+    write_owners(layout, &owners_after(layout, manifest, &out.steps))?;
+    Ok(out)
+}
+
+/// Pulls what is missing and renders every change (nothing is switched);
+/// returns each rendered unit's text, for the ordering warnings. At boot
+/// (berth-apply.service is not ordered after the network) the network is
+/// waited for only when something must be pulled.
+fn stage(
+    layout: &Layout,
+    opts: &ApplyOptions,
+    manager: &dyn Manager,
+    progress: &Arc<dyn Progress>,
+    out: &mut Applied,
+) -> Result<BTreeMap<String, String>, Error> {
     let needs_pull = out.steps.iter().any(|s| {
         matches!(s.action, Action::Install | Action::Update)
             && s.entry
@@ -94,89 +116,72 @@ pub fn apply(
             }
         }
     }
-    let mut rendered: BTreeMap<String, String> = BTreeMap::new();
+    let mut rendered = BTreeMap::new();
     for s in &out.steps {
         let Some(e) = &s.entry else { continue };
         let at = |err: Error| entry_error(s, err);
         match s.action {
-            Action::Install | Action::Update => {
-                if !opts.plan_only {
-                    let fetch = deploy::install::Fetch {
-                        limits: opts.limits,
-                        policy: entry_policy(layout, e, opts).map_err(at)?,
-                        ..Default::default()
-                    };
-                    deploy::install::ensure_image(layout, &e.image, fetch, progress.clone())
-                        .map_err(at)?;
-                }
+            Action::Install | Action::Update if !opts.plan_only => {
+                let fetch = deploy::install::Fetch {
+                    limits: opts.limits,
+                    policy: entry_policy(layout, e, opts).map_err(at)?,
+                    ..Default::default()
+                };
+                deploy::install::ensure_image(layout, &e.image, fetch, progress.clone())
+                    .map_err(at)?;
             }
-            Action::Reconfigure => {}
+            Action::Install | Action::Update | Action::Reconfigure => {}
             Action::Remove | Action::Unchanged => continue,
         }
-        let unit = match s.action {
-            Action::Install => {
-                let plan = deploy::install(
-                    layout,
-                    &install_req(e, opts, true),
-                    manager,
-                    progress.clone(),
-                );
-                match plan {
-                    Ok(p) => {
-                        let t = unit_text(&p);
-                        out.plans.insert(s.name.clone(), p);
-                        t
-                    }
-                    Err(err) if opts.plan_only => {
-                        tracing::warn!("{}: not rendered in the plan: {err}", s.name);
-                        None
-                    }
-                    Err(err) => return Err(at(err)),
-                }
-            }
-            _ => {
-                let r = deploy::update(
-                    layout,
-                    &update_req(s, e, opts, true),
-                    manager,
-                    progress.clone(),
-                );
-                let r = r.and_then(|u| refuse_growth(s, e, u, opts.plan_only));
-                match r {
-                    Ok(u) => {
-                        let t = u.plan.as_ref().and_then(unit_text);
-                        if let Some(p) = u.plan {
-                            out.plans.insert(s.name.clone(), p);
-                        }
-                        t
-                    }
-                    Err(err) if opts.plan_only => {
-                        tracing::warn!("{}: not rendered in the plan: {err}", s.name);
-                        None
-                    }
-                    Err(err) => return Err(at(err)),
-                }
-            }
+        let plan = match s.action {
+            Action::Install => deploy::install(
+                layout,
+                &install_req(e, opts, true),
+                manager,
+                progress.clone(),
+            )
+            .map(Some),
+            _ => deploy::update(
+                layout,
+                &update_req(s, e, opts, true),
+                manager,
+                progress.clone(),
+            )
+            .and_then(|u| refuse_growth(s, e, u, opts.plan_only))
+            .map(|u| u.plan),
         };
-        if let Some(t) = unit {
-            rendered.insert(s.name.clone(), t);
+        match plan {
+            Ok(Some(p)) => {
+                if let Some(t) = unit_text(&p) {
+                    rendered.insert(s.name.clone(), t);
+                }
+                out.plans.insert(s.name.clone(), p);
+            }
+            Ok(None) => {}
+            Err(err) if opts.plan_only => {
+                tracing::warn!("{}: not rendered in the plan: {err}", s.name);
+            }
+            Err(err) => return Err(at(err)),
         }
         if !opts.plan_only {
             entry_event(progress.as_ref(), &s.name, s.action, "staged");
         }
     }
-    out.warnings = ordering_warnings(layout, manifest, &rendered);
-    for w in &out.warnings {
-        tracing::warn!("{w}");
-    }
-    if opts.plan_only {
-        return Ok(out);
-    }
-    // Switch.
+    Ok(rendered)
+}
+
+/// Switches every step in order; on the first failure puts back every
+/// entry already switched, in reverse, and returns that failure.
+fn switch(
+    layout: &Layout,
+    opts: &ApplyOptions,
+    manager: &dyn Manager,
+    progress: &Arc<dyn Progress>,
+    steps: &[Step],
+) -> Result<(), Error> {
     let live = manager.is_live();
-    let mut undo: Vec<(String, Action)> = Vec::new();
-    let mut result = Ok(());
-    for s in &out.steps {
+    let mut done: Vec<(String, Action)> = Vec::new();
+    for s in steps {
         let r: Result<(), Error> = match (s.action, &s.entry) {
             (Action::Install, Some(e)) => {
                 let mut req = install_req(e, opts, false);
@@ -193,44 +198,47 @@ pub fn apply(
             (Action::Remove, _) => deploy::uninstall(layout, &s.name, manager).map(|_| ()),
             _ => Ok(()),
         };
+        if let Err(err) = r {
+            put_back(layout, manager, progress.as_ref(), done);
+            return Err(entry_error(s, err));
+        }
+        if s.action != Action::Unchanged {
+            entry_event(progress.as_ref(), &s.name, s.action, "switched");
+        }
+        done.push((s.name.clone(), s.action));
+    }
+    Ok(())
+}
+
+/// Undoes `done` (switched entries, in switch order) in reverse: an
+/// install is uninstalled, an update rolled back. A failure to put one
+/// back is logged and the rest still go back.
+fn put_back(
+    layout: &Layout,
+    manager: &dyn Manager,
+    progress: &dyn Progress,
+    done: Vec<(String, Action)>,
+) {
+    let mut put_back = Vec::new();
+    for (name, action) in done.into_iter().rev() {
+        let r = match action {
+            Action::Install => deploy::uninstall(layout, &name, manager).map(|_| ()),
+            Action::Update | Action::Reconfigure => {
+                deploy::rollback(layout, &name, manager).map(|_| ())
+            }
+            _ => Ok(()),
+        };
         match r {
             Ok(()) => {
-                if s.action != Action::Unchanged {
-                    entry_event(progress.as_ref(), &s.name, s.action, "switched");
-                }
-                undo.push((s.name.clone(), s.action));
+                entry_event(progress, &name, action, "put back");
+                put_back.push(name);
             }
-            Err(err) => {
-                result = Err(entry_error(s, err));
-                break;
-            }
+            Err(e) => tracing::error!("putting {name} back failed: {e}"),
         }
     }
-    if let Err(err) = result {
-        let mut put_back = Vec::new();
-        for (name, action) in undo.into_iter().rev() {
-            let r = match action {
-                Action::Install => deploy::uninstall(layout, &name, manager).map(|_| ()),
-                Action::Update | Action::Reconfigure => {
-                    deploy::rollback(layout, &name, manager).map(|_| ())
-                }
-                _ => Ok(()),
-            };
-            match r {
-                Ok(()) => {
-                    entry_event(progress.as_ref(), &name, action, "put back");
-                    put_back.push(name);
-                }
-                Err(e) => tracing::error!("putting {name} back failed: {e}"),
-            }
-        }
-        if !put_back.is_empty() {
-            tracing::warn!("put back: {}", put_back.join(", "));
-        }
-        return Err(err);
+    if !put_back.is_empty() {
+        tracing::warn!("put back: {}", put_back.join(", "));
     }
-    write_owners(layout, &owners_after(layout, manifest, &out.steps))?;
-    Ok(out)
 }
 
 fn entry_event(progress: &dyn Progress, name: &str, action: Action, step: &str) {
@@ -255,6 +263,7 @@ fn install_req(e: &super::Entry, opts: &ApplyOptions, display: bool) -> InstallR
         limits: opts.limits,
         policy: opts.policy.clone(),
         health: e.health.clone(),
+        after: e.ordered_after(),
     }
 }
 
@@ -273,6 +282,7 @@ fn update_req(s: &Step, e: &super::Entry, opts: &ApplyOptions, display: bool) ->
         limits: opts.limits,
         policy: opts.policy.clone(),
         health: Some(e.health.clone()),
+        after: Some(e.ordered_after()),
         soak: e.soak.unwrap_or(deploy::soak::DEFAULT_SOAK),
         // The manifest asks for this image: apply converges to it.
         retry_failed: true,

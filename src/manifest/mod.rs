@@ -238,6 +238,20 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Located>, ManifestError> {
         .collect())
 }
 
+impl Entry {
+    /// What this entry is ordered after, as its deployment records it:
+    /// `after`, then `requires`, each once.
+    pub fn ordered_after(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for d in self.after.iter().chain(&self.requires) {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
+}
+
 impl Manifest {
     /// Checks every entry; `installed` are the containers already on the
     /// host (dependencies may name them). Returns the entry indices in

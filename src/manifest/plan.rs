@@ -153,6 +153,13 @@ pub fn plan(
             ));
             continue;
         }
+        if info.after != e.ordered_after() {
+            steps.push(step(
+                Action::Reconfigure,
+                format!("after/requires changed{adopted}"),
+            ));
+            continue;
+        }
         if info.health != e.health {
             steps.push(step(
                 Action::Reconfigure,

@@ -82,6 +82,25 @@ pub enum RootError {
         /// The root on the host.
         root: PathBuf,
     },
+    /// A file berth reads with a bound is larger than the bound.
+    #[error("{path} (below {root}) is larger than {limit} bytes; refusing to read it")]
+    TooLarge {
+        /// The path, as seen inside the root.
+        path: String,
+        /// The bound, in bytes.
+        limit: u64,
+        /// The root on the host.
+        root: PathBuf,
+    },
+    /// Where berth reads a file, something else is (a directory, a FIFO,
+    /// a device).
+    #[error("{path} (below {root}) is not a regular file; refusing to read it")]
+    NotAFile {
+        /// The path, as seen inside the root.
+        path: String,
+        /// The root on the host.
+        root: PathBuf,
+    },
     /// Any other failure of one operation.
     #[error("{path} (below {root}): {op}: {source}")]
     Io {
@@ -105,7 +124,9 @@ impl RootError {
             | RootError::IsSymlink { .. }
             | RootError::NotADirectory { .. }
             | RootError::Dangling { .. }
-            | RootError::Outside { .. } => ErrorKind::Conflict,
+            | RootError::Outside { .. }
+            | RootError::NotAFile { .. } => ErrorKind::Conflict,
+            RootError::TooLarge { .. } => ErrorKind::Integrity,
             RootError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
                 ErrorKind::Conflict
             }

@@ -27,6 +27,7 @@
 //! fsynced, given its mode, renamed over the target, and the directory
 //! fsynced.
 
+mod bounded;
 mod error;
 mod ops;
 pub use error::RootError;

@@ -248,3 +248,36 @@ fn the_root_slash_is_ordinary_resolution() {
     assert_eq!(std::fs::read(&inside).unwrap(), b"x");
     assert_eq!(r.resolve(&inside).unwrap(), inside.canonicalize().unwrap());
 }
+
+#[test]
+fn bounded_reads_stay_inside_and_refuse_what_is_not_a_small_file() {
+    let f = fixture();
+    std::fs::write(f.root.join("etc/small"), "inside").unwrap();
+    std::fs::write(f.outside.join("etc/small"), "host").unwrap();
+    // Absolute and `..` links resolve inside the root.
+    symlink(f.outside.join("etc/small"), f.root.join("etc/abs")).unwrap();
+    symlink("/etc/small", f.root.join("etc/rooted")).unwrap();
+    symlink("../../../outside/etc/small", f.root.join("etc/up")).unwrap();
+    std::fs::write(f.root.join("etc/big"), vec![b'x'; 11]).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        f.root.join("etc/fifo"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let r = Root::open(&f.root).unwrap();
+    let read = |p: &str| r.read_at_most(Path::new(p), 10);
+    assert_eq!(read("/etc/small").unwrap(), b"inside");
+    assert_eq!(read("/etc/rooted").unwrap(), b"inside");
+    assert!(read("/etc/up").unwrap_err().is_not_found());
+    // The host path is looked up inside the root, where it is absent.
+    assert!(read("/etc/abs").unwrap_err().is_not_found());
+    assert!(matches!(
+        read("/etc/big"),
+        Err(RootError::TooLarge { limit: 10, .. })
+    ));
+    assert!(matches!(read("/etc/fifo"), Err(RootError::NotAFile { .. })));
+    assert!(matches!(read("/etc"), Err(RootError::NotAFile { .. })));
+}

@@ -139,15 +139,15 @@ impl Runtime for External {
     }
 
     /// The container's init from `--pid-file`, so every signal reaches it
-    /// the same way (runc, for one, keeps SIGWINCH for its terminal); the
-    /// runtime itself until the file is written.
-    fn signal_target(&self, id: &str, waited: Pid) -> Pid {
+    /// the same way (runc, for one, keeps SIGWINCH for its terminal);
+    /// nothing until the file is written (the signal waits: see
+    /// [`super::supervise::Target`]).
+    fn signal_target(&self, id: &str, _waited: Pid) -> Option<Pid> {
         std::fs::read_to_string(self.pid_file(id))
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
             .filter(|p| *p > 0)
             .map(Pid::from_raw)
-            .unwrap_or(waited)
     }
 
     fn delete(&mut self, id: &str) -> Result<()> {

@@ -326,7 +326,8 @@ pub fn exec_in(
     } else {
         (rt.exec(id, args, &[], user), Vec::new())
     };
-    let r = started.and_then(|pid| supervise::wait(pid, &|| pid, &signals, None, &pending, None));
+    let r =
+        started.and_then(|pid| supervise::wait(pid, &|| Some(pid), &signals, None, &pending, None));
     signals.unblock();
     r
 }

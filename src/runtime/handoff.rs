@@ -261,7 +261,7 @@ pub fn resume(h: &Handoff) -> Result<Exit> {
             &[],
             None,
         ),
-        Err(_) => supervise::wait(pid, &|| pid, &signals, relay.as_ref(), &[], None),
+        Err(_) => supervise::wait(pid, &|| Some(pid), &signals, relay.as_ref(), &[], None),
     };
     let unlinked = h
         .pid_file

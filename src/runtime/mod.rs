@@ -427,9 +427,10 @@ pub trait Runtime {
         false
     }
     /// Where forwarded signals go while berth waits for `waited`: the
-    /// container's init.
-    fn signal_target(&self, _id: &str, waited: nix::unistd::Pid) -> nix::unistd::Pid {
-        waited
+    /// container's init; `None` while it is not known yet (signals are held
+    /// until it is).
+    fn signal_target(&self, _id: &str, waited: nix::unistd::Pid) -> Option<nix::unistd::Pid> {
+        Some(waited)
     }
     /// After the waited process ended: removes the container's state.
     fn delete(&mut self, id: &str) -> Result<()>;

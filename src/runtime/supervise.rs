@@ -8,7 +8,7 @@
 //! One thread, no handlers: `poll` on the signalfd and the relay socket.
 
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -96,6 +96,23 @@ impl Signals {
     }
 }
 
+/// How often berth looks for the container's init while it holds a signal
+/// that arrived before the runtime named it.
+const HOLD_POLL: Duration = Duration::from_millis(5);
+
+/// How long a signal is held at most: a runtime that has not named the init
+/// by then (stuck creating the container) gets the signal itself.
+const HOLD_MAX: Duration = Duration::from_secs(2);
+
+/// Where a signal goes: `None` while the container's init is not known yet
+/// (an external runtime that has not written its pid file). A signal then
+/// is held, not sent to the runtime: crun killed by it before it forwards
+/// anything would leave the exit to chance, and a forwarded SIGTERM to a
+/// namespace init without a handler is dropped by the kernel, where berth
+/// would have sent SIGKILL (see [`forward`]). After [`HOLD_MAX`] the
+/// runtime itself gets it.
+pub type Target<'a> = &'a dyn Fn() -> Option<Pid>;
+
 fn reap(pid: Pid) -> Result<Option<Exit>> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -113,7 +130,7 @@ fn reap(pid: Pid) -> Result<Option<Exit>> {
 /// (which may stop the container); returns how it ended.
 pub fn wait(
     pid: Pid,
-    target: &dyn Fn() -> Pid,
+    target: Target<'_>,
     signals: &Signals,
     relay: Option<&Relay>,
     pending: &[Signal],
@@ -149,17 +166,16 @@ pub enum Waited {
 /// [`wait`], returning at `deadline` if the child still runs then.
 pub fn wait_until(
     pid: Pid,
-    target: &dyn Fn() -> Pid,
+    target: Target<'_>,
     signals: &Signals,
     relay: Option<&Relay>,
     pending: &[Signal],
     deadline: Option<Instant>,
     mut health: Option<&mut Checker>,
 ) -> Result<Waited> {
-    for sig in pending {
-        forward(target(), *sig);
-    }
+    let mut held = Held::new(pending);
     loop {
+        held.deliver(pid, target);
         if let Some(exit) = reap(pid)? {
             if let Some(r) = relay {
                 r.pump();
@@ -172,8 +188,21 @@ pub fn wait_until(
                 Some(left) if !left.is_zero() => {
                     PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
                 }
+                // A held signal is delivered before the deadline counts
+                // (polled every HOLD_POLL, below).
+                _ if !held.signals.is_empty() => PollTimeout::NONE,
                 _ => return Ok(Waited::Deadline),
             },
+        };
+        let timeout = if held.signals.is_empty() {
+            timeout
+        } else {
+            let hold = PollTimeout::try_from(HOLD_POLL).unwrap_or(PollTimeout::MAX);
+            if timeout == PollTimeout::NONE || hold < timeout {
+                hold
+            } else {
+                timeout
+            }
         };
         let mut fds = vec![PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN)];
         if let Some(r) = relay {
@@ -205,10 +234,50 @@ pub fn wait_until(
             if sig == Signal::SIGCHLD {
                 continue;
             }
-            forward(target(), sig);
+            held.push(sig);
         }
         if let Some(sig) = health.as_deref_mut().and_then(|h| h.tick(relay)) {
-            forward(target(), sig);
+            held.push(sig);
+        }
+        held.deliver(pid, target);
+    }
+}
+
+/// Signals read but not yet forwarded, and since when.
+struct Held {
+    signals: Vec<Signal>,
+    since: Option<Instant>,
+}
+
+impl Held {
+    fn new(pending: &[Signal]) -> Held {
+        Held {
+            signals: pending.to_vec(),
+            since: (!pending.is_empty()).then(Instant::now),
+        }
+    }
+
+    fn push(&mut self, sig: Signal) {
+        self.signals.push(sig);
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// Forwards what is held to the container's init once it is known, or
+    /// to `runtime` (berth's child) once [`HOLD_MAX`] has passed.
+    fn deliver(&mut self, runtime: Pid, target: Target<'_>) {
+        if self.signals.is_empty() {
+            return;
+        }
+        let to = target().or_else(|| {
+            self.since
+                .is_some_and(|t| t.elapsed() >= HOLD_MAX)
+                .then_some(runtime)
+        });
+        if let Some(to) = to {
+            for sig in self.signals.drain(..) {
+                forward(to, sig);
+            }
+            self.since = None;
         }
     }
 }

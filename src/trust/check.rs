@@ -1,34 +1,66 @@
 //! The check every pull makes: the policy's requirements for the
 //! reference, plus a manifest entry's key, evaluated on the manifest before
-//! anything of the image is fetched or stored.
+//! anything of the image is fetched or stored. For a multi-platform image,
+//! on the index and then on the platform's manifest chosen from it
+//! ([`RegistryCheck`]), each against its own signatures.
 
-use super::signatures::{FixedSignatures, SignatureSource};
+use std::path::PathBuf;
+
+use super::registries_d::Location;
+use super::signatures::{FixedSignatures, RegistrySignatures, SignatureSource};
 use super::source::{self as trust_source, Loaded, PolicyOptions, TrustRecord};
-use super::verify::{self, Subject};
+use super::verify::{self, Subject, TrustError};
 use super::Requirement;
-use crate::image::reference::ImageRef;
+use crate::image::reference::{ImageRef, RegistryRef};
+use crate::image::registry::Remote;
 use crate::layout::Layout;
+use crate::rootfs::Root;
 use crate::Error;
 
 /// The policy of one pull: loaded once, checked per candidate reference.
 pub struct PullPolicy<'a> {
-    layout: &'a Layout,
+    root: Root,
     loaded: Loaded,
     opts: &'a PolicyOptions,
 }
 
+/// The manifest a check is made on, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a> {
+    /// Its bytes.
+    pub bytes: &'a [u8],
+    /// Its digest: what a signature signs.
+    pub digest: &'a str,
+    /// For the manifest of one platform chosen from an index: the index's
+    /// digest (named in refusals).
+    pub instance_of: Option<&'a str>,
+}
+
 impl PullPolicy<'_> {
-    /// Checks the manifest `bytes` (digest `digest`) of `r` against the
-    /// policy's requirements for it plus the request's extra ones.
-    /// `signatures` opens the image's signature source; it is called only
-    /// when a requirement needs signatures, so a pull that needs none never
-    /// reads registries.d.
+    /// The root keys and `file://` lookasides are read below.
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// Where registries.d is read: `--registries.d`, or the usual lookup.
+    pub fn registries_d(&self) -> Location {
+        match &self.opts.registries_d {
+            Some(dir) => Location::Given(dir.clone()),
+            None => Location::Default {
+                home: std::env::var_os("HOME").map(PathBuf::from),
+            },
+        }
+    }
+
+    /// Checks `manifest` of `r` against the policy's requirements for it
+    /// plus the request's extra ones. `signatures` opens the image's
+    /// signature source; it is called only when a requirement needs
+    /// signatures, so a pull that needs none never reads registries.d.
     pub fn check<'s>(
         &self,
         r: &ImageRef,
         shown: &str,
-        bytes: &[u8],
-        digest: &str,
+        manifest: Checked<'_>,
         signatures: &dyn Fn() -> Result<Box<dyn SignatureSource + 's>, Error>,
     ) -> Result<TrustRecord, Error> {
         let (policy, scope, mut reqs): (String, String, Vec<_>) = match &self.loaded {
@@ -52,7 +84,19 @@ impl PullPolicy<'_> {
         if reqs.is_empty() {
             return Ok(TrustRecord::unchecked(&policy));
         }
-        let reqs = trust_source::keys_inside_root(self.layout, &reqs)?;
+        let refused = |refusal: TrustError| Error::Trust {
+            policy: policy.clone(),
+            scope: scope.clone(),
+            refusal: Box::new(refusal),
+        };
+        let reqs = trust_source::load_keys(&self.root, &reqs).map_err(|e| {
+            refused(TrustError::Key {
+                image: shown.to_string(),
+                requirement: e.requirement,
+                key: e.path.display().to_string(),
+                detail: e.source.to_string(),
+            })
+        })?;
         let needs_signatures = reqs.iter().any(|r| {
             matches!(
                 r,
@@ -66,14 +110,16 @@ impl PullPolicy<'_> {
         };
         let subject = Subject {
             reference: shown,
-            manifest_digest: digest,
-            manifest: bytes,
+            manifest_digest: manifest.digest,
+            manifest: manifest.bytes,
+            instance_of: manifest.instance_of,
             signatures: source.as_ref(),
         };
         match verify::evaluate(&subject, &reqs) {
             Ok(verified) => {
                 tracing::info!(
-                    "{shown}: accepted by {policy} ({scope}): {}",
+                    "{}: accepted by {policy} ({scope}): {}",
+                    subject.shown(),
                     verified.requirements.join(", ")
                 );
                 Ok(TrustRecord {
@@ -82,12 +128,74 @@ impl PullPolicy<'_> {
                     verified,
                 })
             }
-            Err(refusal) => Err(Error::Trust {
-                policy,
-                scope,
-                refusal: Box::new(refusal),
-            }),
+            Err(refusal) => Err(refused(refusal)),
         }
+    }
+}
+
+/// The policy checked on a registry image's manifests.
+pub struct RegistryCheck<'a> {
+    /// The pull's policy.
+    pub policy: &'a PullPolicy<'a>,
+    /// The runtime the pull runs.
+    pub rt: &'a tokio::runtime::Runtime,
+    /// The image's repository, connected.
+    pub remote: &'a Remote,
+    /// The reference, parsed.
+    pub rr: &'a RegistryRef,
+    /// The reference.
+    pub r: &'a ImageRef,
+    /// The reference as pulled.
+    pub shown: &'a str,
+}
+
+impl RegistryCheck<'_> {
+    /// Checks the image manifest `bytes` (digest `digest`); when it was
+    /// chosen from an index (`index`: its bytes and digest), first the
+    /// index, as containers/image's copy does (the policy on the top-level
+    /// manifest, then on the platform's instance), each against its own
+    /// signatures. Returns the record of the manifest the reference names.
+    pub fn check(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+        index: Option<(&[u8], &str)>,
+    ) -> Result<TrustRecord, Error> {
+        let Some((index_bytes, index_digest)) = index else {
+            return self.check_one(Checked {
+                bytes,
+                digest,
+                instance_of: None,
+            });
+        };
+        let record = self.check_one(Checked {
+            bytes: index_bytes,
+            digest: index_digest,
+            instance_of: None,
+        })?;
+        self.check_one(Checked {
+            bytes,
+            digest,
+            instance_of: Some(index_digest),
+        })?;
+        Ok(record)
+    }
+
+    /// Checks one manifest, its signatures looked up by its own digest.
+    fn check_one(&self, manifest: Checked<'_>) -> Result<TrustRecord, Error> {
+        let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
+            Ok(Box::new(RegistrySignatures::for_image(
+                self.rt,
+                self.remote,
+                self.policy.root(),
+                &self.policy.registries_d(),
+                self.rr,
+                self.shown,
+                manifest.digest,
+            )?))
+        };
+        self.policy
+            .check(self.r, self.shown, manifest, &open_signatures)
     }
 }
 
@@ -95,11 +203,12 @@ impl<'a> PullPolicy<'a> {
     /// Loads the policy for a pull of `input` and says, once, how it will
     /// be checked (a warning for `--insecure-policy`, `-v` otherwise).
     pub fn load(
-        layout: &'a Layout,
+        layout: &Layout,
         opts: &'a PolicyOptions,
         input: &str,
     ) -> Result<PullPolicy<'a>, Error> {
         let loaded = trust_source::load(layout, opts)?;
+        let root = layout.open_root()?;
         match &loaded {
             Loaded::Insecure => tracing::warn!(
                 "--insecure-policy: {input} is accepted without checking the signature policy"
@@ -116,10 +225,6 @@ impl<'a> PullPolicy<'a> {
                 tracing::info!("checking {input} against {}", file.display())
             }
         }
-        Ok(PullPolicy {
-            layout,
-            loaded,
-            opts,
-        })
+        Ok(PullPolicy { root, loaded, opts })
     }
 }

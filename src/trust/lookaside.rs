@@ -8,14 +8,16 @@
 //! └── …
 //! ```
 //!
-//! `BASE` is a registries.d `lookaside` URL: `file:///dir` (inside `--root`)
+//! `BASE` is a registries.d `lookaside` URL: `file:///dir` (inside `--root`,
+//! read through [`Root`] so that no symlink there reaches the host)
 //! or `http(s)://host/path`; `REPOSITORY` is the image's path without its
 //! registry host (`library/busybox`). At most [`MAX_SIGNATURES`] signatures
 //! of at most [`MAX_SIGNATURE_SIZE`] bytes each are read, as containers/image
 //! bounds them.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
+
+use crate::rootfs::{Root, RootError};
 
 /// How many signatures one image may have.
 pub const MAX_SIGNATURES: usize = 128;
@@ -35,6 +37,14 @@ pub enum LookasideError {
         url: String,
         /// What went wrong.
         detail: String,
+    },
+    /// A `file://` signature that cannot be read (a loop, a FIFO…).
+    #[error("reading signature {url}: {source}")]
+    File {
+        /// The signature's URL.
+        url: String,
+        /// Why (boxed: the error travels by value through every check).
+        source: Box<RootError>,
     },
     /// More signatures than [`MAX_SIGNATURES`].
     #[error("{url}: more than {MAX_SIGNATURES} signatures; refusing to read more")]
@@ -83,40 +93,37 @@ pub fn signature_path(repository: &str, manifest_digest: &str, n: usize) -> Stri
     )
 }
 
-/// Reads every signature of the image from a `file://` base below `root`.
+/// Reads every signature of the image from a `file://` base, resolved
+/// inside `root` (a symlink on the way, or a signature that is one,
+/// resolves inside the root: never to the host's files).
 pub fn read_files(
-    root: &Path,
+    root: &Root,
     dir: &Path,
     repository: &str,
     manifest_digest: &str,
 ) -> Result<Vec<Vec<u8>>, LookasideError> {
-    let base = root.join(dir.strip_prefix("/").unwrap_or(dir));
     let mut out = Vec::new();
     for n in 1..=MAX_SIGNATURES + 1 {
-        let path = base.join(signature_path(repository, manifest_digest, n));
-        let url = format!("file://{}", path.display());
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => {
-                return Err(LookasideError::Read {
+        let path = dir.join(signature_path(repository, manifest_digest, n));
+        let shown = root.host().join(path.strip_prefix("/").unwrap_or(&path));
+        let url = format!("file://{}", shown.display());
+        let bytes = match root.read_at_most(&path, MAX_SIGNATURE_SIZE) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(out),
+            Err(RootError::TooLarge { .. }) if n <= MAX_SIGNATURES => {
+                return Err(LookasideError::TooLarge { url })
+            }
+            Err(e) if n <= MAX_SIGNATURES => {
+                return Err(LookasideError::File {
                     url,
-                    detail: e.to_string(),
+                    source: Box::new(e),
                 })
             }
+            // Signature MAX_SIGNATURES+1 exists, whatever it holds.
+            Err(_) => return Err(LookasideError::TooMany { url }),
         };
         if n > MAX_SIGNATURES {
             return Err(LookasideError::TooMany { url });
-        }
-        let mut bytes = Vec::new();
-        file.take(MAX_SIGNATURE_SIZE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| LookasideError::Read {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
-        if bytes.len() as u64 > MAX_SIGNATURE_SIZE {
-            return Err(LookasideError::TooLarge { url });
         }
         out.push(bytes);
     }
@@ -200,9 +207,10 @@ mod tests {
         std::fs::write(dir.join("signature-1"), b"one").unwrap();
         std::fs::write(dir.join("signature-2"), b"two").unwrap();
         std::fs::write(dir.join("signature-4"), b"four").unwrap();
-        let got = read_files(root.path(), Path::new("/sigs"), "ns/app", d).unwrap();
+        let r = Root::open(root.path()).unwrap();
+        let got = read_files(&r, Path::new("/sigs"), "ns/app", d).unwrap();
         assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
-        assert!(read_files(root.path(), Path::new("/none"), "ns/app", d)
+        assert!(read_files(&r, Path::new("/none"), "ns/app", d)
             .unwrap()
             .is_empty());
         std::fs::write(
@@ -211,8 +219,50 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            read_files(root.path(), Path::new("/sigs"), "ns/app", d),
+            read_files(&r, Path::new("/sigs"), "ns/app", d),
             Err(LookasideError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test's own temp dirs
+    fn links_in_a_root_never_reach_the_host() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = "sha256:00";
+        let host = tmp.path().join("host-sigs");
+        let host_image = host.join("ns/app@sha256=00");
+        std::fs::create_dir_all(&host_image).unwrap();
+        std::fs::write(host_image.join("signature-1"), b"host").unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let r = Root::open(&root).unwrap();
+        let read = || read_files(&r, Path::new("/sigs"), "ns/app", d).unwrap();
+        // The lookaside directory: an absolute link, then a `../` one.
+        std::os::unix::fs::symlink(&host, root.join("sigs")).unwrap();
+        assert!(read().is_empty());
+        std::fs::remove_file(root.join("sigs")).unwrap();
+        std::os::unix::fs::symlink("../host-sigs", root.join("sigs")).unwrap();
+        assert!(read().is_empty());
+        // One signature, linked out both ways; the root's own is read.
+        std::fs::remove_file(root.join("sigs")).unwrap();
+        let image = root.join("sigs/ns/app@sha256=00");
+        std::fs::create_dir_all(&image).unwrap();
+        std::os::unix::fs::symlink(host_image.join("signature-1"), image.join("signature-1"))
+            .unwrap();
+        assert!(read().is_empty());
+        std::fs::remove_file(image.join("signature-1")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../host-sigs/ns/app@sha256=00/signature-1",
+            image.join("signature-1"),
+        )
+        .unwrap();
+        assert!(read().is_empty());
+        let inside = root.join(host_image.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::write(inside.join("signature-1"), b"inside").unwrap();
+        std::fs::remove_file(image.join("signature-1")).unwrap();
+        std::os::unix::fs::symlink(host_image.join("signature-1"), image.join("signature-1"))
+            .unwrap();
+        assert_eq!(read(), vec![b"inside".to_vec()]);
     }
 }

@@ -32,7 +32,18 @@ pub enum KeySource {
     Path(PathBuf),
     /// `keyData`: the key itself (base64-decoded from policy.json).
     Data(Vec<u8>),
+    /// A `keyPath` already read through the root ([`source::load_keys`]):
+    /// the verifiers use these bytes, never the path again.
+    Loaded {
+        /// The path as the policy names it (for messages).
+        path: PathBuf,
+        /// The key file's content.
+        bytes: Vec<u8>,
+    },
 }
+
+/// How large a key file may be.
+pub const MAX_KEY_SIZE: u64 = 1 << 20;
 
 /// `signedBy`'s `keyType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -55,7 +55,7 @@ fn is_binary_openpgp_key(bytes: &[u8]) -> bool {
 
 /// Reads `key` (inside `layout`'s root) and returns its requirement.
 pub fn pinned(layout: &Layout, key: &Path) -> Result<Requirement, PolicyError> {
-    let bytes = layout.open_root()?.read(key)?;
+    let bytes = layout.open_root()?.read_at_most(key, super::MAX_KEY_SIZE)?;
     requirement_for_key(key, &bytes)
 }
 

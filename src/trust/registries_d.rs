@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! /etc/containers/registries.d/     (inside --root; or ~/.config/containers/registries.d
-//! ├── default.yaml                   when that exists and no --root is given)
+//! ├── default.yaml                   when that exists and no --root is given;
+//! │                                  or --registries.d DIR, a host path)
 //! └── *.yaml     default-docker: {lookaside: URL, use-sigstore-attachments: BOOL}
 //!                docker: {SCOPE: {lookaside: URL, lookaside-staging: URL, …}}
 //! ```
@@ -15,6 +16,10 @@
 //! `lookaside`. With no lookaside configured, root's default is
 //! `file:///var/lib/containers/sigstore`.
 //!
+//! Every file is read through [`Root`]: with `--root`, a registries.d that
+//! is (or holds) a symlink to a host path resolves inside the root, never
+//! on the host; each file is bounded to [`MAX_FILE_SIZE`].
+//!
 //! YAML is read with `serde_norway`, the maintained fork of the deprecated
 //! `serde_yaml` (same serde API, active releases); `serde_yml` is itself
 //! marked deprecated, and `yaml-rust2` has no serde derive.
@@ -24,6 +29,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::rootfs::{Root, RootError};
+use crate::ErrorKind;
+
 /// The system directory, below the root.
 pub const SYSTEM_DIR: &str = "etc/containers/registries.d";
 /// The user directory, below `$HOME`.
@@ -31,14 +39,34 @@ pub const USER_DIR: &str = ".config/containers/registries.d";
 /// Where signatures are when nothing is configured (for root).
 pub const DEFAULT_LOOKASIDE: &str = "file:///var/lib/containers/sigstore";
 
+/// How large one registries.d file may be.
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// Where registries.d is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `--registries.d DIR`: a host directory the operator names, read as
+    /// given even with `--root`.
+    Given(PathBuf),
+    /// The lookup containers/image makes (see [`RegistriesD::load`]).
+    Default {
+        /// `$HOME`, for the user's directory.
+        home: Option<PathBuf>,
+    },
+}
+
 /// A registries.d file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistriesDError {
-    /// Unreadable.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file or directory.
-        path: PathBuf,
+    /// Unreadable: the directory or a file (below the root; the error
+    /// names the path).
+    #[error(transparent)]
+    Read(#[from] RootError),
+    /// `--registries.d DIR` cannot be made absolute.
+    #[error("--registries.d {dir}: {source}")]
+    Given {
+        /// The directory given.
+        dir: PathBuf,
         /// The I/O error.
         source: std::io::Error,
     },
@@ -60,6 +88,17 @@ pub enum RegistriesDError {
         /// The file that configured it first.
         other: PathBuf,
     },
+}
+
+impl RegistriesDError {
+    /// The exit-code kind: a bad file is a usage error; an unreadable one
+    /// says why.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RegistriesDError::Read(e) => e.kind(),
+            _ => ErrorKind::Usage,
+        }
+    }
 }
 
 /// One scope's settings.
@@ -145,47 +184,61 @@ impl RegistriesD {
         Ok(out)
     }
 
-    /// Reads every `*.yaml` in `dir` (sorted by name); a missing directory
-    /// is an empty configuration.
-    pub fn load_dir(dir: &Path) -> Result<RegistriesD, RegistriesDError> {
-        let read_err = |source| RegistriesDError::Read {
-            path: dir.to_path_buf(),
-            source,
+    /// Reads every `*.yaml` in `dir` (sorted by name), resolved inside
+    /// `root` (a symlink there, to the directory or to a file, resolves
+    /// inside the root too); a missing directory is an empty configuration.
+    /// Each file is read up to [`MAX_FILE_SIZE`].
+    pub fn load_dir(root: &Root, dir: &Path) -> Result<RegistriesD, RegistriesDError> {
+        let names = match root.read_dir(dir) {
+            Ok(names) => names,
+            Err(e) if e.is_not_found() => return Ok(RegistriesD::default()),
+            Err(e) => return Err(e.into()),
         };
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistriesD::default()),
-            Err(e) => return Err(read_err(e)),
-        };
-        let mut paths = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(read_err)?.path();
-            if path.extension().is_some_and(|e| e == "yaml") {
-                paths.push(path);
-            }
-        }
-        paths.sort();
         let mut files = Vec::new();
-        for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| RegistriesDError::Read {
-                path: path.clone(),
-                source,
+        for name in names {
+            if Path::new(&name).extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let path = dir.join(&name);
+            let bytes = match root.read_at_most(&path, MAX_FILE_SIZE) {
+                Ok(b) => b,
+                // Removed since the listing, as containers/image tolerates.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let shown = root.host().join(path.strip_prefix("/").unwrap_or(&path));
+            let text = String::from_utf8(bytes).map_err(|_| RegistriesDError::Parse {
+                path: shown.clone(),
+                detail: "not UTF-8 text".into(),
             })?;
-            files.push((path, text));
+            files.push((shown, text));
         }
         RegistriesD::parse(&files)
     }
 
-    /// Reads the directory containers/image would: the user's
+    /// Reads the directory `at` names: `--registries.d DIR` as given on the
+    /// host; else what containers/image reads: the user's
     /// `~/.config/containers/registries.d` when it exists and `root` is `/`,
-    /// else `ROOT/etc/containers/registries.d`.
-    pub fn load(root: &Path, home: Option<&Path>) -> Result<RegistriesD, RegistriesDError> {
-        if root == Path::new("/") {
-            if let Some(user) = home.map(|h| h.join(USER_DIR)).filter(|d| d.is_dir()) {
-                return RegistriesD::load_dir(&user);
+    /// else `/etc/containers/registries.d` inside `root`.
+    pub fn load(root: &Root, at: &Location) -> Result<RegistriesD, RegistriesDError> {
+        let home = match at {
+            Location::Given(dir) => {
+                let dir = std::path::absolute(dir).map_err(|source| RegistriesDError::Given {
+                    dir: dir.clone(),
+                    source,
+                })?;
+                return RegistriesD::load_dir(&Root::open(Path::new("/"))?, &dir);
+            }
+            Location::Default { home } => home,
+        };
+        if root.host() == Path::new("/") {
+            if let Some(user) = home.as_ref().map(|h| h.join(USER_DIR)) {
+                if root.open_dir(&user).is_ok() {
+                    return RegistriesD::load_dir(root, &user);
+                }
             }
         }
-        RegistriesD::load_dir(&root.join(SYSTEM_DIR))
+        RegistriesD::load_dir(root, Path::new(SYSTEM_DIR))
     }
 
     /// The most specific settings for `identity` (`HOST/PATH:TAG` or
@@ -243,112 +296,5 @@ pub fn docker_scopes(identity: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conf(files: &[&str]) -> Result<RegistriesD, RegistriesDError> {
-        let files: Vec<_> = files
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (PathBuf::from(format!("{i}.yaml")), t.to_string()))
-            .collect();
-        RegistriesD::parse(&files)
-    }
-
-    #[test]
-    fn scopes_go_from_specific_to_wildcards() {
-        assert_eq!(
-            docker_scopes("reg.example.com:5000/ns/app:1"),
-            [
-                "reg.example.com:5000/ns/app",
-                "reg.example.com:5000/ns",
-                "reg.example.com:5000",
-                "*.example.com",
-                "*.com"
-            ]
-        );
-        assert_eq!(
-            docker_scopes("localhost:5000/app@sha256:ab"),
-            ["localhost:5000/app", "localhost:5000"]
-        );
-    }
-
-    #[test]
-    fn most_specific_scope_wins() {
-        let c = conf(&[
-            "default-docker:\n  lookaside: file:///default\n",
-            "docker:\n  r.example:\n    lookaside: https://host.example/sigs\n  r.example/ns:\n    sigstore: file:///ns\n    use-sigstore-attachments: true\n  '*.example':\n    lookaside: file:///wild\n",
-        ])
-        .unwrap();
-        let ns = c.signature_config("r.example/ns/app:1");
-        assert_eq!(ns.lookaside, "file:///ns");
-        assert!(ns.use_sigstore_attachments);
-        let host = c.signature_config("r.example/other:1");
-        assert_eq!(host.lookaside, "https://host.example/sigs");
-        assert!(!host.use_sigstore_attachments);
-        assert_eq!(
-            c.signature_config("q.example/a:1").lookaside,
-            "file:///wild"
-        );
-        assert_eq!(
-            c.signature_config("elsewhere.org/a:1").lookaside,
-            "file:///default"
-        );
-        assert_eq!(
-            conf(&[]).unwrap().signature_config("r.example/a:1"),
-            SignatureConfig {
-                lookaside: DEFAULT_LOOKASIDE.into(),
-                use_sigstore_attachments: false
-            }
-        );
-    }
-
-    #[test]
-    #[allow(clippy::disallowed_methods)] // the test's own temp dirs
-    fn a_root_reads_its_own_directory_and_only_yaml_files() {
-        let root = tempfile::tempdir().unwrap();
-        let home = tempfile::tempdir().unwrap();
-        let sys = root.path().join(SYSTEM_DIR);
-        let user = home.path().join(USER_DIR);
-        std::fs::create_dir_all(&sys).unwrap();
-        std::fs::create_dir_all(&user).unwrap();
-        std::fs::write(
-            sys.join("a.yaml"),
-            "default-docker:\n  lookaside: file:///sys\n",
-        )
-        .unwrap();
-        std::fs::write(
-            user.join("a.yaml"),
-            "default-docker:\n  lookaside: file:///user\n",
-        )
-        .unwrap();
-        std::fs::write(sys.join("ignored.yml"), "not: [yaml").unwrap();
-        let with_root = RegistriesD::load(root.path(), Some(home.path())).unwrap();
-        assert_eq!(
-            with_root.signature_config("r.example/a:1").lookaside,
-            "file:///sys"
-        );
-        let user_conf = RegistriesD::load_dir(&user).unwrap();
-        assert_eq!(
-            user_conf.signature_config("r.example/a:1").lookaside,
-            "file:///user"
-        );
-    }
-
-    #[test]
-    fn a_scope_in_two_files_is_an_error() {
-        let e = conf(&[
-            "docker:\n  r.example:\n    lookaside: file:///a\n",
-            "docker:\n  r.example:\n    lookaside: file:///b\n",
-        ])
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("r.example is also configured in 0.yaml"),
-            "{e}"
-        );
-        assert!(conf(&["default-docker: {}\n", "default-docker: {}\n"]).is_err());
-        assert!(conf(&["docker: [1, 2]\n"]).is_err());
-        assert!(conf(&["", "# only a comment\n"]).is_ok());
-    }
-}
+#[path = "registries_d_tests.rs"]
+mod tests;

@@ -8,13 +8,13 @@
 //! the registry's `sha256-….sig` tag when `use-sigstore-attachments` is on.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use super::cosign;
 use super::lookaside::{self, Base, LookasideError, MAX_SIGNATURES, MAX_SIGNATURE_SIZE};
-use super::registries_d::{RegistriesD, RegistriesDError, SignatureConfig};
+use super::registries_d::{Location, RegistriesD, RegistriesDError, SignatureConfig};
 use crate::image::reference::RegistryRef;
 use crate::image::registry::{RegistryError, Remote};
+use crate::rootfs::Root;
 use crate::ErrorKind;
 
 /// A cosign signature as stored: the payload and its base64 signature.
@@ -51,6 +51,7 @@ impl SourceError {
         match self {
             SourceError::Lookaside(LookasideError::Read { .. }) => ErrorKind::Network,
             SourceError::Lookaside(LookasideError::Url(_)) => ErrorKind::Usage,
+            SourceError::Lookaside(LookasideError::File { source, .. }) => source.kind(),
             SourceError::Lookaside(_) | SourceError::Attachment { .. } => ErrorKind::Integrity,
             SourceError::Registry(e) => e.kind(),
         }
@@ -108,7 +109,7 @@ pub struct RegistrySignatures<'a> {
     /// manifest fetch).
     pub remote: &'a Remote,
     /// The `--root` the `file://` lookaside is read below (`/` for none).
-    pub root: PathBuf,
+    pub root: Root,
     /// From registries.d for this image.
     pub config: SignatureConfig,
     /// The reference as pulled (for errors).
@@ -131,22 +132,22 @@ impl fmt::Debug for RegistrySignatures<'_> {
 
 impl<'a> RegistrySignatures<'a> {
     /// The source for `r` (pulled as `shown`, manifest `manifest_digest`),
-    /// configured by the registries.d that [`RegistriesD::load`] finds for
-    /// `root` and `home`.
+    /// configured by the registries.d that [`RegistriesD::load`] finds at
+    /// `at` for `root`.
     pub fn for_image(
         rt: &'a tokio::runtime::Runtime,
         remote: &'a Remote,
-        root: &Path,
-        home: Option<&Path>,
+        root: &Root,
+        at: &Location,
         r: &RegistryRef,
         shown: &str,
         manifest_digest: &str,
     ) -> Result<RegistrySignatures<'a>, RegistriesDError> {
-        let config = RegistriesD::load(root, home)?.signature_config(shown);
+        let config = RegistriesD::load(root, at)?.signature_config(shown);
         Ok(RegistrySignatures {
             rt,
             remote,
-            root: root.to_path_buf(),
+            root: root.clone(),
             config,
             image: shown.to_string(),
             repository: r.repository.clone(),

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! With `--root DIR`, the policy and every `keyPath` are read inside DIR
-//! (an absolute symlink in DIR cannot reach the host): a host image
-//! carries its trust with it.
+//! through [`Root`] (an absolute or `../` symlink in DIR cannot reach the
+//! host), each bounded ([`MAX_POLICY_SIZE`], [`MAX_KEY_SIZE`]): a host
+//! image carries its trust with it.
 
 use std::path::{Path, PathBuf};
 
@@ -16,11 +17,16 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::{Policy, PolicyError};
 use super::verify::Verified;
-use super::{KeySource, Requirement};
+use super::{KeySource, Requirement, MAX_KEY_SIZE};
 use crate::layout::Layout;
+use crate::rootfs::{Root, RootError};
 
 /// The system policy, as every containers tool reads it.
 pub const SYSTEM_POLICY: &str = "/etc/containers/policy.json";
+
+/// How large policy.json may be (keyData inline makes it larger than most
+/// configuration).
+pub const MAX_POLICY_SIZE: u64 = 4 << 20;
 
 /// The `--user` policy below `$XDG_CONFIG_HOME`.
 pub const USER_POLICY: &str = "containers/policy.json";
@@ -32,6 +38,9 @@ pub struct PolicyOptions {
     pub file: Option<PathBuf>,
     /// `--insecure-policy`: accept every image, whatever the policy says.
     pub insecure: bool,
+    /// `--registries.d DIR` (a host path, read as given even with
+    /// `--root`): where signatures are, instead of the usual lookup.
+    pub registries_d: Option<PathBuf>,
     /// Requirements on top of the policy's (a provisioning manifest's
     /// `verify = { key = … }`); checked even with `--insecure-policy`.
     pub extra: Vec<Requirement>,
@@ -130,10 +139,12 @@ pub fn load(layout: &Layout, opts: &PolicyOptions) -> Result<Loaded, PolicyError
         return Ok(Loaded::Insecure);
     }
     if let Some(file) = &opts.file {
-        let text = std::fs::read(file).map_err(|source| PolicyError::Read {
+        // A host path as given (relative to the working directory), bounded.
+        let absolute = std::path::absolute(file).map_err(|source| PolicyError::Read {
             file: file.clone(),
             source,
         })?;
+        let text = Root::open(Path::new("/"))?.read_at_most(&absolute, MAX_POLICY_SIZE)?;
         let policy = Policy::parse(&text, file)?;
         return Ok(Loaded::Policy {
             file: file.clone(),
@@ -143,7 +154,7 @@ pub fn load(layout: &Layout, opts: &PolicyOptions) -> Result<Loaded, PolicyError
     let root = layout.open_root()?;
     let looked = candidates(layout);
     for file in &looked {
-        match root.read(file) {
+        match root.read_at_most(file, MAX_POLICY_SIZE) {
             Ok(text) => {
                 let shown = layout.host(&file.to_string_lossy());
                 let policy = Policy::parse(&text, &shown)?;
@@ -159,20 +170,34 @@ pub fn load(layout: &Layout, opts: &PolicyOptions) -> Result<Loaded, PolicyError
     Ok(Loaded::Absent { looked })
 }
 
-/// `reqs` with every key path resolved inside `layout`'s root, so the
-/// verifiers read the root's keys, not the host's. Unchanged for `/`.
-pub fn keys_inside_root(
-    layout: &Layout,
-    reqs: &[Requirement],
-) -> Result<Vec<Requirement>, PolicyError> {
-    if layout.root() == Path::new("/") {
-        return Ok(reqs.to_vec());
-    }
-    let root = layout.open_root()?;
-    let inside = |k: &KeySource| -> Result<KeySource, crate::rootfs::RootError> {
+/// A key file a requirement names that cannot be read.
+#[derive(Debug)]
+pub struct KeyReadError {
+    /// The requirement type.
+    pub requirement: &'static str,
+    /// The key's path, as the policy names it.
+    pub path: PathBuf,
+    /// Why (the error names the path inside the root).
+    pub source: RootError,
+}
+
+/// `reqs` with every key path read through `root` (resolved inside it,
+/// bounded to [`MAX_KEY_SIZE`]), so the verifiers check with the root's
+/// keys, never the host's, and never open a path again.
+pub fn load_keys(root: &Root, reqs: &[Requirement]) -> Result<Vec<Requirement>, KeyReadError> {
+    let read = |requirement: &'static str, k: &KeySource| -> Result<KeySource, KeyReadError> {
         Ok(match k {
-            KeySource::Path(p) => KeySource::Path(root.resolve(p)?),
-            KeySource::Data(d) => KeySource::Data(d.clone()),
+            KeySource::Path(path) => KeySource::Loaded {
+                path: path.clone(),
+                bytes: root
+                    .read_at_most(path, MAX_KEY_SIZE)
+                    .map_err(|source| KeyReadError {
+                        requirement,
+                        path: path.clone(),
+                        source,
+                    })?,
+            },
+            other => other.clone(),
         })
     };
     reqs.iter()
@@ -184,7 +209,10 @@ pub fn keys_inside_root(
                     identity,
                 } => Requirement::SignedBy {
                     key_type: *key_type,
-                    keys: keys.iter().map(inside).collect::<Result<_, _>>()?,
+                    keys: keys
+                        .iter()
+                        .map(|k| read(r.type_name(), k))
+                        .collect::<Result<_, _>>()?,
                     identity: identity.clone(),
                 },
                 Requirement::SigstoreSigned {
@@ -192,7 +220,7 @@ pub fn keys_inside_root(
                     keyless,
                     identity,
                 } => Requirement::SigstoreSigned {
-                    key: key.as_ref().map(inside).transpose()?,
+                    key: key.as_ref().map(|k| read(r.type_name(), k)).transpose()?,
                     keyless: *keyless,
                     identity: identity.clone(),
                 },
@@ -251,14 +279,23 @@ mod tests {
             panic!("no policy")
         };
         assert_eq!(file, tmp.path().join("etc/containers/policy.json"));
-        let reqs = keys_inside_root(&layout, &policy.default).unwrap();
+        let root = layout.open_root().unwrap();
+        // Not there: the error names the path inside the root.
+        let e = load_keys(&root, &policy.default).unwrap_err();
+        assert_eq!(e.path, Path::new("/etc/pki/k.gpg"));
+        assert!(e.source.is_not_found(), "{}", e.source);
+        std::fs::write(tmp.path().join("keys/k.gpg"), "inside").unwrap();
+        let reqs = load_keys(&root, &policy.default).unwrap();
         let Requirement::SignedBy { keys, .. } = &reqs[0] else {
             panic!("{reqs:?}")
         };
-        let want = std::fs::canonicalize(tmp.path())
-            .unwrap()
-            .join("keys/k.gpg");
-        assert_eq!(keys, &[KeySource::Path(want)]);
+        assert_eq!(
+            keys,
+            &[KeySource::Loaded {
+                path: "/etc/pki/k.gpg".into(),
+                bytes: b"inside".to_vec()
+            }]
+        );
         let insecure = PolicyOptions {
             insecure: true,
             ..PolicyOptions::default()
@@ -267,6 +304,57 @@ mod tests {
             load(&layout, &insecure).unwrap(),
             Loaded::Insecure
         ));
+    }
+
+    #[test]
+    fn key_links_in_a_root_never_reach_the_host() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host_key = tmp.path().join("host.gpg");
+        std::fs::write(&host_key, "host").unwrap();
+        let root_dir = tmp.path().join("root");
+        std::fs::create_dir_all(root_dir.join("etc/pki")).unwrap();
+        let root = Root::open(&root_dir).unwrap();
+        let req = |path: &str| {
+            vec![Requirement::SigstoreSigned {
+                key: Some(KeySource::Path(path.into())),
+                keyless: false,
+                identity: crate::trust::SignedIdentity::MatchRepository,
+            }]
+        };
+        // An absolute link to the host's key, and a `../` one: both stay
+        // inside the root, where nothing is.
+        std::os::unix::fs::symlink(&host_key, root_dir.join("etc/pki/abs.pub")).unwrap();
+        std::os::unix::fs::symlink("../../../host.gpg", root_dir.join("etc/pki/up.pub")).unwrap();
+        for key in ["/etc/pki/abs.pub", "/etc/pki/up.pub"] {
+            let e = load_keys(&root, &req(key)).unwrap_err();
+            assert!(e.source.is_not_found(), "{key}: {}", e.source);
+            assert_eq!(e.requirement, "sigstoreSigned");
+        }
+        // The root's own file at the link's target is what is read.
+        std::fs::write(root_dir.join("host.gpg"), "inside").unwrap();
+        let reqs = load_keys(&root, &req("/etc/pki/up.pub")).unwrap();
+        let Requirement::SigstoreSigned { key: Some(k), .. } = &reqs[0] else {
+            panic!("{reqs:?}")
+        };
+        assert_eq!(
+            k,
+            &KeySource::Loaded {
+                path: "/etc/pki/up.pub".into(),
+                bytes: b"inside".to_vec()
+            }
+        );
+        // Bounded.
+        std::fs::write(
+            root_dir.join("etc/pki/big.pub"),
+            vec![b'k'; MAX_KEY_SIZE as usize + 1],
+        )
+        .unwrap();
+        let e = load_keys(&root, &req("/etc/pki/big.pub")).unwrap_err();
+        assert!(
+            matches!(e.source, RootError::TooLarge { .. }),
+            "{}",
+            e.source
+        );
     }
 
     #[test]

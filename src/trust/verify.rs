@@ -7,6 +7,8 @@
 //! requirement's `signedIdentity` accepts ([`super::identity`]). When none
 //! is, the error lists why each signature was refused.
 
+use std::path::Path;
+
 use sha2::{Digest as _, Sha256};
 
 use super::cosign::PublicKey;
@@ -14,7 +16,8 @@ use super::gpg::{GpgError, KeyBlob, Keyring};
 use super::identity;
 use super::payload::{self, Format};
 use super::signatures::{Kind, SignatureSource, SourceError};
-use super::{KeySource, Requirement, SignedIdentity};
+use super::{KeySource, Requirement, SignedIdentity, MAX_KEY_SIZE};
+use crate::rootfs::Root;
 use crate::ErrorKind;
 
 /// The image being checked: what was pulled, its manifest and where its
@@ -24,14 +27,32 @@ pub struct Subject<'a> {
     /// The reference as pulled (`registry/repo:tag` or `…@sha256:…`; an
     /// `oci:`/archive reference has no registry identity).
     pub reference: &'a str,
-    /// The manifest's digest (`sha256:…`): what a signature signs. For a
-    /// multi-platform image, the digest of the manifest the reference names
-    /// (the index), as skopeo signs it.
+    /// The manifest's digest (`sha256:…`): what a signature signs. A
+    /// multi-platform image is checked twice, as containers/image does:
+    /// the index the reference names, then the platform's manifest chosen
+    /// from it (`skopeo copy --all --sign-by` signs both).
     pub manifest_digest: &'a str,
     /// The manifest bytes as received (their sha256 must be the digest).
     pub manifest: &'a [u8],
+    /// When the manifest is one platform's, chosen from an index: the
+    /// index's digest (refusals then name both).
+    pub instance_of: Option<&'a str>,
     /// The image's signatures.
     pub signatures: &'a dyn SignatureSource,
+}
+
+impl Subject<'_> {
+    /// The image as refusals name it: the reference, plus the platform
+    /// manifest's digest when it was chosen from an index.
+    pub fn shown(&self) -> String {
+        match self.instance_of {
+            Some(index) => format!(
+                "{} (platform manifest {} of index {index})",
+                self.reference, self.manifest_digest
+            ),
+            None => self.reference.to_string(),
+        }
+    }
 }
 
 /// How an image met its requirements (shown by `status`, `images inspect`).
@@ -120,7 +141,7 @@ pub fn evaluate(subject: &Subject<'_>, reqs: &[Requirement]) -> Result<Verified,
         keys: Vec::new(),
         identities: Vec::new(),
     };
-    let image = || subject.reference.to_string();
+    let image = || subject.shown();
     for req in reqs {
         let accepted = match req {
             Requirement::InsecureAcceptAnything => None,
@@ -154,7 +175,7 @@ pub fn evaluate(subject: &Subject<'_>, reqs: &[Requirement]) -> Result<Verified,
 
 fn not_met(subject: &Subject<'_>, req: &Requirement, reason: String) -> TrustError {
     TrustError::NotMet {
-        image: subject.reference.to_string(),
+        image: subject.shown(),
         requirement: req.type_name(),
         reason,
     }
@@ -178,7 +199,7 @@ fn check_manifest(subject: &Subject<'_>, req: &Requirement) -> Result<(), TrustE
 }
 
 fn source_err(subject: &Subject<'_>) -> impl Fn(SourceError) -> TrustError {
-    let image = subject.reference.to_string();
+    let image = subject.shown();
     move |source| TrustError::Source {
         image: image.clone(),
         source,
@@ -195,13 +216,20 @@ fn read_key(
             name: "keyData".into(),
             bytes: bytes.clone(),
         }),
-        KeySource::Path(path) => std::fs::read(path)
+        KeySource::Loaded { path, bytes } => Ok(KeyBlob {
+            name: path.display().to_string(),
+            bytes: bytes.clone(),
+        }),
+        // A path not read through a root yet (a library caller's): read
+        // now, bounded, with ordinary resolution.
+        KeySource::Path(path) => Root::open(Path::new("/"))
+            .and_then(|root| root.read_at_most(path, MAX_KEY_SIZE))
             .map(|bytes| KeyBlob {
                 name: path.display().to_string(),
                 bytes,
             })
             .map_err(|e| TrustError::Key {
-                image: subject.reference.to_string(),
+                image: subject.shown(),
                 requirement: req.type_name(),
                 key: path.display().to_string(),
                 detail: e.to_string(),
@@ -300,13 +328,13 @@ fn signed_by(
     }
     let mut keyring = Keyring::new(&blobs).map_err(|e| match e {
         GpgError::Key { key, detail } => TrustError::Key {
-            image: subject.reference.to_string(),
+            image: subject.shown(),
             requirement: req.type_name(),
             key,
             detail,
         },
         other => TrustError::Gpg {
-            image: subject.reference.to_string(),
+            image: subject.shown(),
             source: other,
         },
     })?;
@@ -335,7 +363,7 @@ fn sigstore_signed(
 ) -> Result<Accepted, TrustError> {
     let blob = read_key(subject, req, key)?;
     let key = PublicKey::from_pem(&blob.bytes).map_err(|e| TrustError::Key {
-        image: subject.reference.to_string(),
+        image: subject.shown(),
         requirement: req.type_name(),
         key: blob.name.clone(),
         detail: e.to_string(),
@@ -361,148 +389,5 @@ fn sigstore_signed(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::trust::signatures::{CosignSignature, FixedSignatures};
-
-    // Made with `openssl ecparam -genkey -name prime256v1` and
-    // `openssl dgst -sha256 -sign`, over PAYLOAD, which signs MANIFEST.
-    const PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE4O3vgnCBoMsityDdbJl4Qabq5g+L
-7qoLiDRkGoh3ybJOCTLjrtCFutpgzgy9IUpK8nts4aHz2wezN+jLWvAXOA==
------END PUBLIC KEY-----
-";
-    const MANIFEST: &[u8] = br#"{"schemaVersion":2}"#;
-    const DIGEST: &str = "sha256:bafebd36189ad3688b7b3915ea55d461e0bfcfbdde11e54b0a123999fb6be50f";
-    const PAYLOAD: &str = r#"{"critical":{"identity":{"docker-reference":"r.example/app:1"},"image":{"docker-manifest-digest":"sha256:bafebd36189ad3688b7b3915ea55d461e0bfcfbdde11e54b0a123999fb6be50f"},"type":"cosign container image signature"},"optional":null}"#;
-    const SIGNATURE: &str = "MEQCIAiPAxwzX7m9hmqDrKarRDDdotmD3XWbVaiggijwqcqWAiATNudC7olQW1xT+wPanzQPYFp30mQp9TygIhDhaAo+Lg==";
-
-    fn signed() -> FixedSignatures {
-        FixedSignatures {
-            simple: Vec::new(),
-            sigstore: vec![CosignSignature {
-                payload: PAYLOAD.as_bytes().to_vec(),
-                signature: SIGNATURE.into(),
-            }],
-        }
-    }
-
-    fn subject<'a>(
-        reference: &'a str,
-        manifest: &'a [u8],
-        sigs: &'a FixedSignatures,
-    ) -> Subject<'a> {
-        Subject {
-            reference,
-            manifest_digest: DIGEST,
-            manifest,
-            signatures: sigs,
-        }
-    }
-
-    fn cosign(identity: SignedIdentity) -> Vec<Requirement> {
-        vec![Requirement::SigstoreSigned {
-            key: Some(KeySource::Data(PUBLIC.as_bytes().to_vec())),
-            keyless: false,
-            identity,
-        }]
-    }
-
-    fn reason(r: Result<Verified, TrustError>) -> String {
-        match r {
-            Err(e @ TrustError::NotMet { .. }) => e.to_string(),
-            other => panic!("expected NotMet, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn accepts_a_cosign_signature_and_reports_how() {
-        let sigs = signed();
-        let v = evaluate(
-            &subject("r.example/app:1", MANIFEST, &sigs),
-            &[
-                Requirement::InsecureAcceptAnything,
-                cosign(SignedIdentity::MatchRepoDigestOrExact).remove(0),
-            ],
-        )
-        .unwrap();
-        assert_eq!(v.requirements, ["insecureAcceptAnything", "sigstoreSigned"]);
-        assert_eq!(v.identities, ["r.example/app:1"]);
-        assert!(v.keys[0].starts_with("sha256:"), "{:?}", v.keys);
-    }
-
-    #[test]
-    fn refuses_what_does_not_match() {
-        let sigs = signed();
-        // Another identity.
-        let r = reason(evaluate(
-            &subject("r.example/app:2", MANIFEST, &sigs),
-            &cosign(SignedIdentity::MatchRepoDigestOrExact),
-        ));
-        assert!(
-            r.contains("which matchRepoDigestOrExact does not accept"),
-            "{r}"
-        );
-        // Bytes that are not the manifest the digest names.
-        let r = reason(evaluate(
-            &subject("r.example/app:1", b"{}", &sigs),
-            &cosign(SignedIdentity::MatchRepository),
-        ));
-        assert!(r.contains("the manifest received is sha256:44136f"), "{r}");
-        // A damaged signature.
-        let mut bad = signed();
-        bad.sigstore[0].payload.push(b' ');
-        let r = reason(evaluate(
-            &subject("r.example/app:1", MANIFEST, &bad),
-            &cosign(SignedIdentity::MatchRepository),
-        ));
-        assert!(r.contains("the signature was not made by key"), "{r}");
-        // None at all, and keyless.
-        let none = FixedSignatures::default();
-        let r = reason(evaluate(
-            &subject("r.example/app:1", MANIFEST, &none),
-            &cosign(SignedIdentity::MatchRepository),
-        ));
-        assert!(r.contains("no signature found"), "{r}");
-        let keyless = [Requirement::SigstoreSigned {
-            key: None,
-            keyless: true,
-            identity: SignedIdentity::MatchRepository,
-        }];
-        let r = reason(evaluate(
-            &subject("r.example/app:1", MANIFEST, &sigs),
-            &keyless,
-        ));
-        assert!(r.contains("cannot be checked offline"), "{r}");
-    }
-
-    #[test]
-    fn reject_wins_and_bad_keys_are_policy_errors() {
-        let sigs = signed();
-        let s = subject("r.example/app:1", MANIFEST, &sigs);
-        let e = evaluate(
-            &s,
-            &[Requirement::InsecureAcceptAnything, Requirement::Reject],
-        )
-        .unwrap_err();
-        assert!(matches!(e, TrustError::Rejected { .. }));
-        assert_eq!(e.kind(), ErrorKind::Integrity);
-        let missing = [Requirement::SignedBy {
-            key_type: crate::trust::KeyType::GpgKeys,
-            keys: vec![KeySource::Path("/nonexistent/berth-key.gpg".into())],
-            identity: SignedIdentity::MatchRepoDigestOrExact,
-        }];
-        let e = evaluate(&s, &missing).unwrap_err();
-        assert!(matches!(e, TrustError::Key { .. }), "{e}");
-        assert_eq!(e.kind(), ErrorKind::Usage);
-        let not_a_key = [Requirement::SigstoreSigned {
-            key: Some(KeySource::Data(b"junk".to_vec())),
-            keyless: false,
-            identity: SignedIdentity::MatchRepository,
-        }];
-        assert!(matches!(
-            evaluate(&s, &not_a_key),
-            Err(TrustError::Key { .. })
-        ));
-    }
-}
+#[path = "verify_tests.rs"]
+mod tests;

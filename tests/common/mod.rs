@@ -7,6 +7,8 @@
 //!   anonymous Bearer token.
 //! - [`oci`]: OCI image layouts, `docker save` archives and `oci-archive` tars written in
 //!   Rust; layers built with `tar::Builder`, hostile entries included.
+//! - [`signing`]: GPG keys, skopeo-signed pushes and registries.d files for the
+//!   signature tests.
 //! - [`tree`]: comparable listings of directory trees, and `umoci unpack` as the
 //!   independent reference extraction.
 //! - [`debs`]: root filesystems from Debian packages, cached under `target/test-cache/`.
@@ -29,6 +31,7 @@ pub mod front;
 pub mod guest;
 pub mod oci;
 pub mod registry;
+pub mod signing;
 pub mod tree;
 pub mod vm;
 

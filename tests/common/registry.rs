@@ -460,6 +460,12 @@ pub fn push_raw(reg: &Registry, repo: &str, tag: &str, built: &super::oci::Built
 /// The digest of the manifest the registry serves for `repo_tag`, hashed from
 /// `skopeo inspect --raw`.
 pub fn remote_digest(reg: &Registry, repo_tag: &str) -> String {
+    super::digest_of(&remote_raw(reg, repo_tag))
+}
+
+/// The manifest (or index) the registry serves for `repo_tag`, as
+/// `skopeo inspect --raw` prints it.
+pub fn remote_raw(reg: &Registry, repo_tag: &str) -> Vec<u8> {
     let mut cmd = Command::new("skopeo");
     cmd.args(["inspect", "--raw"]);
     cmd.args(
@@ -468,8 +474,7 @@ pub fn remote_digest(reg: &Registry, repo_tag: &str) -> String {
             .map(|f| f.replacen("--src-", "--", 1)),
     );
     cmd.arg(format!("docker://{}/{repo_tag}", reg.addr()));
-    let out = run_ok(&mut cmd);
-    super::digest_of(&out.stdout)
+    run_ok(&mut cmd).stdout
 }
 
 /// `(digest, mediaType)` of the descriptor tagged `tag` in `layout/index.json`.

@@ -309,6 +309,15 @@ impl Run {
                 "/usr/libexec/berth/berth-core",
                 0o755,
             );
+            // berth's own units, where the package puts them (`make install`).
+            let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
+            for u in ["berth-update.service", "berth-update.timer"] {
+                m.install(
+                    &units.join(u),
+                    &format!("/usr/lib/systemd/system/{u}"),
+                    0o644,
+                );
+            }
         }
         self.fill_share(&share, script, crun, PHASE_BUDGET);
         Guest {

@@ -15,7 +15,7 @@
 //! | `healthd.tar` | `1`              | a busybox Type=notify service that never notifies; its image `Healthcheck` (`test -e /tmp/up`, every 200 ms, start period 30 s) passes once it touched `/tmp/up`, 2 s after start |
 //! | `engine.tar`  | `1`              | a busybox container-engine stand-in: sources flannel's `/run/flannel/subnet.env`, writes what it saw to `/run/engine/seen` on the host, sends READY=1; `After=`/`Requires=` flannel from defaultValues |
 //!
-//! | `soakN.tar`   | `cur`            | the update gate's busybox service (`soak_images.rs`): 1 and 3 serve, 2 exits 3 s after READY=1 |
+//! | `soakN.tar`   | `cur`            | the update gate's busybox service (`soak_images.rs`): 1 and 3 serve, 2 exits 3 s after READY=1, 4 fails its image `Healthcheck`, 5 passes it |
 //!
 //! `etcd:2` differs from `etcd:1` only in `/etc/berth-test-image`; `etcd:broken` runs a
 //! process that exits at once. Tags share their base layer.
@@ -33,7 +33,7 @@ use crate::common::{cache_dir, run_ok, sha256_hex};
 /// Scenario 1's atomic-shaped etcd and flannel (`:atomic` tags).
 #[path = "atomic_images.rs"]
 mod atomic;
-/// The update gate's images (`soak1.tar` … `soak3.tar`).
+/// The update gate's images (`soak1.tar` … `soak5.tar`).
 #[path = "soak_images.rs"]
 mod soak;
 
@@ -63,7 +63,7 @@ pub fn archives() -> &'static Path {
         write(&dir, "engine", &[("1", engine())]);
         write(&dir, "ready", &[("1", ready())]);
         write(&dir, "healthd", &[("1", healthd())]);
-        for v in 1..=3 {
+        for v in 1..=5 {
             write(&dir, &format!("soak{v}"), &[("cur", soak::soak(v))]);
         }
         dir

@@ -49,6 +49,14 @@ pub fn run(sc: &Scenario) -> Vec<Row> {
         "/usr/libexec/berth/berth-core",
         0o755,
     );
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
+    for u in ["berth-update.service", "berth-update.timer"] {
+        m.install(
+            &units.join(u),
+            &format!("/usr/lib/systemd/system/{u}"),
+            0o644,
+        );
+    }
     let share = m.share();
     r.fill_share(&share, sc.script, sc.crun, PHASE_BUDGET);
     std::fs::write(share.join("slowdown"), SLOWDOWN).unwrap();

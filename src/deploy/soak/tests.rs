@@ -1,4 +1,5 @@
 use super::*;
+use crate::runtime::health::checker::UNHEALTHY_EXIT;
 use crate::runtime::health::Check;
 
 fn unit(active: &str, sub: &str, restarts: u32) -> UnitStatus {
@@ -259,4 +260,86 @@ fn a_report_from_before_the_restart_counts_for_nothing() {
     let mut later = fresh.clone();
     later.at = Duration::from_secs(22);
     assert_eq!(s.observe(&later), Decision::Passed);
+}
+
+#[test]
+fn berth_run_giving_up_names_the_check_not_exit_69() {
+    // The container was stopped between two polls: the last report seen
+    // was a starting one with two failures, then the unit failed with 69.
+    let mut s = Soak::new(Duration::from_secs(10), START_BOUND, true).health_retries(3);
+    let mut o = at(2, unit("active", "running", 0));
+    o.health = Some(health(HealthStatus::Starting, 2, "no pong\n"));
+    assert_eq!(s.observe(&o), Decision::Wait);
+    let mut failed = unit("failed", "failed", 0);
+    failed.main_status = Some(UNHEALTHY_EXIT);
+    let Decision::Failed(f) = s.observe(&at(3, failed)) else {
+        panic!("not failed")
+    };
+    assert_eq!(f.to_string(), "health check failed 3 times: no pong");
+}
+
+#[test]
+fn berth_run_giving_up_before_any_report_still_names_the_check() {
+    let mut s = Soak::new(Duration::from_secs(10), START_BOUND, true).health_retries(2);
+    let mut restarting = unit("activating", "auto-restart", 1);
+    restarting.main_status = Some(UNHEALTHY_EXIT);
+    let _ = s.observe(&at(0, unit("activating", "start", 0)));
+    let Decision::Failed(f) = s.observe(&at(4, restarting)) else {
+        panic!("not failed")
+    };
+    assert_eq!(
+        f.to_string(),
+        "health check failed 2 times: berth-run stopped the container (exit 69); see the journal"
+    );
+}
+
+#[test]
+fn exit_69_without_a_check_is_the_payloads_own_exit() {
+    let mut s = Soak::new(Duration::from_secs(10), START_BOUND, false);
+    let mut failed = unit("failed", "failed", 0);
+    failed.main_status = Some(UNHEALTHY_EXIT);
+    let Decision::Failed(f) = s.observe(&at(3, failed)) else {
+        panic!("not failed")
+    };
+    assert_eq!(f.to_string(), "exited 3 s after start (status 69)");
+}
+
+#[test]
+fn a_failed_start_job_of_a_check_that_gave_up_names_the_check() {
+    let mut u = unit("activating", "auto-restart", 0);
+    u.main_status = Some(UNHEALTHY_EXIT);
+    let f = start_failed(&u, Some(3), "restarting app.service: failed".into());
+    assert!(matches!(f, Failure::Unhealthy { streak: 3, .. }), "{f:?}");
+    // Without a check, or another status: the manager's own words.
+    for (status, retries) in [(Some(UNHEALTHY_EXIT), None), (Some(1), Some(3))] {
+        u.main_status = status;
+        let f = start_failed(&u, retries, "restarting app.service: failed".into());
+        assert_eq!(f.to_string(), "restarting app.service: failed");
+    }
+}
+
+#[test]
+fn an_unseen_output_is_taken_from_berth_runs_journal_line() {
+    let mut u = unit("failed", "failed", 0);
+    u.main_status = Some(UNHEALTHY_EXIT);
+    let f = start_failed(&u, Some(3), String::new());
+    let journal = [
+        "… berth-run[539]: soakd 4: started".to_string(),
+        "… berth-run[537]: ERROR health check failed 3 times (last: exit 1, \
+         \"soakd 4: not healthy\"); stopping the container"
+            .to_string(),
+        "… systemd[1]: hc.service: Main process exited, code=exited, status=69/UNAVAILABLE"
+            .to_string(),
+    ];
+    assert_eq!(
+        f.clone().with_journal_output(&journal).to_string(),
+        "health check failed 3 times: soakd 4: not healthy"
+    );
+    // No such line: the placeholder stays; a seen output is never replaced.
+    assert_eq!(f.clone().with_journal_output(&journal[..1]), f);
+    let seen = Failure::Unhealthy {
+        streak: 3,
+        output: "refused".into(),
+    };
+    assert_eq!(seen.clone().with_journal_output(&journal), seen);
 }

@@ -16,6 +16,13 @@
 //! [`recover_journal`], which undoes an open transaction or finishes a
 //! committed one. Undo steps tolerate a step that was journaled but never
 //! done.
+//!
+//! Two journal lines change no file: `restart` (a service about to be
+//! restarted on what this transaction switched, [`Transaction::note_restart`])
+//! and `undone` (the steps were undone, the services not yet put back:
+//! [`Transaction::abort`]). Recovery hands the noted services back
+//! ([`Recovered::Undone`]) so the caller restarts them on the files it put
+//! back.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,6 +47,8 @@ enum Step {
     Removed { path: PathBuf, staged: PathBuf },
     Symlink { path: PathBuf, old: PathBuf },
     Moved { from: PathBuf, to: PathBuf },
+    Restart { unit: String },
+    Undone,
     Commit,
 }
 
@@ -225,6 +234,29 @@ impl Transaction {
         Ok(self.root.rename_noreplace(from, to)?)
     }
 
+    /// Journals that `unit` is about to be restarted on what this
+    /// transaction switched (call before restarting it): undone, it must
+    /// be restarted again, by whoever undoes it.
+    pub fn note_restart(&mut self, unit: &str) -> Result<(), DeployError> {
+        self.log(Step::Restart { unit: unit.into() })
+    }
+
+    /// Undoes every step now but keeps the journal, marked `undone`, until
+    /// the returned [`Aborted`] is dropped: the caller puts the services
+    /// back in between, and a berth killed meanwhile leaves the next one
+    /// the services still to restart.
+    pub fn abort(mut self) -> Aborted {
+        undo(&self.root, std::mem::take(&mut self.steps));
+        if let Err(e) = self.log(Step::Undone) {
+            tracing::warn!("{e}");
+        }
+        self.committed = true;
+        Aborted {
+            root: self.root.clone(),
+            journal: self.journal.take().map(|(p, _)| p),
+        }
+    }
+
     /// Makes every step permanent: paths staged for removal are deleted
     /// (failures there are warnings; the operation is done).
     pub fn commit(mut self) {
@@ -238,6 +270,24 @@ impl Transaction {
 
     fn close_journal(&mut self) {
         if let Some((path, _)) = self.journal.take() {
+            if let Err(e) = self.root.remove(&path) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+/// A transaction undone by [`Transaction::abort`]; its journal goes when
+/// this is dropped.
+#[derive(Debug)]
+pub struct Aborted {
+    root: Root,
+    journal: Option<PathBuf>,
+}
+
+impl Drop for Aborted {
+    fn drop(&mut self) {
+        if let Some(path) = self.journal.take() {
             if let Err(e) = self.root.remove(&path) {
                 tracing::warn!("{e}");
             }
@@ -291,7 +341,7 @@ fn undo(root: &Root, steps: Vec<Step>) {
                     Ok(())
                 }
             }
-            Step::Commit => Ok(()),
+            Step::Restart { .. } | Step::Undone | Step::Commit => Ok(()),
         };
         if let Err(e) = result {
             tracing::warn!("undoing {step:?}: {e}");
@@ -309,103 +359,9 @@ impl Drop for Transaction {
     }
 }
 
-/// A step journaled by an earlier berth, which recorded host paths
-/// (`ROOT/etc/x`), with its paths as seen inside the root (`/etc/x`).
-/// Paths berth journals now are always absolute and inside the root; with
-/// the root `/` both forms are the same.
-fn from_host_paths(root: &Path, step: Step) -> Step {
-    if root == Path::new("/") {
-        return step;
-    }
-    let abs = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
-    let fix = |p: PathBuf| -> PathBuf {
-        let rel = if p.is_relative() {
-            p.strip_prefix(root).ok()
-        } else {
-            p.strip_prefix(&abs).ok()
-        };
-        match rel {
-            Some(rel) => Path::new("/").join(rel),
-            None => p,
-        }
-    };
-    match step {
-        Step::Created { path } => Step::Created { path: fix(path) },
-        Step::Removed { path, staged } => Step::Removed {
-            path: fix(path),
-            staged: fix(staged),
-        },
-        Step::Symlink { path, old } => Step::Symlink {
-            path: fix(path),
-            old,
-        },
-        Step::Moved { from, to } => Step::Moved {
-            from: fix(from),
-            to: fix(to),
-        },
-        Step::Commit => Step::Commit,
-    }
-}
+mod recovery;
 
-/// What [`recover_journal`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recovered {
-    /// No journal: nothing was interrupted.
-    Nothing,
-    /// An interrupted transaction was undone.
-    Undone,
-    /// A transaction killed after its commit point was finished.
-    Finished,
-}
-
-/// Undoes (or, past its commit point, finishes) a transaction a killed
-/// berth left journaled below `root`. The caller holds the root's lock.
-pub fn recover_journal(layout: &Layout) -> Result<Recovered, DeployError> {
-    let root = layout.open_root()?;
-    let path = layout.journal_inside();
-    let mut file = match root.open_file(&path, OpenMode::Read, 0) {
-        Ok(f) => f,
-        Err(e) if e.is_not_found() => return Ok(Recovered::Nothing),
-        Err(e) => return Err(e.into()),
-    };
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text).map_err(|source| DeployError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    // A torn last line (killed mid-write) was never acted on: skip it.
-    let steps: Vec<Step> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .map(|s| from_host_paths(layout.root(), s))
-        .collect();
-    let outcome = if steps.iter().any(|s| matches!(s, Step::Commit)) {
-        tracing::warn!("finishing an operation that was interrupted after its commit point");
-        finish(&root, &steps);
-        Recovered::Finished
-    } else {
-        tracing::warn!(
-            "undoing an operation that was interrupted ({} steps)",
-            steps.len()
-        );
-        // A deployment link pointed back: its service may have been
-        // restarted on the new deployment before the interruption.
-        for s in &steps {
-            if let Step::Symlink { path, old } = s {
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                tracing::warn!(
-                    "{name} is back on {}; had its service been restarted before the \
-                     interruption, it runs the new deployment until {name}.service restarts",
-                    old.display()
-                );
-            }
-        }
-        undo(&root, steps);
-        Recovered::Undone
-    };
-    root.remove(&path)?;
-    Ok(outcome)
-}
+pub use recovery::{recover_journal, Recovered};
 
 #[cfg(test)]
 mod tests;

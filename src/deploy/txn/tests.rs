@@ -75,6 +75,50 @@ mod journal {
     }
 
     #[test]
+    fn services_restarted_before_a_kill_are_handed_back() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        setup(&dir);
+        let before = listing(&dir);
+        let layout = Layout::system(root.path());
+        // Killed in a's soak: its link was switched and it was restarted.
+        let mut t = Transaction::journaled(&layout).unwrap();
+        t.replace_symlink(Path::new("/d/link"), Path::new("b"))
+            .unwrap();
+        t.note_restart("a.service").unwrap();
+        std::mem::forget(t);
+        assert_eq!(
+            recover_journal(&layout).unwrap(),
+            Recovered::Undone(vec!["a.service".into()])
+        );
+        assert_eq!(listing(&dir), before);
+        // Killed after the undo, while putting the services back: the
+        // files are not undone twice, the services are still handed back.
+        let mut t = Transaction::journaled(&layout).unwrap();
+        scenario(&mut t);
+        t.note_restart("a.service").unwrap();
+        t.note_restart("b.service").unwrap();
+        let aborted = t.abort();
+        assert_eq!(listing(&dir), before);
+        std::fs::write(dir.join("old"), "edited since").unwrap();
+        std::mem::forget(aborted);
+        assert_eq!(
+            recover_journal(&layout).unwrap(),
+            Recovered::Undone(vec!["a.service".into(), "b.service".into()])
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("old")).unwrap(),
+            "edited since"
+        );
+        // Dropped normally, the journal goes.
+        let mut t = Transaction::journaled(&layout).unwrap();
+        t.note_restart("a.service").unwrap();
+        drop(t.abort());
+        assert_eq!(recover_journal(&layout).unwrap(), Recovered::Nothing);
+    }
+
+    #[test]
     fn journal_of_a_killed_transaction_is_undone_or_finished() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("d");
@@ -88,7 +132,7 @@ mod journal {
         assert_ne!(listing(&dir), before);
         assert_eq!(
             recover_journal(&Layout::system(root.path())).unwrap(),
-            Recovered::Undone
+            Recovered::Undone(vec![])
         );
         assert_eq!(listing(&dir), before);
         assert_eq!(
@@ -178,7 +222,7 @@ mod rooted {
         );
         std::fs::write(root.join("var/lib/berth/journal"), journal).unwrap();
         let layout = Layout::system(&root);
-        assert_eq!(recover_journal(&layout).unwrap(), Recovered::Undone);
+        assert_eq!(recover_journal(&layout).unwrap(), Recovered::Undone(vec![]));
         assert!(!root.join("etc/new").exists());
         assert_eq!(
             std::fs::read_to_string(root.join("etc/old")).unwrap(),

@@ -59,6 +59,9 @@ ready_metrics() {
 
 rss_sum() {
   local kib
+  # Memory is of the supervisors as they run for hours: each berth-run hands
+  # off to its lean form 500 ms after its container started (runtime/handoff.rs).
+  sleep 2
   kib=$(ps -C berth-run -o rss= | awk '{ s += $1 } END { print s + 0 }')
   metric berth_run_rss_sum "$kib" KiB
   # RSS counts the pages every instance shares (the binary, libc) once per
