@@ -71,7 +71,7 @@ fn system_scenario3_lifecycle() {
 /// berth-update.service, an all-or-nothing group update, one killed with SIGKILL and
 /// recovered by the next berth command.
 #[test]
-fn system_update_gate() {
+fn system_scenario_update_gate() {
     if !common::guest::require_guest() {
         return;
     }
