@@ -109,7 +109,7 @@ const HOLD_MAX: Duration = Duration::from_secs(2);
 /// is held, not sent to the runtime: crun killed by it before it forwards
 /// anything would leave the exit to chance, and a forwarded SIGTERM to a
 /// namespace init without a handler is dropped by the kernel, where berth
-/// would have sent SIGKILL (see [`forward`]). After [`HOLD_MAX`] the
+/// would have sent SIGKILL (see `forward`). After `HOLD_MAX` (2 s) the
 /// runtime itself gets it.
 pub type Target<'a> = &'a dyn Fn() -> Option<Pid>;
 
