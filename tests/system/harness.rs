@@ -294,29 +294,8 @@ impl Run {
             std::fs::write(share.join("install-deb"), "").unwrap();
         }
         if bins == Binaries::Built {
-            m.install(
-                Path::new(env!("CARGO_BIN_EXE_berth")),
-                "/usr/bin/berth",
-                0o755,
-            );
-            m.install(
-                Path::new(env!("CARGO_BIN_EXE_berth-run")),
-                "/usr/bin/berth-run",
-                0o755,
-            );
-            m.install(
-                Path::new(env!("CARGO_BIN_EXE_berth-core")),
-                "/usr/libexec/berth/berth-core",
-                0o755,
-            );
-            // berth's own units, where the package puts them (`make install`).
-            let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
-            for u in ["berth-update.service", "berth-update.timer"] {
-                m.install(
-                    &units.join(u),
-                    &format!("/usr/lib/systemd/system/{u}"),
-                    0o644,
-                );
+            for (src, dst, mode) in built_files() {
+                m.install(&src, &dst, mode);
             }
         }
         self.fill_share(&share, script, crun, PHASE_BUDGET);
@@ -606,4 +585,25 @@ impl Run {
             let _ = writeln!(self.metrics, "{}\t{rest}", self.id);
         }
     }
+}
+
+/// What a guest that runs cargo's binaries (not the .deb) gets, where the
+/// package puts it (`make install`): `(source, guest path, mode)`.
+pub fn built_files() -> Vec<(PathBuf, String, u32)> {
+    let mut out = vec![
+        (env!("CARGO_BIN_EXE_berth"), "/usr/bin/berth"),
+        (env!("CARGO_BIN_EXE_berth-run"), "/usr/bin/berth-run"),
+        (
+            env!("CARGO_BIN_EXE_berth-core"),
+            "/usr/libexec/berth/berth-core",
+        ),
+    ]
+    .into_iter()
+    .map(|(src, dst)| (PathBuf::from(src), dst.to_string(), 0o755))
+    .collect::<Vec<_>>();
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
+    for u in ["berth-update.service", "berth-update.timer"] {
+        out.push((units.join(u), format!("/usr/lib/systemd/system/{u}"), 0o644));
+    }
+    out
 }

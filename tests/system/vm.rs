@@ -3,7 +3,6 @@
 //! [`crate::common::vm::VmMachine`]. Rows are labelled `Nq`; logs go to
 //! `target/system-logs/scenarioNq/`. Opt-in: `BERTH_TEST_VM=1` (`make check-vm`).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::guest::Ended;
@@ -34,28 +33,8 @@ pub fn run(sc: &Scenario) -> Vec<Row> {
     let logs = r.logs.clone();
     let mut m = VmMachine::new(&format!("berth-s{id}-{}", std::process::id()), &rootfs);
     m.bind_ro(r.archives, images::GUEST_DIR);
-    m.install(
-        Path::new(env!("CARGO_BIN_EXE_berth")),
-        "/usr/bin/berth",
-        0o755,
-    );
-    m.install(
-        Path::new(env!("CARGO_BIN_EXE_berth-run")),
-        "/usr/bin/berth-run",
-        0o755,
-    );
-    m.install(
-        Path::new(env!("CARGO_BIN_EXE_berth-core")),
-        "/usr/libexec/berth/berth-core",
-        0o755,
-    );
-    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
-    for u in ["berth-update.service", "berth-update.timer"] {
-        m.install(
-            &units.join(u),
-            &format!("/usr/lib/systemd/system/{u}"),
-            0o644,
-        );
+    for (src, dst, mode) in super::harness::built_files() {
+        m.install(&src, &dst, mode);
     }
     let share = m.share();
     r.fill_share(&share, sc.script, sc.crun, PHASE_BUDGET);
