@@ -1219,10 +1219,7 @@ fn plain_http_registry_needs_tls_verify_false_or_insecure() {
     );
     let b = Berth::new();
     b.pull(&p.reference, &[]).code(5);
-    b.write_registries_conf(&format!(
-        "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
-        plain().addr()
-    ));
+    b.allow_plain_http(plain().addr());
     b.pull(&p.reference, &[]).ok();
 }
 

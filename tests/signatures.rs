@@ -722,9 +722,7 @@ fn the_cli_pull_accepts_signed_images_and_records_the_key() {
     let w = world();
     let addr = w.reg.addr().to_string();
     let b = common::Berth::new();
-    b.write_registries_conf(&format!(
-        "[[registry]]\nlocation = \"{addr}\"\ninsecure = true\n"
-    ));
+    b.allow_plain_http(&addr);
     let root = b.root();
     // The lookaside, registries.d and keys live inside the root.
     std::fs::create_dir_all(root.join("etc/containers")).unwrap();
@@ -808,9 +806,7 @@ fn the_cli_reads_trust_files_inside_the_root_unless_given() {
     let w = world();
     let addr = w.reg.addr().to_string();
     let b = common::Berth::new();
-    b.write_registries_conf(&format!(
-        "[[registry]]\nlocation = \"{addr}\"\ninsecure = true\n"
-    ));
+    b.allow_plain_http(&addr);
     let root = b.root();
     run_ok(
         Command::new("cp")

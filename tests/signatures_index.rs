@@ -93,9 +93,7 @@ fn world() -> &'static World {
 fn berth(w: &World) -> Berth {
     let addr = w.reg.addr();
     let b = Berth::new();
-    b.write_registries_conf(&format!(
-        "[[registry]]\nlocation = \"{addr}\"\ninsecure = true\n"
-    ));
+    b.allow_plain_http(addr);
     let root = b.root();
     run_ok(Command::new("cp").arg("-a").arg(&w.sigs).arg(&root));
     registries_d(

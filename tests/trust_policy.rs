@@ -61,10 +61,7 @@ fn pushed(repo: &str, tag: &str, image: &Image) -> String {
 /// A berth whose registries.conf lets it talk plain HTTP to the registry.
 fn berth() -> Berth {
     let b = Berth::new();
-    b.write_registries_conf(&format!(
-        "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
-        registry().addr()
-    ));
+    b.allow_plain_http(registry().addr());
     b
 }
 

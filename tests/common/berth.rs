@@ -206,6 +206,14 @@ impl Berth {
         std::fs::write(self.registries_conf(), toml).unwrap();
     }
 
+    /// Writes a registries.conf that lets berth talk plain HTTP to `addr`
+    /// (a test registry on 127.0.0.1).
+    pub fn allow_plain_http(&self, addr: &str) {
+        self.write_registries_conf(&format!(
+            "[[registry]]\nlocation = \"{addr}\"\ninsecure = true\n"
+        ));
+    }
+
     /// Sets (or overrides) a variable for every later run.
     pub fn set_env(&mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> &mut Berth {
         let k = k.as_ref().to_os_string();
