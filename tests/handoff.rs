@@ -196,6 +196,15 @@ fn a_handed_off_berth_run_holds_the_lock_and_dies_with_its_container() {
     let berth = child.id();
     wait_for("berth-run to hand off", LONG, || handed_off(berth));
     let init = children(berth).first().copied().unwrap();
+    // Still known as berth-run (`ps -C`, `pgrep -x`), not as `exe`.
+    wait_for(
+        "the handed-off supervisor to be named berth-run",
+        LONG,
+        || {
+            std::fs::read_to_string(format!("/proc/{berth}/comm"))
+                .is_ok_and(|c| c.trim() == "berth-run")
+        },
+    );
 
     // A second berth-run of the same ID is refused: the lock crossed the exec.
     let busy = lean(&b, &dir, &id, &b.dir().join("other.pid"))

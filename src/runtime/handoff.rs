@@ -231,6 +231,11 @@ fn adopt(fd: RawFd) -> Result<OwnedFd> {
 /// The second image: supervises the handed-off container to its end and
 /// cleans up as [`foreground::run`] would have; returns how it ended.
 pub fn resume(h: &Handoff) -> Result<Exit> {
+    // Executed as /proc/self/exe, this image is named `exe`: give it back
+    // the name `ps -C`, `pgrep -x` and `top` know it by.
+    if let Err(e) = nix::sys::prctl::set_name(c"berth-run") {
+        tracing::debug!("naming the process berth-run: {e}");
+    }
     let paths = Paths {
         base: h.base.clone(),
     };
