@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BERTH=${BERTH:-$PWD/target/release/berth}
 WORK=$PWD/target/demo
 PORT=${DEMO_PORT:-5000}
-rm -rf "$WORK"; mkdir -p "$WORK"
+rm -rf "$WORK"; mkdir -p "$WORK" "$WORK/root"
 
 echo "== building an OCI image from Debian's busybox-static"
 ( cd "$WORK" && apt-get download busybox-static >/dev/null 2>&1 ) \
