@@ -8,7 +8,9 @@ use crate::ErrorKind;
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
     /// The root directory itself cannot be opened.
-    #[error("cannot open the root directory {root}: {source}; check --root (berth does not create it)")]
+    #[error(
+        "cannot open the root directory {root}: {source}; check --root (berth does not create it)"
+    )]
     OpenRoot {
         /// The root on the host.
         root: PathBuf,
