@@ -106,8 +106,13 @@ fn passing_check_reports_healthy(runtime: &str) {
         "the check runs with the payload's environment and user: {state}"
     );
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let st = child.wait().unwrap();
-    assert_eq!(st.code(), Some(0), "the payload's own exit");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the payload's own exit; berth said: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!path.exists(), "the state goes with the container");
 }
 
@@ -155,6 +160,45 @@ fn failing_checks_stop_the_container_and_berth_exits_unhealthy() {
     );
     assert!(!alive(init), "the container is gone");
     assert!(!state_file(&b, &id).exists());
+}
+
+/// A payload that takes a second to stop after SIGTERM, and whose check
+/// fails while it stops (its init becomes `sleep`): `systemctl stop` of a
+/// healthy container ends with the payload's own exit, not berth's
+/// unhealthy one. Checks stop when the stop begins.
+#[test]
+fn checks_stop_when_the_container_is_being_stopped() {
+    if !common::require_root() {
+        return;
+    }
+    let (b, dir) = setup_with(
+        "trap 'exec sleep 1' TERM; while :; do sleep 0.1; done",
+        "test \"$(cat /proc/1/comm)\" = sh",
+        1,
+    );
+    let id = unique("stopping");
+    let mut child = b
+        .command(&run_args("bundled", &dir, &id))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let path = state_file(&b, &id);
+    wait_for("a passing health check", LONG, || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("berth exited early: {st}");
+        }
+        read_state(&path).is_some_and(|s| s["status"] == "healthy")
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the payload's own exit: {stderr}"
+    );
+    assert!(!stderr.contains("health check failed"), "{stderr}");
 }
 
 // --- install: where the deployment's health.json comes from ---

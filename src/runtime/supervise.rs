@@ -31,6 +31,20 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGWINCH,
 ];
 
+/// Forwarded signals that ask the container to stop (systemd's KillSignal
+/// and the usual alternatives): once one arrives, health checks stop.
+const STOPPING: &[Signal] = &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT];
+
+/// Whether `pid` runs: it exists and is not a zombie (from
+/// `/proc/PID/stat`, whose state follows the last `)`).
+fn running(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| !matches!(state, "Z" | "X" | "x"))
+    })
+}
+
 /// The blocked signals, read through a signalfd.
 #[derive(Debug)]
 pub struct Signals {
@@ -234,9 +248,18 @@ pub fn wait_until(
             if sig == Signal::SIGCHLD {
                 continue;
             }
+            if STOPPING.contains(&sig) {
+                if let Some(h) = health.as_deref_mut() {
+                    h.stop_checking();
+                }
+            }
             held.push(sig);
         }
-        if let Some(sig) = health.as_deref_mut().and_then(|h| h.tick(relay)) {
+        let init_runs = || target().is_none_or(running);
+        if let Some(sig) = health
+            .as_deref_mut()
+            .and_then(|h| h.tick(relay, &init_runs))
+        {
             held.push(sig);
         }
         held.deliver(pid, target);

@@ -45,6 +45,9 @@ pub struct Checker {
     group: Option<Pid>,
     stopping: Option<Instant>,
     killed: bool,
+    /// Set once the container is being stopped from outside: no check
+    /// starts, and none that ends counts.
+    quiet: bool,
 }
 
 impl Checker {
@@ -80,6 +83,7 @@ impl Checker {
             group: None,
             stopping: None,
             killed: false,
+            quiet: false,
         };
         c.save();
         Some(c)
@@ -90,6 +94,19 @@ impl Checker {
         self.stopping.is_some()
     }
 
+    /// The container is being stopped from outside (a terminating signal
+    /// was forwarded to it): a running check is killed, no other starts,
+    /// and the state stands as it was. A check racing a payload that is
+    /// shutting down would fail, and failures would turn the payload's own
+    /// exit into [`UNHEALTHY_EXIT`].
+    pub fn stop_checking(&mut self) {
+        if self.quiet {
+            return;
+        }
+        self.quiet = true;
+        self.end();
+    }
+
     /// How long the supervisor's `poll` may sleep.
     pub fn poll_timeout(&self) -> PollTimeout {
         let age = self.t0.elapsed();
@@ -97,7 +114,10 @@ impl Checker {
             .stopping
             .filter(|_| !self.killed)
             .map(|s| (s + STOP_GRACE).saturating_duration_since(Instant::now()));
-        let next = self.machine.deadline().map(|d| d.saturating_sub(age));
+        let next = (!self.quiet)
+            .then(|| self.machine.deadline())
+            .flatten()
+            .map(|d| d.saturating_sub(age));
         let wait = match (stop, next) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -111,9 +131,11 @@ impl Checker {
 
     /// Does what is due: reaps a finished check, starts or kills one, and
     /// returns a signal for the container when the checks stop it (SIGTERM,
-    /// then SIGKILL after [`STOP_GRACE`]).
-    pub fn tick(&mut self, relay: Option<&Relay>) -> Option<Signal> {
-        if let Some(sig) = self.reap(relay) {
+    /// then SIGKILL after [`STOP_GRACE`]). `running` tells whether the
+    /// container's init still runs: a check that failed after it ended
+    /// does not count (the container is going, and its own exit stands).
+    pub fn tick(&mut self, relay: Option<&Relay>, running: &dyn Fn() -> bool) -> Option<Signal> {
+        if let Some(sig) = self.reap(relay, running) {
             return Some(sig);
         }
         if let Some(since) = self.stopping {
@@ -121,6 +143,9 @@ impl Checker {
                 self.killed = true;
                 return Some(Signal::SIGKILL);
             }
+            return None;
+        }
+        if self.quiet {
             return None;
         }
         match self.machine.poll(self.t0.elapsed()) {
@@ -185,7 +210,7 @@ impl Checker {
         }
     }
 
-    fn reap(&mut self, relay: Option<&Relay>) -> Option<Signal> {
+    fn reap(&mut self, relay: Option<&Relay>, running: &dyn Fn() -> bool) -> Option<Signal> {
         let status = match self.child.as_mut().map(Child::try_wait) {
             Some(Ok(Some(s))) => s,
             Some(Ok(None)) | None => return None,
@@ -208,6 +233,14 @@ impl Checker {
         } else {
             status.code()
         };
+        if exit != Some(0) && !running() {
+            tracing::debug!(
+                "{}: the container ended; its last check does not count",
+                self.ctr.display()
+            );
+            self.quiet = true;
+            return None;
+        }
         let check = Check {
             at: epoch(),
             exit,
