@@ -989,7 +989,15 @@ fn sigterm_to_berth_stops_an_init_without_a_handler() {
     // `sleep` as the container's PID 1 has no SIGTERM handler, so the kernel
     // would drop a forwarded SIGTERM and `systemctl stop` would wait out
     // TimeoutStopSec; berth delivers SIGKILL instead.
-    let Sleeper { child, rx: _rx, .. } = sleeper("term");
+    // `_b` keeps the root (and the container's state in it) until the end:
+    // dropped early, the state would go before berth deletes the container,
+    // and its cgroups would stay behind on the host.
+    let Sleeper {
+        b: _b,
+        child,
+        rx: _rx,
+        ..
+    } = sleeper("term");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
