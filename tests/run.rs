@@ -981,6 +981,51 @@ fn berth_run_binary_runs_bundles_without_libostree() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-bundle"));
 }
 
+/// The directory of `pid`'s memory cgroup (v1), or its unified one.
+fn memory_cgroup(pid: u32) -> PathBuf {
+    let all = cgroups(pid);
+    let (ctrls, path) = all
+        .iter()
+        .find(|(c, _)| c.split(',').any(|c| c == "memory"))
+        .or_else(|| all.iter().find(|(c, _)| c.is_empty()))
+        .unwrap();
+    Path::new("/sys/fs/cgroup")
+        .join(ctrls)
+        .join(path.trim_start_matches('/'))
+}
+
+/// The runtime's state removed under a running container (a wiped `/run`):
+/// once the container ends, berth still removes its cgroup from the host.
+#[test]
+fn the_cgroup_goes_even_when_the_runtime_state_went_first() {
+    if !common::require_root() {
+        return;
+    }
+    let Sleeper {
+        b,
+        id,
+        child,
+        rx: _rx,
+        ..
+    } = sleeper("nostate");
+    let init = container_pid(child.id());
+    let cg = memory_cgroup(init);
+    assert!(
+        cg.ends_with(format!("berth-{id}")) && cg.is_dir(),
+        "{}",
+        cg.display()
+    );
+    let state = b.root().join("run/berth/runtime/state").join(&id);
+    std::fs::remove_dir_all(&state).unwrap();
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let (_, err) = wait_exit(child);
+    assert!(
+        !cg.exists(),
+        "{} is left on the host; berth said: {err}",
+        cg.display()
+    );
+}
+
 #[test]
 fn sigterm_to_berth_stops_an_init_without_a_handler() {
     if !common::require_root() {

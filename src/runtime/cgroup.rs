@@ -178,6 +178,25 @@ pub fn parent_dirs(mountinfo: &str, base: &Path) -> Vec<PathBuf> {
     }
 }
 
+/// Removes what is left of a container's cgroup `path` (its `cgroupsPath`)
+/// after the runtime's delete: the runtime finds the cgroup through the
+/// container's state, and a state removed under a running container (a
+/// wiped `/run`, an operator's `rm`) would leave it on the host. Only empty
+/// directories go (`rmdir`; a cgroup with processes is `EBUSY` and stays);
+/// returns the directories that could not be removed, with why.
+pub fn remove_leftover(path: &Path) -> Vec<(PathBuf, std::io::Error)> {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    parent_dirs(&mountinfo, path)
+        .into_iter()
+        .filter_map(|dir| match std::fs::remove_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some((dir, e)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

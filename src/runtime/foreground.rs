@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::Signal;
 
 use super::activation::{self, Listen};
+use super::cgroup;
 use super::handoff::{self, Handoff, RelayFd};
 use super::health::checker::{Checker, UNHEALTHY_EXIT};
 use super::notify::NotifyEnv;
@@ -210,8 +211,10 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
         )
     })?;
     let signals = Signals::block()?;
+    let mut cgroup = None;
     let r = (|| {
         let rendered = prepare::render(&paths, &o.id, bundle, &listen, &notify, o.runtime.name())?;
+        cgroup = Some(rendered.cgroup.clone());
         if !rendered.hardening.dropped_capabilities.is_empty() {
             tracing::warn!(
                 "{}: dropping capabilities outside berth's bounding set: {}",
@@ -290,6 +293,15 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
     })();
     let unlinked = o.pid_file.as_deref().map_or(Ok(()), remove_pid_file);
     let deleted = rt.delete(&o.id);
+    if deleted.is_ok() {
+        for (dir, e) in cgroup
+            .as_deref()
+            .map(cgroup::remove_leftover)
+            .unwrap_or_default()
+        {
+            tracing::warn!("{}: removing its cgroup {}: {e}", o.id, dir.display());
+        }
+    }
     let removed = prepare::remove_ctr(&paths, &o.id);
     signals.unblock();
     let exit = r?;

@@ -109,6 +109,8 @@ pub struct Rendered {
     pub req: RunRequest,
     /// The notify relay, when systemd gave berth a `NOTIFY_SOCKET`.
     pub relay: Option<Relay>,
+    /// The container's cgroup (`cgroupsPath`), relative to each hierarchy.
+    pub cgroup: PathBuf,
     /// Capabilities dropped because berth does not hold them (reported as
     /// warnings by the caller).
     pub hardening: Hardening,
@@ -180,7 +182,8 @@ pub fn render(
     if runtime_name == "bundled" && !nix::unistd::geteuid().is_root() {
         check_delegated(&cg.base())?;
     }
-    spec::set_cgroups_path(s, &cg.container_path(id));
+    let cgroup = cg.container_path(id);
+    spec::set_cgroups_path(s, &cgroup);
     match cg.leave_unit_root() {
         Ok(Some(sup)) => tracing::debug!("{id}: berth moved into {}", sup.display()),
         Ok(None) => {}
@@ -219,6 +222,7 @@ pub fn render(
             listen_fds: listen.fds,
         },
         relay,
+        cgroup,
         hardening,
     })
 }
