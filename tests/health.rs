@@ -15,7 +15,7 @@ mod common;
 mod run_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{unique, wait_for, Berth};
@@ -77,27 +77,38 @@ fn run_args<'a>(runtime: &'a str, bundle: &'a Path, id: &'a str) -> Vec<&'a std:
     ]
 }
 
+/// `berth run` of `dir` as container `id` under `runtime`, its stderr piped.
+fn spawn_run(b: &Berth, runtime: &str, dir: &Path, id: &str) -> Child {
+    b.command(&run_args(runtime, dir, id))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the state at `path` to say `healthy` (berth still running)
+/// and returns it.
+fn wait_healthy(child: &mut Child, path: &Path) -> Value {
+    let mut state = Value::Null;
+    wait_for("a passing health check in the state file", LONG, || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("berth exited early: {st}");
+        }
+        state = read_state(path).unwrap_or(Value::Null);
+        state["status"] == "healthy"
+    });
+    state
+}
+
 fn passing_check_reports_healthy(runtime: &str) {
     let (b, dir) = setup(
         "echo \"probe $FOO uid=$(id -u)\"; test -e /proc/1/status",
         3,
     );
     let id = unique("healthy");
-    let mut child = b
-        .command(&run_args(runtime, &dir, &id))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&b, runtime, &dir, &id);
     let path = state_file(&b, &id);
-    let mut state = Value::Null;
-    wait_for("a passing health check in the state file", LONG, || {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("berth exited early: {st}");
-        }
-        state = read_state(&path).unwrap_or(Value::Null);
-        state["status"] == "healthy"
-    });
+    let state = wait_healthy(&mut child, &path);
     assert_eq!(state["failing_streak"], 0, "{state}");
     assert_eq!(state["last"]["exit"], 0, "{state}");
     assert_eq!(
@@ -139,12 +150,7 @@ fn failing_checks_stop_the_container_and_berth_exits_unhealthy() {
     }
     let (b, dir) = setup("echo not yet; exit 3", 2);
     let id = unique("unhealthy");
-    let child = b
-        .command(&run_args("bundled", &dir, &id))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&b, "bundled", &dir, &id);
     let berth = child.id();
     let mut init = 0;
     wait_for("the container's init", LONG, || {
@@ -177,19 +183,8 @@ fn checks_stop_when_the_container_is_being_stopped() {
         1,
     );
     let id = unique("stopping");
-    let mut child = b
-        .command(&run_args("bundled", &dir, &id))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let path = state_file(&b, &id);
-    wait_for("a passing health check", LONG, || {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("berth exited early: {st}");
-        }
-        read_state(&path).is_some_and(|s| s["status"] == "healthy")
-    });
+    let mut child = spawn_run(&b, "bundled", &dir, &id);
+    wait_healthy(&mut child, &state_file(&b, &id));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -441,12 +436,7 @@ fn ready_after_checks(payload: &str) -> (Vec<String>, Value, u32) {
     let (sock, path) = systemd_socket(b.dir());
     b.set_env("NOTIFY_SOCKET", &path);
     let id = unique("ready");
-    let mut child = b
-        .command(&run_args("bundled", &dir, &id))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&b, "bundled", &dir, &id);
     let mut seen = Vec::new();
     let state = loop {
         let m = recv(&sock);

@@ -114,9 +114,10 @@ impl Checker {
             .stopping
             .filter(|_| !self.killed)
             .map(|s| (s + STOP_GRACE).saturating_duration_since(Instant::now()));
-        let next = (!self.quiet)
-            .then(|| self.machine.deadline())
-            .flatten()
+        let next = self
+            .machine
+            .deadline()
+            .filter(|_| !self.quiet)
             .map(|d| d.saturating_sub(age));
         let wait = match (stop, next) {
             (Some(a), Some(b)) => Some(a.min(b)),
