@@ -41,6 +41,12 @@ struct Opt {
     /// started; removed when it ends (and by --cleanup).
     #[arg(long, value_name = "PATH")]
     pid_file: Option<String>,
+    /// With crun: once the container is prepared, become crun (same pid)
+    /// instead of supervising it, unless a health check, --pid-file or a
+    /// watchdog needs berth-run; the unit's --cleanup removes berth's files
+    /// afterwards. Units of crun containers are rendered with it.
+    #[arg(long, conflicts_with = "cleanup")]
+    exec_runtime: bool,
     /// Do not run: remove the state (and --pid-file) a killed berth-run left
     /// for NAME; does nothing while a berth-run runs it (a unit's ExecStopPost).
     #[arg(long, conflicts_with = "bundle")]
@@ -125,6 +131,7 @@ fn main() {
         runtime,
         pid_file,
         hand_off: true,
+        exec_runtime: o.exec_runtime,
     };
     let code = match foreground::run(&run) {
         Ok(exit) => exit.code(),

@@ -126,6 +126,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> i32 {
         runtime,
         pid_file,
         hand_off: false,
+        exec_runtime: false,
     };
     match foreground::run(&o) {
         Ok(exit) => exit.code(),

@@ -62,14 +62,32 @@ impl Commands {
         }
     }
 
+    /// True if `berth-run` may become the runtime (`--exec-runtime`):
+    /// crun, run through berth-run, with no pid file to write.
+    fn exec_runtime(&self, pid_file: Option<&str>) -> bool {
+        let crun = self
+            .external
+            .as_deref()
+            .is_some_and(|r| Path::new(r).file_name().is_some_and(|n| n == "crun"));
+        crun && self.lean.is_some() && pid_file.is_none()
+    }
+
     /// PURE: `EXEC_START`, `EXEC_STOP`, `EXEC_STOPPOST` of container `name`,
-    /// with `--pid-file` when the unit template asked for one.
+    /// with `--pid-file` when the unit template asked for one, and
+    /// `--exec-runtime` when berth-run may become crun
+    /// ([`crate::runtime::direct`]; the `--cleanup` of `EXEC_STOPPOST`
+    /// removes berth's files after it).
     pub fn exec(&self, name: &str, pid_file: Option<&str>) -> [String; 3] {
         let pid = pid_file
             .map(|p| format!(" --pid-file {p}"))
             .unwrap_or_default();
+        let start = if self.exec_runtime(pid_file) {
+            " --exec-runtime"
+        } else {
+            ""
+        };
         [
-            self.run(&pid, name),
+            self.run(&format!("{start}{pid}"), name),
             format!("{}{} kill --if-running {name}", self.berth, self.scope),
             self.run(&format!(" --cleanup{pid}"), name),
         ]
@@ -233,7 +251,27 @@ mod tests {
 
     #[test]
     fn commands_carry_scope_runtime_and_pid_file() {
-        let table: [(Commands, Option<&str>, [&str; 3], &str); 5] = [
+        let table: [(Commands, Option<&str>, [&str; 3], &str); 7] = [
+            (
+                cmds(true, "", Some("/usr/bin/crun")),
+                None,
+                [
+                    "/usr/bin/berth-run --runtime /usr/bin/crun --exec-runtime etcd",
+                    "/usr/bin/berth kill --if-running etcd",
+                    "/usr/bin/berth-run --runtime /usr/bin/crun --cleanup etcd",
+                ],
+                "/usr/bin/crun",
+            ),
+            (
+                cmds(true, " --user", Some("/usr/sbin/runc")),
+                None,
+                [
+                    "/usr/bin/berth-run --user --runtime /usr/sbin/runc etcd",
+                    "/usr/bin/berth --user kill --if-running etcd",
+                    "/usr/bin/berth-run --user --runtime /usr/sbin/runc --cleanup etcd",
+                ],
+                "/usr/sbin/runc",
+            ),
             (
                 cmds(true, "", None),
                 None,

@@ -58,8 +58,31 @@ impl External {
         c
     }
 
-    fn name(&self) -> String {
+    /// The runtime's path, as messages name it.
+    pub fn name(&self) -> String {
         self.bin.display().to_string()
+    }
+
+    /// True if the binary is crun (by its file name).
+    pub fn is_crun(&self) -> bool {
+        self.bin.file_name().is_some_and(|n| n == "crun")
+    }
+
+    /// `RUNTIME --root R run --bundle RENDERED [--pid-file P]
+    /// [--preserve-fds=N] ID`, its state root created.
+    pub fn run_command(&self, req: &RunRequest, pid_file: bool) -> Result<Command> {
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| RuntimeError::io("creating", &self.root, e))?;
+        let mut cmd = self.command();
+        cmd.arg("run").arg("--bundle").arg(&req.rendered);
+        if pid_file {
+            cmd.arg("--pid-file").arg(self.pid_file(&req.id));
+        }
+        if req.listen_fds > 0 {
+            cmd.arg(format!("--preserve-fds={}", req.listen_fds));
+        }
+        cmd.arg(&req.id);
+        Ok(cmd)
     }
 
     fn pid_file(&self, id: &str) -> PathBuf {
@@ -119,18 +142,7 @@ impl Runtime for External {
     }
 
     fn start(&mut self, req: &RunRequest) -> Result<Pid> {
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| RuntimeError::io("creating", &self.root, e))?;
-        let mut cmd = self.command();
-        cmd.arg("run")
-            .arg("--bundle")
-            .arg(&req.rendered)
-            .arg("--pid-file")
-            .arg(self.pid_file(&req.id));
-        if req.listen_fds > 0 {
-            cmd.arg(format!("--preserve-fds={}", req.listen_fds));
-        }
-        cmd.arg(&req.id);
+        let cmd = self.run_command(req, true)?;
         self.spawn(cmd)
     }
 
@@ -197,6 +209,10 @@ impl Runtime for External {
         }
         let sig = (signal as i32).to_string();
         self.run("kill", &["kill", id, &sig])
+    }
+
+    fn as_external(&self) -> Option<&External> {
+        Some(self)
     }
 }
 

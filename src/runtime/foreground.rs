@@ -15,9 +15,12 @@ use nix::sys::signal::Signal;
 
 use super::activation::{self, Listen};
 use super::cgroup;
+use super::direct;
 use super::handoff::{self, Handoff, RelayFd};
 use super::health::checker::{Checker, UNHEALTHY_EXIT};
 use super::notify::NotifyEnv;
+pub use super::pid_file::{check_pid_file, PidFileError};
+use super::pid_file::{remove_pid_file, write_pid_file};
 use super::supervise::{self, Signals, Waited};
 use super::{
     check_id, open, prepare, ExecUser, Exit, IdLock, Paths, Result, Runtime, RuntimeChoice,
@@ -57,94 +60,11 @@ pub struct RunOptions {
     /// [`handoff::AFTER`] (berth-run, whose [`handoff::MARKER`] mode resumes
     /// it; `berth` itself has no such mode).
     pub hand_off: bool,
-}
-
-/// Why a `--pid-file` path is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PidFileError {
-    /// Not starting with `/`.
-    #[error("{path:?} is not an absolute path")]
-    NotAbsolute {
-        /// The path given.
-        path: String,
-    },
-    /// A `.`, `..` or empty component, or nothing after the last `/`.
-    #[error("{path:?} is not a normalised file path (no ., .., // or trailing /)")]
-    NotNormal {
-        /// The path given.
-        path: String,
-    },
-    /// A character a unit's command line or a reader would split or expand.
-    #[error(
-        "{path:?} contains {character:?}; use a path without spaces, quotes, \\, $, % or control characters"
-    )]
-    BadCharacter {
-        /// The path given.
-        path: String,
-        /// The first offending character.
-        character: char,
-    },
-}
-
-/// PURE: checks a pid file path: absolute, normalised, and one word of
-/// plain characters, so that it names exactly the file the operator wrote
-/// and survives a unit's `ExecStart=` line unchanged.
-pub fn check_pid_file(path: &str) -> std::result::Result<(), PidFileError> {
-    let owned = || path.to_string();
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err(PidFileError::NotAbsolute { path: owned() });
-    };
-    if let Some(character) = path.chars().find(|c| {
-        c.is_control()
-            || c.is_whitespace()
-            || matches!(c, '"' | '\'' | '\\' | '$' | '%' | '`' | ';')
-    }) {
-        return Err(PidFileError::BadCharacter {
-            path: owned(),
-            character,
-        });
-    }
-    if rest
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(PidFileError::NotNormal { path: owned() });
-    }
-    Ok(())
-}
-
-/// Writes `pid` to `path` atomically: a temporary file beside it, renamed
-/// over it, so a reader sees the old content or the whole new one and a
-/// symlink at `path` is replaced, not followed.
-fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.{pid}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)
-        .map_err(|e| RuntimeError::io("creating the pid file", &tmp, e))?;
-    let written = f
-        .write_all(format!("{pid}\n").as_bytes())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(RuntimeError::io("writing the pid file", path, e));
-    }
-    Ok(())
-}
-
-/// Removes the pid file if it is there.
-pub(crate) fn remove_pid_file(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(RuntimeError::io("removing the pid file", path, e)),
-    }
+    /// May become the runtime once the container is prepared, when there
+    /// is nothing to supervise (`berth-run --exec-runtime`; see
+    /// [`super::direct`]). The caller must remove `ctr/ID/` afterwards
+    /// (`--cleanup`).
+    pub exec_runtime: bool,
 }
 
 /// Removes what a dead berth left for `id` (held lock required): the state of
@@ -210,18 +130,16 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
             e,
         )
     })?;
+    if let Some(ext) = runtime_to_become(o, rt.as_ref(), &notify) {
+        let e = direct::exec(&paths, &o.id, bundle, &listen, &notify, ext, lock.fd());
+        return Err(e);
+    }
     let signals = Signals::block()?;
     let mut cgroup = None;
     let r = (|| {
         let rendered = prepare::render(&paths, &o.id, bundle, &listen, &notify, o.runtime.name())?;
         cgroup = Some(rendered.cgroup.clone());
-        if !rendered.hardening.dropped_capabilities.is_empty() {
-            tracing::warn!(
-                "{}: dropping capabilities outside berth's bounding set: {}",
-                o.id,
-                rendered.hardening.dropped_capabilities.join(", ")
-            );
-        }
+        prepare::warn_dropped(&o.id, &rendered.hardening);
         let (pid, pending) = if rt.inherits_signal_mask() {
             signals.with_unblocked(|| rt.start(&rendered.req))
         } else {
@@ -311,6 +229,29 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
     Ok(exit)
 }
 
+/// The external runtime berth-run becomes (`--exec-runtime`), when
+/// [`direct::plan`] allows it; `None` keeps berth-run as the supervisor.
+fn runtime_to_become<'a>(
+    o: &RunOptions,
+    rt: &'a dyn Runtime,
+    notify: &NotifyEnv,
+) -> Option<&'a super::external::External> {
+    let ext = rt.as_external().filter(|_| o.exec_runtime)?;
+    let inputs = direct::Inputs {
+        crun: ext.is_crun(),
+        pid_file: o.pid_file.is_some(),
+        health_check: direct::has_health_check(&o.bundle),
+        watchdog: notify.watchdog_usec.is_some(),
+    };
+    match direct::plan(inputs) {
+        Ok(()) => Some(ext),
+        Err(why) => {
+            tracing::debug!("{}: berth-run stays as the supervisor: {why}", o.id);
+            None
+        }
+    }
+}
+
 /// Runs `args` inside running container `id`; returns how it ended.
 pub fn exec(layout: &Layout, runtime: &RuntimeChoice, id: &str, args: &[String]) -> Result<Exit> {
     check_id(id)?;
@@ -352,59 +293,4 @@ pub fn kill(layout: &Layout, runtime: &RuntimeChoice, id: &str, signal: Signal) 
         .recorded_runtime(id)
         .unwrap_or_else(|| runtime.clone());
     open(&choice, &paths)?.kill(id, signal)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pid_file_paths_must_be_absolute_normal_plain() {
-        for ok in ["/run/container-etcd.pid", "/run/user/1000/x.pid", "/a"] {
-            assert_eq!(check_pid_file(ok), Ok(()), "{ok}");
-        }
-        for bad in ["run/x.pid", "", "x", "./x"] {
-            assert!(
-                matches!(check_pid_file(bad), Err(PidFileError::NotAbsolute { .. })),
-                "{bad}"
-            );
-        }
-        for bad in ["/", "/run/", "/run//x", "/run/./x", "/run/../etc/x", "/.."] {
-            assert!(
-                matches!(check_pid_file(bad), Err(PidFileError::NotNormal { .. })),
-                "{bad}"
-            );
-        }
-        for (bad, c) in [
-            ("/run/a b", ' '),
-            ("/run/a\nb", '\n'),
-            ("/run/$X", '$'),
-            ("/run/%n.pid", '%'),
-            ("/run/\"x", '"'),
-            ("/run/a\\b", '\\'),
-        ] {
-            assert_eq!(
-                check_pid_file(bad),
-                Err(PidFileError::BadCharacter {
-                    path: bad.into(),
-                    character: c
-                }),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn pid_file_is_replaced_atomically_and_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.pid");
-        std::os::unix::fs::symlink("/nonexistent/target", &p).unwrap();
-        write_pid_file(&p, 42).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "42\n");
-        assert!(!std::fs::symlink_metadata(&p).unwrap().is_symlink());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        remove_pid_file(&p).unwrap();
-        remove_pid_file(&p).unwrap();
-        assert!(!p.exists());
-    }
 }

@@ -30,7 +30,7 @@ use nix::unistd::Pid;
 
 use super::notify::Relay;
 use super::supervise::{self, Signals};
-use super::{foreground, open, prepare, Exit, Paths, Result, RuntimeChoice, RuntimeError};
+use super::{open, prepare, Exit, Paths, Result, RuntimeChoice, RuntimeError};
 
 /// The first argument that makes berth-run resume a hand-off instead of
 /// parsing a command line.
@@ -229,7 +229,7 @@ fn adopt(fd: RawFd) -> Result<OwnedFd> {
 }
 
 /// The second image: supervises the handed-off container to its end and
-/// cleans up as [`foreground::run`] would have; returns how it ended.
+/// cleans up as [`super::foreground::run`] would have; returns how it ended.
 pub fn resume(h: &Handoff) -> Result<Exit> {
     // Executed as /proc/self/exe, this image is named `exe`: give it back
     // the name `ps -C`, `pgrep -x` and `top` know it by.
@@ -271,7 +271,7 @@ pub fn resume(h: &Handoff) -> Result<Exit> {
     let unlinked = h
         .pid_file
         .as_deref()
-        .map_or(Ok(()), foreground::remove_pid_file);
+        .map_or(Ok(()), super::pid_file::remove_pid_file);
     let deleted = rt.and_then(|mut rt| rt.delete(&h.id));
     let removed = prepare::remove_ctr(&paths, &h.id);
     signals.unblock();

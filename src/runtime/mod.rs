@@ -36,12 +36,14 @@ pub mod activation;
 pub mod bundled;
 pub mod cgroup;
 pub mod defaults;
+pub mod direct;
 pub mod external;
 pub mod foreground;
 pub mod handoff;
 pub mod health;
 pub mod legacy;
 pub mod notify;
+pub mod pid_file;
 pub mod preflight;
 pub mod prepare;
 pub mod spec;
@@ -445,6 +447,12 @@ pub trait Runtime {
     ) -> Result<nix::unistd::Pid>;
     /// Sends `signal` to the init of running container `id`.
     fn kill(&self, id: &str, signal: Signal) -> Result<()>;
+
+    /// The external runtime this is, if it is one (for
+    /// [`direct`]: berth-run becoming it).
+    fn as_external(&self) -> Option<&external::External> {
+        None
+    }
 }
 
 /// The runtime for a choice.

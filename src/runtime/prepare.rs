@@ -227,6 +227,16 @@ pub fn render(
     })
 }
 
+/// Warns about the capabilities [`render`] dropped, if any.
+pub fn warn_dropped(id: &str, hardening: &Hardening) {
+    if !hardening.dropped_capabilities.is_empty() {
+        tracing::warn!(
+            "{id}: dropping capabilities outside berth's bounding set: {}",
+            hardening.dropped_capabilities.join(", ")
+        );
+    }
+}
+
 /// Removes berth's own directory for `id` (the rendered bundle, the socket).
 pub fn remove_ctr(paths: &Paths, id: &str) -> Result<()> {
     let ctr = paths.ctr(id);

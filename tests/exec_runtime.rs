@@ -1,0 +1,314 @@
+//! `berth-run --runtime crun --exec-runtime` (what units of crun containers
+//! run): berth-run prepares the container and becomes crun, same pid. What a
+//! unit relies on must hold as in the supervised path: the pid is the one
+//! systemd started and stays until the container ends, signals reach the
+//! init, READY=1 reaches systemd from that pid, the exit code mirrors the
+//! container, the id stays locked, `berth exec`/`kill` find the container,
+//! and the unit's `--cleanup` leaves nothing behind. When berth-run has work
+//! of its own (a health check, a watchdog), it stays the supervisor. As
+//! root, with crun installed; no timing assertions.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
+mod common;
+#[allow(dead_code)] // shared with tests/run.rs, which uses all of it
+mod run_support;
+
+use std::io::{BufRead, BufReader, IoSliceMut};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{unique, wait_for, Berth};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use run_support::{alive, bundle, cgroups, config, rootfs};
+use serde_json::json;
+
+const LONG: Duration = Duration::from_secs(60);
+const LEAN: &str = env!("CARGO_BIN_EXE_berth-run");
+
+fn crun() -> Option<PathBuf> {
+    if !common::require_root() || !common::require("crun") {
+        return None;
+    }
+    common::which("crun")
+}
+
+/// The payload: notifies on USR1, echoes HUP, ends with 3 on TERM.
+const PAYLOAD: &str = "trap 'berth-test-helper notify READY=1 STATUS=up; echo notified' USR1; \
+                       trap 'echo got HUP' HUP; trap 'echo got TERM; exit 3' TERM; echo up; \
+                       while true; do sleep 1 & wait; done";
+
+fn lean(b: &Berth, crun: &Path, bundle: &Path, id: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(LEAN);
+    c.arg("--root")
+        .arg(b.root())
+        .arg("--runtime")
+        .arg(crun)
+        .args(extra)
+        .arg("--bundle")
+        .arg(bundle)
+        .arg(id)
+        .stdin(Stdio::null());
+    c
+}
+
+fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for `want` from the container; on anything else, fails with
+/// berth-run's stderr.
+fn expect_line(rx: &mpsc::Receiver<String>, child: Child, want: &str) -> Child {
+    match rx.recv_timeout(LONG) {
+        Ok(l) if l.trim() == want => child,
+        other => {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "wanted {want:?} from the container, got {other:?}; berth-run: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        }
+    }
+}
+
+/// systemd's side of `NOTIFY_SOCKET`: every datagram as (text, sender
+/// pid), and the fds a message carries closed once it is read, which is
+/// how systemd answers `sd_notify_barrier()` (crun sends `BARRIER=1` after
+/// `READY=1` and waits for that close).
+fn fake_systemd(sock: UnixDatagram) -> mpsc::Receiver<(String, i32)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixCredentials};
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || loop {
+        let mut buf = [0u8; 4096];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!(UnixCredentials, [RawFd; 8]);
+        let Ok(m) = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        ) else {
+            break;
+        };
+        let mut pid = -1;
+        for c in m.cmsgs().unwrap() {
+            match c {
+                ControlMessageOwned::ScmCredentials(cr) => pid = cr.pid(),
+                ControlMessageOwned::ScmRights(fds) => {
+                    for fd in fds {
+                        // SAFETY: the fd was just received and is owned here.
+                        #[allow(unsafe_code)]
+                        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let n = m.bytes;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if tx.send((text, pid)).is_err() {
+            break;
+        }
+    });
+    rx
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn runtime_dir(b: &Berth, sub: &str, id: &str) -> PathBuf {
+    b.root().join("run/berth/runtime").join(sub).join(id)
+}
+
+/// The init's v1 memory cgroup (or its unified one) as a directory.
+fn memory_cgroup(pid: u32) -> PathBuf {
+    let all = cgroups(pid);
+    let (ctrls, path) = all
+        .iter()
+        .find(|(c, _)| c.split(',').any(|c| c == "memory"))
+        .or_else(|| all.iter().find(|(c, _)| c.is_empty()))
+        .unwrap();
+    Path::new("/sys/fs/cgroup")
+        .join(ctrls)
+        .join(path.trim_start_matches('/'))
+}
+
+#[test]
+fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
+    let Some(crun) = crun() else { return };
+    let b = Berth::new();
+    let dir = bundle(
+        &b.dir().join("bundle"),
+        &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
+    );
+    let systemd_path = b.dir().join("systemd-notify.sock");
+    let systemd = UnixDatagram::bind(&systemd_path).unwrap();
+    nix::sys::socket::setsockopt(&systemd, nix::sys::socket::sockopt::PassCred, &true).unwrap();
+    let notified = fake_systemd(systemd);
+    let id = unique("direct");
+    let mut child = lean(&b, &crun, &dir, &id, &["--exec-runtime"])
+        .env("NOTIFY_SOCKET", &systemd_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let rx = lines(&mut child);
+    let child = expect_line(&rx, child, "up");
+
+    // The pid systemd started is crun now, and crun's child is the init.
+    assert_eq!(comm(pid), "crun", "berth-run became crun");
+    let init = run_support::children(pid);
+    assert_eq!(init.len(), 1, "the init is the child of the unit's pid");
+    let cgroup = memory_cgroup(init[0]);
+    assert!(cgroup.is_dir(), "{}", cgroup.display());
+    assert!(runtime_dir(&b, "ctr", &id)
+        .join("bundle/config.json")
+        .exists());
+
+    // The id stays locked: a second berth-run of it is refused (exit 4).
+    let second = lean(&b, &crun, &dir, &id, &["--exec-runtime"])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(4), "{second:?}");
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+
+    // berth exec finds the container through the runtime berth-run recorded.
+    let out = b.run(&["exec", &id, "cat", "/proc/1/comm"]);
+    out.code(0);
+    assert_eq!(out.stdout.trim(), "sh");
+
+    // Signals to the unit's pid reach the init; READY=1 reaches systemd
+    // from that same pid.
+    let p = Pid::from_raw(pid as i32);
+    kill(p, Signal::SIGHUP).unwrap();
+    let child = expect_line(&rx, child, "got HUP");
+    kill(p, Signal::SIGUSR1).unwrap();
+    let child = expect_line(&rx, child, "notified");
+    let (msg, sender) = notified.recv_timeout(LONG).unwrap();
+    assert_eq!(msg, "READY=1");
+    assert_eq!(sender, pid as i32, "sent from the unit's main pid");
+
+    // The unit's ExecStop.
+    b.run(&["kill", "--if-running", &id]).code(0);
+    let child = expect_line(&rx, child, "got TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!runtime_dir(&b, "crun", &id).exists(), "crun's state went");
+    assert!(!cgroup.exists(), "the container's cgroup went");
+
+    // The unit's ExecStopPost removes berth's files.
+    assert!(runtime_dir(&b, "ctr", &id).exists());
+    let st = Command::new(LEAN)
+        .arg("--root")
+        .arg(b.root())
+        .arg("--runtime")
+        .arg(&crun)
+        .args(["--cleanup", &id])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(!runtime_dir(&b, "ctr", &id).exists(), "ctr/ID removed");
+
+    // Killed with crun (kill -9 of the unit's pid), the next start still
+    // works: the lock went with the process and the stale state is removed.
+    let mut child = lean(&b, &crun, &dir, &id, &["--exec-runtime"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    let mut child = expect_line(&rx, child, "up");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let again = bundle(
+        &b.dir().join("bundle2"),
+        &config(&rootfs(), &["/bin/sh", "-c", "exit 5"]),
+    );
+    // The init may outlive crun for a moment (PDEATHSIG): wait for the id.
+    wait_for("the killed container to go", LONG, || {
+        let out = lean(&b, &crun, &again, &id, &["--exec-runtime"])
+            .output()
+            .unwrap();
+        out.status.code() == Some(5)
+    });
+}
+
+#[test]
+fn berth_run_stays_the_supervisor_when_it_has_work() {
+    let Some(crun) = crun() else { return };
+    let b = Berth::new();
+    let plain = bundle(
+        &b.dir().join("plain"),
+        &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
+    );
+    let checked = bundle(
+        &b.dir().join("checked"),
+        &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
+    );
+    let health = json!({
+        "command": {"kind": "shell", "argv": "true"},
+        "interval": "30s",
+        "timeout": "20s",
+        "start_period": "0s",
+        "retries": 3,
+    });
+    std::fs::write(checked.join("health.json"), health.to_string()).unwrap();
+    let cases: [(&Path, Option<&str>, &str); 2] = [
+        (&checked, None, "a health check"),
+        (&plain, Some("30000000"), "a watchdog"),
+    ];
+    for (dir, watchdog, why) in cases {
+        let id = unique("stays");
+        let mut cmd = lean(&b, &crun, dir, &id, &["--exec-runtime"]);
+        if let Some(w) = watchdog {
+            cmd.env("WATCHDOG_USEC", w);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let rx = lines(&mut child);
+        let child = expect_line(&rx, child, "up");
+        assert_eq!(comm(pid), "berth-run", "with {why}, berth-run supervises");
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{why}: {out:?}");
+        assert!(!alive(pid));
+        assert!(
+            !runtime_dir(&b, "ctr", &id).exists(),
+            "{why}: the supervisor removed ctr/ID itself"
+        );
+    }
+}
