@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Start path of one container (issue 16): CPU time and system calls of
-# `berth-run --bundle B ID` and `berth-run --runtime crun --bundle B ID`
-# against `crun run --bundle B ID`, /bin/true in the busybox bundle of
-# benches/run.sh (run that once first, or set BUNDLE).
+# `berth-run --bundle B ID`, `berth-run --runtime crun --bundle B ID` and
+# `berth-run --runtime /usr/bin/crun --exec-runtime --bundle B ID` (what a
+# crun container's unit runs; its `--cleanup`, the unit's ExecStopPost, runs
+# after each start, outside the measure) against `crun run --bundle B ID`,
+# /bin/true in the busybox bundle of benches/run.sh (run that once first, or
+# set BUNDLE).
 #
 # Wall-clock times swing with the machine's load; these measures do not
 # (much): `perf stat -e task-clock` summed over every process of a start,
@@ -32,13 +35,24 @@ trap 'umount "$T" 2>/dev/null || true' EXIT
 # median of the numbers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# cpu NAME...: CMD[NAME] run in interleaved blocks; prints "NAME median-ms"
+# cpu NAME...: CMD[NAME] run in interleaved blocks; prints "NAME median-ms".
+# A command with an AFTER[NAME] runs it after each start, unmeasured.
 cpu() {
-  local d; d=$(mktemp -d)
+  local d r; d=$(mktemp -d)
   for ((i = 0; i < BLOCKS; i++)); do
     for n in "$@"; do
       # shellcheck disable=SC2086
       # (exit status ignored: the "start" command exits 2 by design)
+      if [ -n "${AFTER[$n]:-}" ]; then
+        for ((r = 0; r < REPS; r++)); do
+          perf stat ${PERF_OPTS:-} -x, -e task-clock -o "$d/p" -- ${CMD[$n]} >/dev/null 2>&1 || true
+          grep task-clock "$d/p" | cut -d, -f1 >>"$d/$n.block"
+          ${AFTER[$n]} >/dev/null 2>&1
+        done
+        awk '{ s += $1 } END { print s / NR }' "$d/$n.block" >>"$d/$n"
+        rm -f "$d/$n.block"
+        continue
+      fi
       perf stat ${PERF_OPTS:-} -x, -e task-clock -r "$REPS" -o "$d/p" -- ${CMD[$n]} >/dev/null 2>&1 || true
       grep task-clock "$d/p" | cut -d, -f1 >>"$d/$n"
     done
@@ -53,7 +67,8 @@ calls() { # total system calls of one run of CMD[$1], all processes
   awk '/ total$/ {print $4}' "$W/strace.txt"
 }
 
-declare -A CMD
+declare -A CMD AFTER
+CRUN=$(command -v crun)
 {
   echo "# Start path, $(date -u +%F), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
@@ -66,24 +81,35 @@ declare -A CMD
     root=$T; [ $fs = disk ] && root=$W/disk
     CMD=([crun]="crun --root $root/crun run --bundle $B c1"
          [bundled]="$BR --root $root/b --bundle $B l1"
-         [external]="$BR --root $root/b --runtime crun --bundle $B lc1")
-    for n in crun bundled external; do ${CMD[$n]} >/dev/null 2>&1 || true; done # warm up
+         [external]="$BR --root $root/b --runtime crun --bundle $B lc1"
+         [exec]="$BR --root $root/b --runtime $CRUN --exec-runtime --bundle $B le1")
+    AFTER=([exec]="$BR --root $root/b --runtime $CRUN --cleanup le1")
+    for n in crun bundled external exec; do ${CMD[$n]} >/dev/null 2>&1 || true; done # warm up
+    ${AFTER[exec]}
     declare -A ms=()
-    while read -r n v; do ms[$n]=$v; done < <(cpu crun bundled external)
-    for n in crun bundled external; do
-      label=${CMD[$n]%% --root*}; [ $n = external ] && label="berth-run --runtime crun"
+    while read -r n v; do ms[$n]=$v; done < <(cpu crun bundled external exec)
+    for n in crun bundled external exec; do
+      label=${CMD[$n]%% --root*}; [ $n = external ] && label="berth-run --runtime crun (supervising)"
       [ $n = bundled ] && label="berth-run (bundled)"
+      [ $n = exec ] && label="berth-run --runtime crun --exec-runtime (becomes crun)"
       echo "| $fs | $label | ${ms[$n]} | $(awk -v a="${ms[$n]}" -v b="${ms[crun]}" 'BEGIN{printf "%.2fx", a/b}') | $(calls $n) |"
+      if [ -n "${AFTER[$n]:-}" ]; then ${AFTER[$n]}; fi
     done
+    AFTER=()
   done
   echo
   CMD=([own]="$BR --root $T/b --runtime crun --bundle $B lc1"
+       [ownexec]="$BR --root $T/b --runtime $CRUN --exec-runtime --bundle $B le1"
+       [crunown]="crun --root $T/crun run --bundle $B c1"
        [start]="$BR --supervise-handoff")
   echo "berth-run alone (perf stat --no-inherit), tmpfs state root:"
   echo
-  PERF_OPTS=--no-inherit cpu own start | while read -r n v; do
+  AFTER=([ownexec]="$BR --root $T/b --runtime $CRUN --cleanup le1")
+  PERF_OPTS=--no-inherit cpu own ownexec crunown start | while read -r n v; do
     case $n in
       own) echo "- \`berth-run --runtime crun\`, its own process: $v ms CPU" ;;
+      crunown) echo "- \`crun run\`, its own process (the same measure, for the line above): $v ms CPU" ;;
+      ownexec) echo "- \`berth-run --exec-runtime\`, its process until it exits (berth-run, then crun's parent process after the exec): $v ms CPU" ;;
       start) echo "- its process start and exit alone (\`berth-run --supervise-handoff\` without arguments, exit 2): $v ms CPU" ;;
     esac
   done

@@ -133,6 +133,30 @@ fn fake_systemd(sock: UnixDatagram) -> mpsc::Receiver<(String, i32)> {
     rx
 }
 
+/// Kills a berth-run (or the crun it became) and cleans its container up
+/// when a test ends, so a failed assertion leaves no container running.
+struct Reap<'a> {
+    b: &'a Berth,
+    crun: &'a Path,
+    pid: u32,
+    id: String,
+}
+
+impl Drop for Reap<'_> {
+    fn drop(&mut self) {
+        if alive(self.pid) {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
+        let _ = Command::new(LEAN)
+            .arg("--root")
+            .arg(self.b.root())
+            .arg("--runtime")
+            .arg(self.crun)
+            .args(["--cleanup", &self.id])
+            .status();
+    }
+}
+
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
@@ -177,6 +201,12 @@ fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
         .spawn()
         .unwrap();
     let pid = child.id();
+    let _reap = Reap {
+        b: &b,
+        crun: &crun,
+        pid,
+        id: id.clone(),
+    };
     let rx = lines(&mut child);
     let child = expect_line(&rx, child, "up");
 
@@ -246,6 +276,12 @@ fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let _reap_again = Reap {
+        b: &b,
+        crun: &crun,
+        pid: child.id(),
+        id: id.clone(),
+    };
     let rx = lines(&mut child);
     let mut child = expect_line(&rx, child, "up");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
@@ -299,6 +335,12 @@ fn berth_run_stays_the_supervisor_when_it_has_work() {
             .spawn()
             .unwrap();
         let pid = child.id();
+        let _reap = Reap {
+            b: &b,
+            crun: &crun,
+            pid,
+            id: id.clone(),
+        };
         let rx = lines(&mut child);
         let child = expect_line(&rx, child, "up");
         assert_eq!(comm(pid), "berth-run", "with {why}, berth-run supervises");

@@ -82,9 +82,9 @@ impl Commands {
             .map(|p| format!(" --pid-file {p}"))
             .unwrap_or_default();
         let start = if self.exec_runtime(pid_file) {
-            " --exec-runtime"
+            format!(" {}", crate::runtime::direct::FLAG)
         } else {
-            ""
+            String::new()
         };
         [
             self.run(&format!("{start}{pid}"), name),

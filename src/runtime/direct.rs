@@ -33,6 +33,15 @@ use super::external::External;
 use super::notify::NotifyEnv;
 use super::{prepare, Paths, RuntimeError};
 
+/// berth-run's flag that allows it to become the runtime.
+pub const FLAG: &str = "--exec-runtime";
+
+/// PURE: whether a unit's `ExecStart=` command line lets berth-run become
+/// the runtime (then the unit must run the `--cleanup` after it).
+pub fn in_command(exec_start: &str) -> bool {
+    exec_start.split_whitespace().any(|a| a == FLAG)
+}
+
 /// Why berth-run stays as the supervisor although `--exec-runtime` allows
 /// it to become the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -18,6 +18,11 @@
 //!   that chose its own `KillMode=` keeps it: every mode works with berth-run,
 //!   `mixed` is only the gentlest default.
 //!
+//! - `ExecStopPost=berth-run … --cleanup NAME`, for a unit whose berth-run
+//!   becomes the runtime (`--exec-runtime`, crun) and whose image's unit does
+//!   not run that command after the main process already: nothing of berth
+//!   stays to remove `ctr/NAME/` when the container ends.
+//!
 //! The image's unit text is never edited: what is added lives in a file berth
 //! owns (marker first), so `systemctl cat` shows both and an operator's own
 //! drop-in (sorted after `berth.conf`, e.g. `override.conf`) still wins.
@@ -37,8 +42,9 @@ pub struct DropIn {
     pub overridden: Vec<String>,
 }
 
-/// The drop-in for a container service whose unit text is `unit`.
-pub fn runtime_dropin(unit: &str) -> Result<DropIn, UnitError> {
+/// The drop-in for a container service whose unit text is `unit`;
+/// `cleanup`, when given, must run after the main process (see above).
+pub fn runtime_dropin(unit: &str, cleanup: Option<&str>) -> Result<DropIn, UnitError> {
     let parsed = assignments(unit)?;
     // The last assignment in [Service] wins, as in systemd.
     let last = |key: &str| {
@@ -66,6 +72,19 @@ pub fn runtime_dropin(unit: &str) -> Result<DropIn, UnitError> {
     if last("KillMode").is_none() {
         lines.push("KillMode=mixed");
     }
+    let stop_post;
+    if let Some(cmd) = cleanup {
+        // systemd's prefixes (`-`, `@`, `:`, `+`, `!`) do not change the command.
+        let runs = parsed.assignments.iter().any(|a| {
+            a.section == "Service"
+                && a.key == "ExecStopPost"
+                && a.value.trim_start_matches(['-', '@', ':', '+', '!']).trim() == cmd
+        });
+        if !runs {
+            stop_post = format!("ExecStopPost={cmd}");
+            lines.push(&stop_post);
+        }
+    }
     let body = (!lines.is_empty()).then(|| format!("[Service]\n{}\n", lines.join("\n")));
     Ok(DropIn { body, overridden })
 }
@@ -82,6 +101,34 @@ fn is_false(value: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_cleanup_runs_after_the_main_process_once() {
+        let cmd = "/usr/bin/berth-run --runtime /usr/bin/crun --cleanup etcd";
+        let full = "[Service]\nDelegate=yes\nKillMode=mixed\n";
+        let cases: &[(String, Option<String>)] = &[
+            (
+                full.to_string(),
+                Some(format!("[Service]\nExecStopPost={cmd}\n")),
+            ),
+            (format!("{full}ExecStopPost={cmd}\n"), None),
+            (format!("{full}ExecStopPost=-{cmd}\n"), None),
+            (
+                format!("{full}ExecStopPost=/bin/true\n"),
+                Some(format!("[Service]\nExecStopPost={cmd}\n")),
+            ),
+            // Another section's key does not count.
+            (
+                format!("[Unit]\nExecStopPost={cmd}\n{full}"),
+                Some(format!("[Service]\nExecStopPost={cmd}\n")),
+            ),
+        ];
+        for (unit, want) in cases {
+            let d = runtime_dropin(unit, Some(cmd)).unwrap();
+            assert_eq!(d.body.as_deref(), want.as_deref(), "{unit}");
+        }
+        assert_eq!(runtime_dropin(full, None).unwrap().body, None);
+    }
 
     #[test]
     fn adds_only_what_the_unit_lacks() {
@@ -119,7 +166,7 @@ mod tests {
             ),
         ];
         for (unit, body, overridden) in cases {
-            let d = runtime_dropin(unit).unwrap();
+            let d = runtime_dropin(unit, None).unwrap();
             assert_eq!(d.body.as_deref(), *body, "{unit}");
             assert_eq!(
                 d.overridden.len(),
@@ -132,6 +179,6 @@ mod tests {
 
     #[test]
     fn a_broken_unit_is_an_error() {
-        assert!(runtime_dropin("[Service\nExecStart=/x\n").is_err());
+        assert!(runtime_dropin("[Service\nExecStart=/x\n", None).is_err());
     }
 }

@@ -101,7 +101,13 @@ pub(super) fn render_unit(
     crate::systemd::unit::assignments(&text).map_err(unit_err)?;
     if u.kind == UnitType::Service {
         // Before the unit: PID 1 never sees the unit without it.
-        let dropin = runtime_dropin(&body).map_err(unit_err)?;
+        // A berth-run that becomes crun leaves ctr/NAME to the unit's cleanup.
+        let cleanup = u
+            .values
+            .get("EXEC_START")
+            .filter(|s| crate::runtime::direct::in_command(s))
+            .and(u.values.get("EXEC_STOPPOST"));
+        let dropin = runtime_dropin(&body, cleanup).map_err(unit_err)?;
         for o in &dropin.overridden {
             tracing::warn!("{unit_path}: {o}; overridden in {unit_name}.d/{DROPIN_FILE}");
         }

@@ -282,6 +282,41 @@ bench_crun() {
   systemctl start etcd.service
 }
 
+# A container run by crun (`install --runtime`): its unit runs `berth-run --exec-runtime`,
+# which prepares the container and becomes crun (src/runtime/direct.rs), so the unit's
+# main pid is crun's and no berth process stays (the clean-up after it is an ExecStopPost=
+# in berth's drop-in, as the image's unit has none). systemd gets READY=1 from it; a stop
+# and a kill -9 of the main pid leave no state behind, and the unit starts again.
+crun_exec_unit() {
+  local T=$S/tools u=/etc/systemd/system/ready-crun.service pid i
+  local ctr=/run/berth/runtime/ctr/ready-crun st=/run/berth/runtime/crun/ready-crun
+  [ -x "$T/crun" ] || { echo "no crun handed in"; return 1; }
+  berth install $(system_flag) --name ready-crun --runtime "$T/crun" "oci-archive:$IMAGES/ready.tar:1" || return
+  grep '^ExecStart=' "$u" | shows 'berth-run --runtime .*/crun --exec-runtime ready-crun$' || return
+  # The image's unit has no ExecStopPost=: berth's drop-in adds the clean-up.
+  grep '^ExecStopPost=' "$u.d/berth.conf" | shows 'berth-run --runtime .*/crun --cleanup ready-crun$' || return
+  mkdir -p "$u.d" && printf '[Service]\nEnvironment=LD_LIBRARY_PATH=%s/lib\n' "$T" > "$u.d/crun-lib.conf"
+  systemctl daemon-reload || return
+  systemctl start ready-crun.service || { journalctl --no-pager -u ready-crun | tail -20; return 1; }
+  pid=$(prop ready-crun.service MainPID)
+  echo "active; MainPID $pid is $(cat "/proc/$pid/comm"); berth processes: $(pgrep -c -x berth-run)"
+  [ "$(cat "/proc/$pid/comm")" = crun ] && [ -d "$ctr" ] || return
+  pgrep -x berth-run -P "$pid" && { echo "a berth-run under crun"; return 1; }
+  systemctl stop ready-crun.service || return
+  [ ! -e "$ctr" ] && [ ! -e "$st" ] || { echo "left after stop:"; ls -R /run/berth/runtime; return 1; }
+  systemctl start ready-crun.service || return
+  kill -9 "$(prop ready-crun.service MainPID)"
+  for ((i = 0; i < 300; i++)); do
+    [ "$(systemctl is-active ready-crun.service)" = failed ] && break
+    sleep 0.1
+  done
+  echo "after kill -9: $(systemctl is-active ready-crun.service)"
+  [ ! -e "$ctr" ] && [ ! -e "$st" ] || { echo "left after kill -9:"; ls -R /run/berth/runtime; return 1; }
+  systemctl reset-failed ready-crun.service
+  systemctl start ready-crun.service && all_active ready-crun.service || return
+  uninstall_now ready-crun && rm -rf "$u.d"
+}
+
 phase2() {
   check "all three units active after boot" all_active $CLUSTER
   boot_metrics
@@ -320,6 +355,7 @@ phase2() {
     fi
   fi
   check "cluster healthy after the measurements" all_active $CLUSTER
+  check "--runtime crun: berth-run becomes crun (MainPID), READY=1, stop and kill -9 clean" crun_exec_unit
 }
 
 case $1 in
