@@ -35,26 +35,22 @@ trap 'umount "$T" 2>/dev/null || true' EXIT
 # median of the numbers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# cpu NAME...: CMD[NAME] run in interleaved blocks; prints "NAME median-ms".
-# A command with an AFTER[NAME] runs it after each start, unmeasured.
+# cpu NAME...: CMD[NAME] run in interleaved blocks of REPS runs, one `perf stat`
+# per run (so a command's AFTER[NAME], when set, runs between its runs, unmeasured,
+# and every command is measured the same way); prints "NAME median-of-block-means-ms".
 cpu() {
   local d r; d=$(mktemp -d)
   for ((i = 0; i < BLOCKS; i++)); do
     for n in "$@"; do
-      # shellcheck disable=SC2086
-      # (exit status ignored: the "start" command exits 2 by design)
-      if [ -n "${AFTER[$n]:-}" ]; then
-        for ((r = 0; r < REPS; r++)); do
-          perf stat ${PERF_OPTS:-} -x, -e task-clock -o "$d/p" -- ${CMD[$n]} >/dev/null 2>&1 || true
-          grep task-clock "$d/p" | cut -d, -f1 >>"$d/$n.block"
-          ${AFTER[$n]} >/dev/null 2>&1
-        done
-        awk '{ s += $1 } END { print s / NR }' "$d/$n.block" >>"$d/$n"
-        rm -f "$d/$n.block"
-        continue
-      fi
-      perf stat ${PERF_OPTS:-} -x, -e task-clock -r "$REPS" -o "$d/p" -- ${CMD[$n]} >/dev/null 2>&1 || true
-      grep task-clock "$d/p" | cut -d, -f1 >>"$d/$n"
+      for ((r = 0; r < REPS; r++)); do
+        # shellcheck disable=SC2086
+        # (exit status ignored: the "start" command exits 2 by design)
+        perf stat ${PERF_OPTS:-} -x, -e task-clock -o "$d/p" -- ${CMD[$n]} >/dev/null 2>&1 || true
+        grep task-clock "$d/p" | cut -d, -f1 >>"$d/$n.block"
+        if [ -n "${AFTER[$n]:-}" ]; then ${AFTER[$n]} >/dev/null 2>&1; fi
+      done
+      awk '{ s += $1 } END { print s / NR }' "$d/$n.block" >>"$d/$n"
+      rm -f "$d/$n.block"
     done
   done
   for n in "$@"; do echo "$n $(median <"$d/$n")"; done
@@ -73,7 +69,7 @@ CRUN=$(command -v crun)
   echo "# Start path, $(date -u +%F), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "CPU time of all processes of one /bin/true start (perf stat task-clock,"
-  echo "$BLOCKS blocks of $REPS runs alternated, median of block means) and system calls (strace -f -c)."
+  echo "$BLOCKS blocks of $REPS runs alternated, one perf stat per run, median of block means) and system calls (strace -f -c)."
   echo
   echo "| state root | command | CPU ms | vs crun | system calls |"
   echo "|---|---|---|---|---|"

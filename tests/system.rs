@@ -227,9 +227,9 @@ fn system_vm_scenario_health() {
 
 /// The boot benchmark (issue 16), run by `benches/boot.sh` (`make bench`), not by CI:
 /// for each N of `$BENCH_BOOT_N` (default `1 20 100`), N Type=notify containers installed
-/// offline into one guest, then `$BENCH_BOOT_ROUNDS` (default 3) pairs of boots, one
-/// with berth-run's units enabled and one with crun's twins of them (same unit text,
-/// drop-in and bundle). The metrics land in `target/system-logs/scenarioboot-N/`.
+/// offline into one guest, then `$BENCH_BOOT_ROUNDS` (default 3) rounds of three boots:
+/// berth-run's units enabled, crun's twins of them (same unit text, drop-in and
+/// bundle), and the same image installed with `--runtime crun` (berth-run becomes crun). The metrics land in `target/system-logs/scenarioboot-N/`.
 #[test]
 #[ignore = "a benchmark: benches/boot.sh runs it"]
 fn bench_boot() {
@@ -262,6 +262,7 @@ fn bench_boot() {
         for k in 1..=rounds {
             r.boot(&mut g, &format!("berth{k}"));
             r.boot(&mut g, &format!("crun{k}"));
+            r.boot(&mut g, &format!("xcrun{k}"));
         }
         r.collect(&g);
         assert_passed(&r.finish());
