@@ -214,6 +214,16 @@ fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
     assert_eq!(comm(pid), "crun", "berth-run became crun");
     let init = run_support::children(pid);
     assert_eq!(init.len(), 1, "the init is the child of the unit's pid");
+    // The lock's fd stays with crun, not with the container.
+    let lock = b.root().join("run/berth/runtime/locks").join(&id);
+    let held_by = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == lock))
+    };
+    assert!(held_by(pid), "crun holds the lock");
+    assert!(!held_by(init[0]), "the container's init does not");
     let cgroup = memory_cgroup(init[0]);
     assert!(cgroup.is_dir(), "{}", cgroup.display());
     assert!(runtime_dir(&b, "ctr", &id)
