@@ -18,7 +18,7 @@ mod common;
 #[allow(dead_code)] // shared with tests/run.rs, which uses all of it
 mod run_support;
 
-use std::io::{BufRead, BufReader, IoSliceMut};
+use std::io::IoSliceMut;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use std::time::Duration;
 use common::{unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use run_support::{alive, bundle, cgroups, config, rootfs};
+use run_support::{alive, bundle, config, lines, memory_cgroup, rootfs};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -59,20 +59,6 @@ fn lean(b: &Berth, crun: &Path, bundle: &Path, id: &str, extra: &[&str]) -> Comm
         .arg(id)
         .stdin(Stdio::null());
     c
-}
-
-fn lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Waits for `want` from the container; on anything else, fails with
@@ -157,6 +143,30 @@ impl Drop for Reap<'_> {
     }
 }
 
+/// Starts `cmd` (a berth-run), reaped when the returned guard goes, and
+/// waits for the payload's "up".
+fn start<'a>(
+    b: &'a Berth,
+    crun: &'a Path,
+    id: &str,
+    mut cmd: Command,
+) -> (Child, mpsc::Receiver<String>, Reap<'a>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reap = Reap {
+        b,
+        crun,
+        pid: child.id(),
+        id: id.to_string(),
+    };
+    let rx = lines(&mut child);
+    let child = expect_line(&rx, child, "up");
+    (child, rx, reap)
+}
+
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
@@ -166,19 +176,6 @@ fn comm(pid: u32) -> String {
 
 fn runtime_dir(b: &Berth, sub: &str, id: &str) -> PathBuf {
     b.root().join("run/berth/runtime").join(sub).join(id)
-}
-
-/// The init's v1 memory cgroup (or its unified one) as a directory.
-fn memory_cgroup(pid: u32) -> PathBuf {
-    let all = cgroups(pid);
-    let (ctrls, path) = all
-        .iter()
-        .find(|(c, _)| c.split(',').any(|c| c == "memory"))
-        .or_else(|| all.iter().find(|(c, _)| c.is_empty()))
-        .unwrap();
-    Path::new("/sys/fs/cgroup")
-        .join(ctrls)
-        .join(path.trim_start_matches('/'))
 }
 
 #[test]
@@ -194,21 +191,10 @@ fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
     nix::sys::socket::setsockopt(&systemd, nix::sys::socket::sockopt::PassCred, &true).unwrap();
     let notified = fake_systemd(systemd);
     let id = unique("direct");
-    let mut child = lean(&b, &crun, &dir, &id, &["--exec-runtime"])
-        .env("NOTIFY_SOCKET", &systemd_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = lean(&b, &crun, &dir, &id, &["--exec-runtime"]);
+    cmd.env("NOTIFY_SOCKET", &systemd_path);
+    let (child, rx, _reap) = start(&b, &crun, &id, cmd);
     let pid = child.id();
-    let _reap = Reap {
-        b: &b,
-        crun: &crun,
-        pid,
-        id: id.clone(),
-    };
-    let rx = lines(&mut child);
-    let child = expect_line(&rx, child, "up");
 
     // The pid systemd started is crun now, and crun's child is the init.
     assert_eq!(comm(pid), "crun", "berth-run became crun");
@@ -281,19 +267,8 @@ fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
 
     // Killed with crun (kill -9 of the unit's pid), the next start still
     // works: the lock went with the process and the stale state is removed.
-    let mut child = lean(&b, &crun, &dir, &id, &["--exec-runtime"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _reap_again = Reap {
-        b: &b,
-        crun: &crun,
-        pid: child.id(),
-        id: id.clone(),
-    };
-    let rx = lines(&mut child);
-    let mut child = expect_line(&rx, child, "up");
+    let cmd = lean(&b, &crun, &dir, &id, &["--exec-runtime"]);
+    let (mut child, _rx, _reap_again) = start(&b, &crun, &id, cmd);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     let again = bundle(
@@ -339,20 +314,8 @@ fn berth_run_stays_the_supervisor_when_it_has_work() {
         if let Some(w) = watchdog {
             cmd.env("WATCHDOG_USEC", w);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let (child, _rx, _reap) = start(&b, &crun, &id, cmd);
         let pid = child.id();
-        let _reap = Reap {
-            b: &b,
-            crun: &crun,
-            pid,
-            id: id.clone(),
-        };
-        let rx = lines(&mut child);
-        let child = expect_line(&rx, child, "up");
         assert_eq!(comm(pid), "berth-run", "with {why}, berth-run supervises");
         kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
         let out = child.wait_with_output().unwrap();

@@ -18,18 +18,18 @@ mod common;
 #[allow(dead_code)] // shared with tests/run.rs, which uses all of it
 mod run_support;
 
-use std::io::{BufRead, BufReader, IoSliceMut};
+use std::io::IoSliceMut;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use run_support::{alive, bundle, children, config, rootfs};
+use run_support::{alive, bundle, children, config, lines, rootfs};
 
 const LONG: Duration = Duration::from_secs(60);
 const LEAN: &str = env!("CARGO_BIN_EXE_berth-run");
@@ -39,20 +39,6 @@ fn handed_off(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| c.split(|b| *b == 0).any(|a| a == b"--supervise-handoff"))
         .unwrap_or(false)
-}
-
-fn lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 fn expect_line(rx: &mpsc::Receiver<String>, want: &str) {

@@ -14,7 +14,7 @@
 mod common;
 mod run_support;
 
-use std::io::{BufRead, BufReader, IoSliceMut, Read};
+use std::io::{IoSliceMut, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use std::time::Duration;
 use common::{berth::BIN, unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use run_support::{alive, bundle, cgroups, children, config, rootfs};
+use run_support::{alive, bundle, cgroups, children, config, lines, memory_cgroup, rootfs};
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -80,21 +80,6 @@ fn sleeper(prefix: &str) -> Sleeper {
         child,
         rx,
     }
-}
-
-/// Reads `child`'s stdout lines into a channel.
-fn lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 fn expect_line(rx: &mpsc::Receiver<String>, want: &str) {
@@ -979,19 +964,6 @@ fn berth_run_binary_runs_bundles_without_libostree() {
         .expect("run berth-run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-bundle"));
-}
-
-/// The directory of `pid`'s memory cgroup (v1), or its unified one.
-fn memory_cgroup(pid: u32) -> PathBuf {
-    let all = cgroups(pid);
-    let (ctrls, path) = all
-        .iter()
-        .find(|(c, _)| c.split(',').any(|c| c == "memory"))
-        .or_else(|| all.iter().find(|(c, _)| c.is_empty()))
-        .unwrap();
-    Path::new("/sys/fs/cgroup")
-        .join(ctrls)
-        .join(path.trim_start_matches('/'))
 }
 
 /// The runtime's state removed under a running container (a wiped `/run`):

@@ -7,9 +7,10 @@
 //! ```
 //! The shared rootfs is only ever mounted read-only (`root.readonly: true`).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
+use std::process::{Child, Command};
+use std::sync::{mpsc, Mutex};
 
 use serde_json::{json, Value};
 
@@ -155,4 +156,32 @@ pub fn cgroups(pid: u32) -> Vec<(String, String)> {
             Some((p.next()?.to_string(), p.next()?.to_string()))
         })
         .collect()
+}
+
+/// Reads `child`'s stdout lines into a channel.
+pub fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The directory of `pid`'s memory cgroup (v1), or its unified one.
+pub fn memory_cgroup(pid: u32) -> PathBuf {
+    let all = cgroups(pid);
+    let (ctrls, path) = all
+        .iter()
+        .find(|(c, _)| c.split(',').any(|c| c == "memory"))
+        .or_else(|| all.iter().find(|(c, _)| c.is_empty()))
+        .unwrap();
+    Path::new("/sys/fs/cgroup")
+        .join(ctrls)
+        .join(path.trim_start_matches('/'))
 }
