@@ -80,9 +80,13 @@ fn expect_line(rx: &mpsc::Receiver<String>, child: Child, want: &str) -> Child {
 /// pid), and the fds a message carries closed once it is read, which is
 /// how systemd answers `sd_notify_barrier()` (crun sends `BARRIER=1` after
 /// `READY=1` and waits for that close).
-fn fake_systemd(sock: UnixDatagram) -> mpsc::Receiver<(String, i32)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixCredentials};
+fn fake_systemd(path: &Path) -> (PathBuf, mpsc::Receiver<(String, i32)>) {
+    use nix::sys::socket::{
+        recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials,
+    };
     use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+    let sock = UnixDatagram::bind(path).unwrap();
+    setsockopt(&sock, sockopt::PassCred, &true).unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || loop {
         let mut buf = [0u8; 4096];
@@ -116,7 +120,7 @@ fn fake_systemd(sock: UnixDatagram) -> mpsc::Receiver<(String, i32)> {
             break;
         }
     });
-    rx
+    (path.to_path_buf(), rx)
 }
 
 /// Kills a berth-run (or the crun it became) and cleans its container up
@@ -181,15 +185,13 @@ fn runtime_dir(b: &Berth, sub: &str, id: &str) -> PathBuf {
 #[test]
 fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
     let Some(crun) = crun() else { return };
-    let b = Berth::new();
+    // Short wherever the checkout is: crun's notify socket is under the root.
+    let b = Berth::short();
     let dir = bundle(
         &b.dir().join("bundle"),
         &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
     );
-    let systemd_path = b.dir().join("systemd-notify.sock");
-    let systemd = UnixDatagram::bind(&systemd_path).unwrap();
-    nix::sys::socket::setsockopt(&systemd, nix::sys::socket::sockopt::PassCred, &true).unwrap();
-    let notified = fake_systemd(systemd);
+    let (systemd_path, notified) = fake_systemd(&b.dir().join("systemd-notify.sock"));
     let id = unique("direct");
     let mut cmd = lean(&b, &crun, &dir, &id, &["--exec-runtime"]);
     cmd.env("NOTIFY_SOCKET", &systemd_path);
@@ -326,4 +328,39 @@ fn berth_run_stays_the_supervisor_when_it_has_work() {
             "{why}: the supervisor removed ctr/ID itself"
         );
     }
+}
+
+/// crun before 1.27 (Debian 12 has 1.8.1) cannot bind its notify socket
+/// when `ROOT/ID/notify/notify` is longer than a socket address holds, and
+/// the container would not start. Under such a `--root`, berth-run stays
+/// the supervisor and READY=1 still reaches systemd, through its relay.
+#[test]
+fn a_root_too_long_for_crun_s_notify_socket_keeps_the_supervisor() {
+    let Some(crun) = crun() else { return };
+    let long = tempfile::Builder::new()
+        .prefix(&"long-root-".repeat(8))
+        .tempdir_in(common::scratch_base())
+        .unwrap();
+    let b = Berth::in_dir(long);
+    let dir = bundle(
+        &b.dir().join("bundle"),
+        &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
+    );
+    // systemd's socket itself stays short.
+    let short = Berth::short();
+    let (systemd_path, notified) = fake_systemd(&short.dir().join("notify.sock"));
+    let id = unique("long");
+    let mut cmd = lean(&b, &crun, &dir, &id, &["--exec-runtime"]);
+    cmd.env("NOTIFY_SOCKET", &systemd_path);
+    let (child, rx, _reap) = start(&b, &crun, &id, cmd);
+    let pid = child.id();
+    assert_eq!(comm(pid), "berth-run", "berth-run supervises");
+    kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).unwrap();
+    let child = expect_line(&rx, child, "notified");
+    let (msg, sender) = notified.recv_timeout(LONG).unwrap();
+    assert!(msg.contains("READY=1"), "{msg}");
+    assert_eq!(sender, pid as i32, "sent from the unit's main pid");
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
 }

@@ -22,7 +22,11 @@
 //! `WATCHDOG=1` pings would be lost and systemd would kill the unit), or a
 //! runtime other than crun (runc reports the container's init as `MAINPID`,
 //! which makes systemd lose the exit status; docs/runtime.md, "sd_notify
-//! relay and MAINPID").
+//! relay and MAINPID"), or a notify socket path crun cannot bind (crun
+//! before 1.27, Debian 12's 1.8.1 among them, fails with "bind socket to
+//! `/proc/self/fd/N`: Address already in use" when `ROOT/ID/notify/notify`
+//! does not fit a `sockaddr_un`; the default root always fits, a long
+//! `--root` may not).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
@@ -58,7 +62,13 @@ pub enum Stays {
     /// systemd set `WATCHDOG_USEC`; crun would not relay `WATCHDOG=1`.
     #[error("the unit has a watchdog (crun relays only READY=1)")]
     Watchdog,
+    /// The path crun would bind its notify socket at is too long for it.
+    #[error("crun's notify socket path is {0} bytes, longer than a unix socket address holds")]
+    NotifyPath(usize),
 }
+
+/// Longest path a `sockaddr_un` holds (`sun_path` is 108 bytes with the NUL).
+pub const SOCKET_PATH_MAX: usize = 107;
 
 /// What [`plan`] looks at.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,6 +81,9 @@ pub struct Inputs {
     pub health_check: bool,
     /// systemd passed a watchdog interval.
     pub watchdog: bool,
+    /// The length of the path crun binds its notify socket at, when
+    /// systemd passed a `NOTIFY_SOCKET` (crun binds none without it).
+    pub notify_path: Option<usize>,
 }
 
 /// PURE: whether berth-run may become the runtime.
@@ -83,6 +96,8 @@ pub fn plan(i: Inputs) -> Result<(), Stays> {
         Err(Stays::HealthCheck)
     } else if i.watchdog {
         Err(Stays::Watchdog)
+    } else if let Some(n) = i.notify_path.filter(|&n| n > SOCKET_PATH_MAX) {
+        Err(Stays::NotifyPath(n))
     } else {
         Ok(())
     }
@@ -188,7 +203,19 @@ mod tests {
                 },
                 Stays::Watchdog,
             ),
+            (
+                Inputs {
+                    notify_path: Some(SOCKET_PATH_MAX + 1),
+                    ..crun
+                },
+                Stays::NotifyPath(SOCKET_PATH_MAX + 1),
+            ),
         ];
+        let fits = Inputs {
+            notify_path: Some(SOCKET_PATH_MAX),
+            ..crun
+        };
+        assert_eq!(plan(fits), Ok(()), "107 bytes and the NUL fit");
         for (i, want) in cases {
             assert_eq!(plan(i), Err(want), "{i:?}");
         }

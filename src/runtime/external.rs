@@ -63,6 +63,12 @@ impl External {
         self.bin.display().to_string()
     }
 
+    /// Where crun binds the notify socket of container `id` when it runs
+    /// with a `NOTIFY_SOCKET` (its state directory's `notify/notify`).
+    pub fn notify_socket_path(&self, id: &str) -> PathBuf {
+        self.root.join(id).join("notify/notify")
+    }
+
     /// True if the binary is crun (by its file name).
     pub fn is_crun(&self) -> bool {
         self.bin.file_name().is_some_and(|n| n == "crun")

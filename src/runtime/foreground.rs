@@ -242,6 +242,10 @@ fn runtime_to_become<'a>(
         pid_file: o.pid_file.is_some(),
         health_check: direct::has_health_check(&o.bundle),
         watchdog: notify.watchdog_usec.is_some(),
+        notify_path: notify
+            .socket
+            .as_ref()
+            .map(|_| ext.notify_socket_path(&o.id).as_os_str().len()),
     };
     match direct::plan(inputs) {
         Ok(()) => Some(ext),

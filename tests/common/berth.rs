@@ -137,7 +137,22 @@ impl Berth {
     /// A fresh root, home, runtime dir, empty registries.conf and certs.d, and
     /// no berth.toml (`config_file()` is where one would be).
     pub fn new() -> Berth {
-        let tmp = super::tempdir();
+        Berth::in_dir(super::tempdir())
+    }
+
+    /// [`Berth::new`] in a directory of `/tmp`, for tests whose paths must
+    /// stay short wherever the checkout is (crun's notify socket path under
+    /// the root must fit a unix socket address).
+    pub fn short() -> Berth {
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        Berth::in_dir(tmp)
+    }
+
+    /// [`Berth::new`] in `tmp`.
+    pub fn in_dir(tmp: tempfile::TempDir) -> Berth {
         for d in ["root", "home", "run", "certs.d"] {
             std::fs::create_dir_all(tmp.path().join(d)).unwrap();
         }
