@@ -29,7 +29,7 @@ use std::time::Duration;
 use common::{unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use run_support::{alive, bundle, children, config, lines, rootfs};
+use run_support::{alive, bundle, children, config, lines, memory_cgroup, rootfs};
 
 const LONG: Duration = Duration::from_secs(60);
 const LEAN: &str = env!("CARGO_BIN_EXE_berth-run");
@@ -221,4 +221,41 @@ fn a_handed_off_berth_run_holds_the_lock_and_dies_with_its_container() {
     assert!(!pid_file.exists());
     assert!(!runtime_dir(&b, "state", &id).exists());
     assert!(!runtime_dir(&b, "ctr", &id).exists());
+}
+
+/// The runtime finds a container's cgroup through its state; a state wiped
+/// under a handed-off container (a cleared `/run`, an operator's `rm`)
+/// must not leave the cgroup on the host when the container ends.
+#[test]
+fn a_handed_off_container_whose_state_went_leaves_no_cgroup() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Berth::new();
+    let dir = bundle(
+        &b.dir().join("bundle"),
+        &config(&rootfs(), &["/bin/sh", "-c", "exec sleep 600"]),
+    );
+    let id = unique("handstate");
+    let child = lean(&b, &dir, &id, &b.dir().join("handstate.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let berth = child.id();
+    wait_for("berth-run to hand off", LONG, || handed_off(berth));
+    let init = children(berth).first().copied().unwrap();
+    let cg = memory_cgroup(init);
+    assert!(cg.is_dir(), "{}", cg.display());
+    std::fs::remove_dir_all(runtime_dir(&b, "state", &id)).unwrap();
+    // `sleep` has no TERM handler: berth-run delivers KILL (as for a unit's stop).
+    kill(Pid::from_raw(berth as i32), Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!alive(init));
+    assert!(
+        !cg.exists(),
+        "{} is left on the host; berth-run said: {}",
+        cg.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -197,6 +197,14 @@ pub fn remove_leftover(path: &Path) -> Vec<(PathBuf, std::io::Error)> {
         .collect()
 }
 
+/// [`remove_leftover`] of container `id`'s cgroup `path`, after its
+/// runtime's delete; what stays is logged as a warning.
+pub fn remove_leftover_of(id: &str, path: &Path) {
+    for (dir, e) in remove_leftover(path) {
+        tracing::warn!("{id}: removing its cgroup {}: {e}", dir.display());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

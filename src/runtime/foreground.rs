@@ -194,6 +194,7 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
             pid: pid.as_raw(),
             lock_fd: lock.fd().as_raw_fd(),
             pid_file: o.pid_file.clone(),
+            cgroup: rendered.cgroup.clone(),
             relay: relay.zip(notify.socket.as_ref()).map(|(r, up)| RelayFd {
                 fd: r.fd().as_raw_fd(),
                 upstream: up.clone(),
@@ -211,14 +212,8 @@ pub fn run(o: &RunOptions) -> Result<Exit> {
     })();
     let unlinked = o.pid_file.as_deref().map_or(Ok(()), remove_pid_file);
     let deleted = rt.delete(&o.id);
-    if deleted.is_ok() {
-        for (dir, e) in cgroup
-            .as_deref()
-            .map(cgroup::remove_leftover)
-            .unwrap_or_default()
-        {
-            tracing::warn!("{}: removing its cgroup {}: {e}", o.id, dir.display());
-        }
+    if let (Ok(()), Some(c)) = (&deleted, &cgroup) {
+        cgroup::remove_leftover_of(&o.id, c);
     }
     let removed = prepare::remove_ctr(&paths, &o.id);
     signals.unblock();

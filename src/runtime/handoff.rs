@@ -68,6 +68,9 @@ pub struct Handoff {
     pub lock_fd: RawFd,
     /// `--pid-file`, removed at the end.
     pub pid_file: Option<PathBuf>,
+    /// The container's cgroup (`cgroupsPath`), removed at the end if the
+    /// runtime's delete left it (its state wiped under the container).
+    pub cgroup: PathBuf,
     /// The notify relay, when there is one.
     pub relay: Option<RelayFd>,
     /// The log level berth-run was started with.
@@ -108,6 +111,7 @@ impl Handoff {
         put("--pid", self.pid.to_string().into());
         put("--lock-fd", self.lock_fd.to_string().into());
         put("--log", self.log.to_string().into());
+        put("--cgroup", self.cgroup.clone().into());
         if let Some(p) = &self.pid_file {
             put("--pid-file", p.clone().into());
         }
@@ -161,6 +165,7 @@ impl Handoff {
             pid: num("--pid")?,
             lock_fd: num("--lock-fd")?,
             pid_file: get.get("--pid-file").map(PathBuf::from),
+            cgroup: need("--cgroup")?.into(),
             relay,
             log: log.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
                 HandoffError::BadValue {
@@ -199,6 +204,7 @@ const KEYS: &[&str] = &[
     "--pid",
     "--lock-fd",
     "--log",
+    "--cgroup",
     "--pid-file",
     "--relay-fd",
     "--notify-socket",
@@ -273,6 +279,9 @@ pub fn resume(h: &Handoff) -> Result<Exit> {
         .as_deref()
         .map_or(Ok(()), super::pid_file::remove_pid_file);
     let deleted = rt.and_then(|mut rt| rt.delete(&h.id));
+    if deleted.is_ok() {
+        super::cgroup::remove_leftover_of(&h.id, &h.cgroup);
+    }
     let removed = prepare::remove_ctr(&paths, &h.id);
     signals.unblock();
     let exit = r?;
@@ -295,6 +304,7 @@ mod tests {
             pid: 4242,
             lock_fd: 5,
             pid_file: Some("/run/container-etcd.pid".into()),
+            cgroup: "/system.slice/etcd.service/berth-etcd".into(),
             relay: Some(RelayFd {
                 fd: 7,
                 upstream: "@/org/freedesktop/systemd1/notify/123".into(),
