@@ -9,6 +9,7 @@ PKGS=(
   ostree                                                    # fsck + benchmark peer
   docker-registry skopeo umoci apache2-utils openssl        # registry tests and the demo
   busybox-static zstd ca-certificates curl hyperfine        # images, tools, benchmarks
+  strace                                                    # tests: what berth opens
   crun runc                                                 # runtime peers (tests, benchmarks)
   debootstrap systemd-container                             # system tests: guest rootfs, nspawn
   debhelper dpkg-dev rpm lintian                            # packages: make deb, check-packaging

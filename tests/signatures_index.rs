@@ -202,3 +202,46 @@ fn an_index_without_its_signature_is_refused() {
         .stderr_has(&[&reference(w), hex, "no signature found"]);
     assert_nothing_stored(&b);
 }
+
+/// The index and the platform's manifest are checked against the same
+/// trust files, read once: the key and registries.d are opened once per
+/// pull (two reads could also see two different files mid-edit).
+#[test]
+fn the_trust_files_are_read_once_for_the_index_and_its_platform() {
+    if !ready() || !common::require("strace") {
+        return;
+    }
+    let w = world();
+    let b = berth(w);
+    let trace = b.dir().join("pull.strace");
+    let mut args: Vec<String> = vec![
+        "-f".into(),
+        "-qq".into(),
+        "-e".into(),
+        "trace=open,openat,openat2".into(),
+        "-o".into(),
+        trace.display().to_string(),
+    ];
+    let berth = b.command(&["--json", "pull", "--platform", "linux/arm64", &reference(w)]);
+    args.push(berth.get_program().to_string_lossy().into_owned());
+    args.extend(berth.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let mut cmd = Command::new("strace");
+    cmd.args(&args);
+    for (k, v) in berth.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    run_ok(&mut cmd);
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let opened = |name: &str| {
+        calls
+            .lines()
+            .filter(|l| l.contains(name) && !l.contains("ENOENT"))
+            .count()
+    };
+    assert_eq!(opened("trusted.gpg"), 1, "the key:\n{calls}");
+    assert_eq!(opened("berth-test.yaml"), 1, "registries.d:\n{calls}");
+    assert_eq!(opened("policy.json"), 1, "the policy:\n{calls}");
+}

@@ -4,9 +4,10 @@
 //! on the index and then on the platform's manifest chosen from it
 //! ([`RegistryCheck`]), each against its own signatures.
 
+use std::cell::OnceCell;
 use std::path::PathBuf;
 
-use super::registries_d::Location;
+use super::registries_d::{Location, RegistriesD, SignatureConfig};
 use super::signatures::{FixedSignatures, RegistrySignatures, SignatureSource};
 use super::source::{self as trust_source, Loaded, PolicyOptions, TrustRecord};
 use super::verify::{self, Subject, TrustError};
@@ -63,6 +64,14 @@ impl PullPolicy<'_> {
         manifest: Checked<'_>,
         signatures: &dyn Fn() -> Result<Box<dyn SignatureSource + 's>, Error>,
     ) -> Result<TrustRecord, Error> {
+        self.required(r, shown)?
+            .evaluate(shown, manifest, signatures)
+    }
+
+    /// The requirements for `r` (pulled as `shown`): the policy's plus the
+    /// request's extra ones, their keys read (once, for every manifest of
+    /// the image that is checked).
+    pub fn required(&self, r: &ImageRef, shown: &str) -> Result<Required, Error> {
         let (policy, scope, mut reqs): (String, String, Vec<_>) = match &self.loaded {
             Loaded::Insecure => ("insecure-policy".to_string(), String::new(), Vec::new()),
             Loaded::Absent { .. } => ("none".to_string(), String::new(), Vec::new()),
@@ -81,29 +90,60 @@ impl PullPolicy<'_> {
             (false, false) => format!("{scope}, plus the manifest entry's verify key"),
         };
         reqs.extend(self.opts.extra.iter().cloned());
-        if reqs.is_empty() {
-            return Ok(TrustRecord::unchecked(&policy));
-        }
-        let refused = |refusal: TrustError| Error::Trust {
+        let reqs = trust_source::load_keys(&self.root, &reqs).map_err(|e| Error::Trust {
             policy: policy.clone(),
             scope: scope.clone(),
-            refusal: Box::new(refusal),
-        };
-        let reqs = trust_source::load_keys(&self.root, &reqs).map_err(|e| {
-            refused(TrustError::Key {
+            refusal: Box::new(TrustError::Key {
                 image: shown.to_string(),
                 requirement: e.requirement,
                 key: e.path.display().to_string(),
                 detail: e.source.to_string(),
-            })
+            }),
         })?;
-        let needs_signatures = reqs.iter().any(|r| {
+        Ok(Required {
+            policy,
+            scope,
+            reqs,
+        })
+    }
+}
+
+/// What one image's manifests are checked against ([`PullPolicy::required`]).
+#[derive(Debug)]
+pub struct Required {
+    policy: String,
+    scope: String,
+    reqs: Vec<Requirement>,
+}
+
+impl Required {
+    /// True if a check needs the image's signatures.
+    fn needs_signatures(&self) -> bool {
+        self.reqs.iter().any(|r| {
             matches!(
                 r,
                 Requirement::SignedBy { .. } | Requirement::SigstoreSigned { .. }
             )
-        });
-        let source: Box<dyn SignatureSource + 's> = if needs_signatures {
+        })
+    }
+
+    /// Checks `manifest` (of the image pulled as `shown`); `signatures` is
+    /// called only when a requirement needs them.
+    pub fn evaluate<'s>(
+        &self,
+        shown: &str,
+        manifest: Checked<'_>,
+        signatures: &dyn Fn() -> Result<Box<dyn SignatureSource + 's>, Error>,
+    ) -> Result<TrustRecord, Error> {
+        let Required {
+            policy,
+            scope,
+            reqs,
+        } = self;
+        if reqs.is_empty() {
+            return Ok(TrustRecord::unchecked(policy));
+        }
+        let source: Box<dyn SignatureSource + 's> = if self.needs_signatures() {
             signatures()?
         } else {
             Box::new(FixedSignatures::default())
@@ -115,7 +155,7 @@ impl PullPolicy<'_> {
             instance_of: manifest.instance_of,
             signatures: source.as_ref(),
         };
-        match verify::evaluate(&subject, &reqs) {
+        match verify::evaluate(&subject, reqs) {
             Ok(verified) => {
                 tracing::info!(
                     "{}: accepted by {policy} ({scope}): {}",
@@ -123,12 +163,16 @@ impl PullPolicy<'_> {
                     verified.requirements.join(", ")
                 );
                 Ok(TrustRecord {
-                    policy,
-                    scope,
+                    policy: policy.clone(),
+                    scope: scope.clone(),
                     verified,
                 })
             }
-            Err(refusal) => Err(refused(refusal)),
+            Err(refusal) => Err(Error::Trust {
+                policy: policy.clone(),
+                scope: scope.clone(),
+                refusal: Box::new(refusal),
+            }),
         }
     }
 }
@@ -154,26 +198,35 @@ impl RegistryCheck<'_> {
     /// chosen from an index (`index`: its bytes and digest), first the
     /// index, as containers/image's copy does (the policy on the top-level
     /// manifest, then on the platform's instance), each against its own
-    /// signatures. Returns the record of the manifest the reference names.
+    /// signatures. Keys and registries.d are read once for both. Returns
+    /// the record of the manifest the reference names.
     pub fn check(
         &self,
         bytes: &[u8],
         digest: &str,
         index: Option<(&[u8], &str)>,
     ) -> Result<TrustRecord, Error> {
+        let required = self.policy.required(self.r, self.shown)?;
+        let config = OnceCell::new();
+        let check_one = |manifest: Checked<'_>| {
+            let open = || -> Result<Box<dyn SignatureSource + '_>, Error> {
+                Ok(Box::new(self.signatures(&config, manifest.digest)?))
+            };
+            required.evaluate(self.shown, manifest, &open)
+        };
         let Some((index_bytes, index_digest)) = index else {
-            return self.check_one(Checked {
+            return check_one(Checked {
                 bytes,
                 digest,
                 instance_of: None,
             });
         };
-        let record = self.check_one(Checked {
+        let record = check_one(Checked {
             bytes: index_bytes,
             digest: index_digest,
             instance_of: None,
         })?;
-        self.check_one(Checked {
+        check_one(Checked {
             bytes,
             digest,
             instance_of: Some(index_digest),
@@ -181,21 +234,30 @@ impl RegistryCheck<'_> {
         Ok(record)
     }
 
-    /// Checks one manifest, its signatures looked up by its own digest.
-    fn check_one(&self, manifest: Checked<'_>) -> Result<TrustRecord, Error> {
-        let open_signatures = || -> Result<Box<dyn SignatureSource + '_>, Error> {
-            Ok(Box::new(RegistrySignatures::for_image(
-                self.rt,
-                self.remote,
-                self.policy.root(),
-                &self.policy.registries_d(),
-                self.rr,
-                self.shown,
-                manifest.digest,
-            )?))
+    /// The signatures of the manifest `digest`, with the registries.d
+    /// configuration read on first use and kept in `config`.
+    fn signatures(
+        &self,
+        config: &OnceCell<SignatureConfig>,
+        digest: &str,
+    ) -> Result<RegistrySignatures<'_>, Error> {
+        let config = match config.get() {
+            Some(c) => c.clone(),
+            None => {
+                let c = RegistriesD::load(self.policy.root(), &self.policy.registries_d())?
+                    .signature_config(self.shown);
+                config.get_or_init(|| c).clone()
+            }
         };
-        self.policy
-            .check(self.r, self.shown, manifest, &open_signatures)
+        Ok(RegistrySignatures {
+            rt: self.rt,
+            remote: self.remote,
+            root: self.policy.root().clone(),
+            config,
+            image: self.shown.to_string(),
+            repository: self.rr.repository.clone(),
+            manifest_digest: digest.to_string(),
+        })
     }
 }
 
