@@ -162,19 +162,26 @@ fn after_the_hand_off_signals_notify_exit_and_cleanup_are_unchanged() {
     assert_eq!(st.code(), Some(5));
 }
 
-#[test]
-fn a_handed_off_berth_run_holds_the_lock_and_dies_with_its_container() {
-    if !common::require_root() {
-        return;
-    }
+/// A berth-run of `sleep 600` (no TERM handler) that has handed off.
+struct Sleeper {
+    b: Berth,
+    dir: std::path::PathBuf,
+    id: String,
+    pid_file: std::path::PathBuf,
+    child: std::process::Child,
+    /// The container's init.
+    init: u32,
+}
+
+fn sleeper(prefix: &str) -> Sleeper {
     let b = Berth::new();
     let dir = bundle(
         &b.dir().join("bundle"),
         &config(&rootfs(), &["/bin/sh", "-c", "exec sleep 600"]),
     );
-    let id = unique("handkill");
-    let pid_file = b.dir().join("handkill.pid");
-    let mut child = lean(&b, &dir, &id, &pid_file)
+    let id = unique(prefix);
+    let pid_file = b.dir().join(format!("{prefix}.pid"));
+    let child = lean(&b, &dir, &id, &pid_file)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -182,6 +189,30 @@ fn a_handed_off_berth_run_holds_the_lock_and_dies_with_its_container() {
     let berth = child.id();
     wait_for("berth-run to hand off", LONG, || handed_off(berth));
     let init = children(berth).first().copied().unwrap();
+    Sleeper {
+        b,
+        dir,
+        id,
+        pid_file,
+        child,
+        init,
+    }
+}
+
+#[test]
+fn a_handed_off_berth_run_holds_the_lock_and_dies_with_its_container() {
+    if !common::require_root() {
+        return;
+    }
+    let Sleeper {
+        b,
+        dir,
+        id,
+        pid_file,
+        mut child,
+        init,
+    } = sleeper("handkill");
+    let berth = child.id();
     // Still known as berth-run (`ps -C`, `pgrep -x`), not as `exe`.
     wait_for(
         "the handed-off supervisor to be named berth-run",
@@ -231,20 +262,10 @@ fn a_handed_off_container_whose_state_went_leaves_no_cgroup() {
     if !common::require_root() {
         return;
     }
-    let b = Berth::new();
-    let dir = bundle(
-        &b.dir().join("bundle"),
-        &config(&rootfs(), &["/bin/sh", "-c", "exec sleep 600"]),
-    );
-    let id = unique("handstate");
-    let child = lean(&b, &dir, &id, &b.dir().join("handstate.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let Sleeper {
+        b, id, child, init, ..
+    } = sleeper("handstate");
     let berth = child.id();
-    wait_for("berth-run to hand off", LONG, || handed_off(berth));
-    let init = children(berth).first().copied().unwrap();
     let cg = memory_cgroup(init);
     assert!(cg.is_dir(), "{}", cg.display());
     std::fs::remove_dir_all(runtime_dir(&b, "state", &id)).unwrap();
