@@ -18,9 +18,6 @@ mod common;
 #[allow(dead_code)] // shared with tests/run.rs, which uses all of it
 mod run_support;
 
-use std::io::IoSliceMut;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -29,6 +26,7 @@ use std::time::Duration;
 use common::{unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use run_support::systemd::FakeSystemd;
 use run_support::{alive, bundle, config, lines, memory_cgroup, rootfs};
 use serde_json::json;
 
@@ -74,53 +72,6 @@ fn expect_line(rx: &mpsc::Receiver<String>, child: Child, want: &str) -> Child {
             )
         }
     }
-}
-
-/// systemd's side of `NOTIFY_SOCKET`: every datagram as (text, sender
-/// pid), and the fds a message carries closed once it is read, which is
-/// how systemd answers `sd_notify_barrier()` (crun sends `BARRIER=1` after
-/// `READY=1` and waits for that close).
-fn fake_systemd(path: &Path) -> (PathBuf, mpsc::Receiver<(String, i32)>) {
-    use nix::sys::socket::{
-        recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials,
-    };
-    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-    let sock = UnixDatagram::bind(path).unwrap();
-    setsockopt(&sock, sockopt::PassCred, &true).unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || loop {
-        let mut buf = [0u8; 4096];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!(UnixCredentials, [RawFd; 8]);
-        let Ok(m) = recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::empty(),
-        ) else {
-            break;
-        };
-        let mut pid = -1;
-        for c in m.cmsgs().unwrap() {
-            match c {
-                ControlMessageOwned::ScmCredentials(cr) => pid = cr.pid(),
-                ControlMessageOwned::ScmRights(fds) => {
-                    for fd in fds {
-                        // SAFETY: the fd was just received and is owned here.
-                        #[allow(unsafe_code)]
-                        drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                    }
-                }
-                _ => {}
-            }
-        }
-        let n = m.bytes;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if tx.send((text, pid)).is_err() {
-            break;
-        }
-    });
-    (path.to_path_buf(), rx)
 }
 
 /// Kills a berth-run (or the crun it became) and cleans its container up
@@ -191,7 +142,9 @@ fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
         &b.dir().join("bundle"),
         &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
     );
-    let (systemd_path, notified) = fake_systemd(&b.dir().join("systemd-notify.sock"));
+    let systemd = FakeSystemd::new();
+    let systemd_path = systemd.path().to_path_buf();
+    let notified = systemd.into_channel();
     let id = unique("direct");
     let mut cmd = lean(&b, &crun, &dir, &id, &["--exec-runtime"]);
     cmd.env("NOTIFY_SOCKET", &systemd_path);
@@ -346,9 +299,9 @@ fn a_root_too_long_for_crun_s_notify_socket_keeps_the_supervisor() {
         &b.dir().join("bundle"),
         &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
     );
-    // systemd's socket itself stays short.
-    let short = Berth::short();
-    let (systemd_path, notified) = fake_systemd(&short.dir().join("notify.sock"));
+    let systemd = FakeSystemd::new();
+    let systemd_path = systemd.path().to_path_buf();
+    let notified = systemd.into_channel();
     let id = unique("long");
     let mut cmd = lean(&b, &crun, &dir, &id, &["--exec-runtime"]);
     cmd.env("NOTIFY_SOCKET", &systemd_path);

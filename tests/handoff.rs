@@ -18,9 +18,6 @@ mod common;
 #[allow(dead_code)] // shared with tests/run.rs, which uses all of it
 mod run_support;
 
-use std::io::IoSliceMut;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -29,6 +26,7 @@ use std::time::Duration;
 use common::{unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use run_support::systemd::FakeSystemd;
 use run_support::{alive, bundle, children, config, lines, memory_cgroup, rootfs};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -46,28 +44,6 @@ fn expect_line(rx: &mpsc::Receiver<String>, want: &str) {
         Ok(l) if l.trim() == want => {}
         other => panic!("wanted {want:?} from the container, got {other:?}"),
     }
-}
-
-fn recv_with_pid(sock: &UnixDatagram) -> (String, i32) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixCredentials};
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!(UnixCredentials);
-    let m = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut pid = -1;
-    for c in m.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmCredentials(cr) = c {
-            pid = cr.pid();
-        }
-    }
-    let n = m.bytes;
-    (String::from_utf8_lossy(&buf[..n]).into_owned(), pid)
 }
 
 fn runtime_dir(b: &Berth, sub: &str, id: &str) -> std::path::PathBuf {
@@ -102,14 +78,11 @@ fn after_the_hand_off_signals_notify_exit_and_cleanup_are_unchanged() {
         &b.dir().join("bundle"),
         &config(&rootfs(), &["/bin/sh", "-c", script]),
     );
-    let systemd_path = b.dir().join("systemd-notify.sock");
-    let systemd = UnixDatagram::bind(&systemd_path).unwrap();
-    nix::sys::socket::setsockopt(&systemd, nix::sys::socket::sockopt::PassCred, &true).unwrap();
-    systemd.set_read_timeout(Some(LONG)).unwrap();
+    let systemd = FakeSystemd::new();
     let id = unique("handoff");
     let pid_file = b.dir().join("handoff.pid");
     let mut child = lean(&b, &dir, &id, &pid_file)
-        .env("NOTIFY_SOCKET", &systemd_path)
+        .env("NOTIFY_SOCKET", systemd.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -137,7 +110,7 @@ fn after_the_hand_off_signals_notify_exit_and_cleanup_are_unchanged() {
     expect_line(&rx, "got HUP");
     kill(pid, Signal::SIGUSR1).unwrap();
     expect_line(&rx, "notified");
-    let (msg, sender) = recv_with_pid(&systemd);
+    let (msg, sender) = systemd.recv_with_pid();
     assert_eq!(msg, format!("READY=1\nMAINPID={berth}"));
     assert_eq!(sender, berth as i32, "relayed from berth-run's own pid");
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 use common::{unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use run_support::systemd::FakeSystemd;
 use run_support::{alive, bundle, children, config, rootfs};
 use serde_json::{json, Value};
 
@@ -410,22 +411,6 @@ fn status_and_list_show_the_running_check() {
 
 // --- Type=notify: READY=1 waits for the first passing check ---
 
-/// The test plays systemd: a datagram socket as NOTIFY_SOCKET.
-fn systemd_socket(dir: &Path) -> (std::os::unix::net::UnixDatagram, PathBuf) {
-    let path = dir.join("systemd-notify.sock");
-    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(LONG)).unwrap();
-    (sock, path)
-}
-
-fn recv(sock: &std::os::unix::net::UnixDatagram) -> String {
-    let mut buf = [0u8; 4096];
-    let n = sock
-        .recv(&mut buf)
-        .expect("a notification within the bound");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
 /// Runs `payload` under a fake systemd with a check that passes from its
 /// third run on; returns the messages up to READY=1, the state file as
 /// READY=1 arrived, and berth's pid.
@@ -433,13 +418,14 @@ fn ready_after_checks(payload: &str) -> (Vec<String>, Value, u32) {
     let check = "n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/n; \
                  echo run $n; test $n -ge 3";
     let (mut b, dir) = setup_with(payload, check, 5);
-    let (sock, path) = systemd_socket(b.dir());
-    b.set_env("NOTIFY_SOCKET", &path);
+    let systemd = FakeSystemd::new();
+    let path = systemd.path();
+    b.set_env("NOTIFY_SOCKET", path);
     let id = unique("ready");
     let mut child = spawn_run(&b, "bundled", &dir, &id);
     let mut seen = Vec::new();
     let state = loop {
-        let m = recv(&sock);
+        let m = systemd.recv();
         let ready = m.lines().any(|l| l == "READY=1");
         seen.push(m);
         if ready {

@@ -14,9 +14,8 @@
 mod common;
 mod run_support;
 
-use std::io::{IoSliceMut, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixDatagram;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -25,6 +24,7 @@ use std::time::Duration;
 use common::{berth::BIN, unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use run_support::systemd::FakeSystemd;
 use run_support::{alive, bundle, cgroups, children, config, lines, memory_cgroup, rootfs};
 use serde_json::{json, Value};
 
@@ -196,45 +196,14 @@ fn check_forwarding(runtime: &str) {
     assert_eq!(code, 3, "{err}");
 }
 
-/// Receives one datagram with the sender's credentials.
-fn recv_with_pid(sock: &UnixDatagram) -> (String, i32) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixCredentials};
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!(UnixCredentials);
-    let m = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut pid = -1;
-    for c in m.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmCredentials(cr) = c {
-            pid = cr.pid();
-        }
-    }
-    let n = m.bytes;
-    (String::from_utf8_lossy(&buf[..n]).into_owned(), pid)
-}
-
-/// The test plays systemd: a datagram socket as NOTIFY_SOCKET.
-fn systemd_socket(dir: &Path) -> (UnixDatagram, PathBuf) {
-    let path = dir.join("systemd-notify.sock");
-    let sock = UnixDatagram::bind(&path).unwrap();
-    nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::PassCred, &true).unwrap();
-    sock.set_read_timeout(Some(LONG)).unwrap();
-    (sock, path)
-}
-
 fn check_notify(runtime: &str) {
     let script =
         "berth-test-helper notify READY=1 'STATUS=serving\\nMAINPID=77' 'BOGUS=1' 'STOPPING=1'; \
                   echo NOTIFY_SOCKET=$NOTIFY_SOCKET";
     let (mut b, dir) = setup(&sh(script), |_| {});
-    let (sock, path) = systemd_socket(b.dir());
-    b.set_env("NOTIFY_SOCKET", &path);
+    let systemd = FakeSystemd::new();
+    let path = systemd.path();
+    b.set_env("NOTIFY_SOCKET", path);
     let id = unique("notify");
     let mut args: Vec<&std::ffi::OsStr> = vec!["--runtime".as_ref(), runtime.as_ref()];
     args.extend(run_args(&dir, &id));
@@ -262,7 +231,7 @@ fn check_notify(runtime: &str) {
         "STOPPING=1".to_string(),
     ];
     for w in want {
-        let (msg, pid) = recv_with_pid(&sock);
+        let (msg, pid) = systemd.recv_with_pid();
         assert_eq!(msg, format!("{w}\nMAINPID={berth}"));
         assert_eq!(pid, berth, "sent from berth's own pid");
     }

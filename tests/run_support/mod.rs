@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 
 use crate::common::{self, cache_dir, debs, run_ok};
 
+#[allow(dead_code)] // each test file uses part of it
+pub mod systemd;
+
 static LOCK: Mutex<()> = Mutex::new(());
 
 const HELPER_SRC: &str = include_str!("helper.rs");
