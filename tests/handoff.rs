@@ -27,7 +27,7 @@ use common::{unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use run_support::systemd::FakeSystemd;
-use run_support::{alive, bundle, children, config, lines, memory_cgroup, rootfs};
+use run_support::{alive, bundle, children, config, lines, memory_cgroup, rootfs, wipe_state};
 
 const LONG: Duration = Duration::from_secs(60);
 const LEAN: &str = env!("CARGO_BIN_EXE_berth-run");
@@ -241,7 +241,7 @@ fn a_handed_off_container_whose_state_went_leaves_no_cgroup() {
     let berth = child.id();
     let cg = memory_cgroup(init);
     assert!(cg.is_dir(), "{}", cg.display());
-    std::fs::remove_dir_all(runtime_dir(&b, "state", &id)).unwrap();
+    wipe_state(&b.root(), &id);
     // `sleep` has no TERM handler: berth-run delivers KILL (as for a unit's stop).
     kill(Pid::from_raw(berth as i32), Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();

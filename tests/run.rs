@@ -25,7 +25,9 @@ use common::{berth::BIN, unique, wait_for, Berth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use run_support::systemd::FakeSystemd;
-use run_support::{alive, bundle, cgroups, children, config, lines, memory_cgroup, rootfs};
+use run_support::{
+    alive, bundle, cgroups, children, config, lines, memory_cgroup, rootfs, wipe_state,
+};
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -956,8 +958,7 @@ fn the_cgroup_goes_even_when_the_runtime_state_went_first() {
         "{}",
         cg.display()
     );
-    let state = b.root().join("run/berth/runtime/state").join(&id);
-    std::fs::remove_dir_all(&state).unwrap();
+    wipe_state(&b.root(), &id);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let (_, err) = wait_exit(child);
     assert!(

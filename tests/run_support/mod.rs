@@ -188,3 +188,21 @@ pub fn memory_cgroup(pid: u32) -> PathBuf {
         .join(ctrls)
         .join(path.trim_start_matches('/'))
 }
+
+/// Removes the bundled runtime's state of running container `id` under
+/// `root`, as a wiped `/run` would. Waits first for the state's last write
+/// (`"status":"running"`, saved after the init was started, so possibly
+/// after the payload's first output): removed before it, the state file
+/// would be written again.
+pub fn wipe_state(root: &Path, id: &str) {
+    let state = root.join("run/berth/runtime/state").join(id);
+    common::wait_for(
+        "the runtime to record the container as running",
+        std::time::Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(state.join("state.json"))
+                .is_ok_and(|s| s.contains("\"status\":\"running\""))
+        },
+    );
+    std::fs::remove_dir_all(&state).unwrap();
+}
