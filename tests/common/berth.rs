@@ -140,15 +140,11 @@ impl Berth {
         Berth::in_dir(super::tempdir())
     }
 
-    /// [`Berth::new`] in a directory of `/tmp`, for tests whose paths must
+    /// [`Berth::new`] below [`super::short_base`], for tests whose paths must
     /// stay short wherever the checkout is (crun's notify socket path under
     /// the root must fit a unix socket address).
     pub fn short() -> Berth {
-        let tmp = tempfile::Builder::new()
-            .prefix("berth-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        Berth::in_dir(tmp)
+        Berth::in_dir(super::short_tempdir())
     }
 
     /// [`Berth::new`] in `tmp`.

@@ -138,23 +138,41 @@ pub fn cache_dir() -> PathBuf {
 /// removes the directories of test processes that are gone.
 pub fn scratch_base() -> &'static Path {
     static BASE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| {
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        if let Ok(entries) = std::fs::read_dir(tmp) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(pid) = name.strip_prefix("berth-test-") else {
-                    continue;
-                };
-                if !Path::new("/proc").join(pid).exists() {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
+    BASE.get_or_init(|| process_base(Path::new(env!("CARGO_TARGET_TMPDIR"))))
+}
+
+/// `/tmp/berth-test-PID/`: as [`scratch_base`], for what needs a short path wherever the
+/// checkout is (a unix socket's path holds at most 107 bytes: a fake systemd's socket,
+/// gpg-agent's sockets in a GNUPGHOME).
+pub fn short_base() -> &'static Path {
+    static BASE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| process_base(Path::new("/tmp")))
+}
+
+/// `TMP/berth-test-PID/`, created, after removing those of processes that are gone.
+fn process_base(tmp: &Path) -> PathBuf {
+    if let Ok(entries) = std::fs::read_dir(tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix("berth-test-") else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
-        let base = tmp.join(format!("berth-test-{}", std::process::id()));
-        std::fs::create_dir_all(&base).unwrap();
-        base
-    })
+    }
+    let base = tmp.join(format!("berth-test-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    base
+}
+
+/// A fresh temporary directory below [`short_base`], removed on drop.
+pub fn short_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("t-")
+        .tempdir_in(short_base())
+        .unwrap()
 }
 
 /// A fresh temporary directory below [`scratch_base`], removed on drop.

@@ -20,10 +20,15 @@ pub struct GpgKey {
 }
 
 impl GpgKey {
-    /// Makes a key named `name` below `dir` (no passphrase, no expiry).
+    /// Makes a key named `name` (no passphrase, no expiry), its public key
+    /// exported below `dir`. The GNUPGHOME is below [`super::short_base`]:
+    /// gpg-agent's sockets live in it when `/run/user/UID` does not exist.
     pub fn new(dir: &Path, name: &str) -> GpgKey {
-        let home = dir.join(format!("gnupg-{name}"));
-        std::fs::create_dir_all(&home).unwrap();
+        let home = tempfile::Builder::new()
+            .prefix(&format!("gnupg-{name}-"))
+            .tempdir_in(super::short_base())
+            .unwrap()
+            .keep();
         std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
         let gpg = || {

@@ -4,8 +4,9 @@
 //! `sd_notify_barrier()`: crun sends `BARRIER=1` after `READY=1` and waits
 //! for that close).
 //!
-//! The socket lives in a directory of `/tmp`: a unix socket path holds at
-//! most 107 bytes, and the checkout (and so `target/tmp`) may be deep.
+//! The socket lives below `common::short_base()` (`/tmp`): a unix socket
+//! path holds at most 107 bytes, and the checkout (and so `target/tmp`) may
+//! be deep.
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -28,10 +29,7 @@ impl FakeSystemd {
     /// Binds the socket (credentials passed, receives bounded by a minute).
     pub fn new() -> FakeSystemd {
         use nix::sys::socket::{setsockopt, sockopt};
-        let dir = tempfile::Builder::new()
-            .prefix("berth-sd-")
-            .tempdir_in("/tmp")
-            .unwrap();
+        let dir = crate::common::short_tempdir();
         let path = dir.path().join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
         setsockopt(&sock, sockopt::PassCred, &true).unwrap();
