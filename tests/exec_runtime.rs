@@ -122,6 +122,39 @@ fn start<'a>(
     (child, rx, reap)
 }
 
+/// The payload under `--exec-runtime` and a fake systemd, started.
+struct Notified<'a> {
+    dir: PathBuf,
+    id: String,
+    child: Child,
+    /// The container's output.
+    rx: mpsc::Receiver<String>,
+    /// What systemd received, with the sender's pid.
+    notified: mpsc::Receiver<(String, i32)>,
+    _reap: Reap<'a>,
+}
+
+fn start_notified<'a>(b: &'a Berth, crun: &'a Path, prefix: &str) -> Notified<'a> {
+    let dir = bundle(
+        &b.dir().join("bundle"),
+        &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
+    );
+    let systemd = FakeSystemd::new();
+    let id = unique(prefix);
+    let mut cmd = lean(b, crun, &dir, &id, &["--exec-runtime"]);
+    cmd.env("NOTIFY_SOCKET", systemd.path());
+    let notified = systemd.into_channel();
+    let (child, rx, _reap) = start(b, crun, &id, cmd);
+    Notified {
+        dir,
+        id,
+        child,
+        rx,
+        notified,
+        _reap,
+    }
+}
+
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
@@ -138,17 +171,14 @@ fn berth_run_becomes_crun_and_the_unit_sees_the_same_container() {
     let Some(crun) = crun() else { return };
     // Short wherever the checkout is: crun's notify socket is under the root.
     let b = Berth::short();
-    let dir = bundle(
-        &b.dir().join("bundle"),
-        &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
-    );
-    let systemd = FakeSystemd::new();
-    let systemd_path = systemd.path().to_path_buf();
-    let notified = systemd.into_channel();
-    let id = unique("direct");
-    let mut cmd = lean(&b, &crun, &dir, &id, &["--exec-runtime"]);
-    cmd.env("NOTIFY_SOCKET", &systemd_path);
-    let (child, rx, _reap) = start(&b, &crun, &id, cmd);
+    let Notified {
+        dir,
+        id,
+        child,
+        rx,
+        notified,
+        _reap,
+    } = start_notified(&b, &crun, "direct");
     let pid = child.id();
 
     // The pid systemd started is crun now, and crun's child is the init.
@@ -295,17 +325,13 @@ fn a_root_too_long_for_crun_s_notify_socket_keeps_the_supervisor() {
         .tempdir_in(common::scratch_base())
         .unwrap();
     let b = Berth::in_dir(long);
-    let dir = bundle(
-        &b.dir().join("bundle"),
-        &config(&rootfs(), &["/bin/sh", "-c", PAYLOAD]),
-    );
-    let systemd = FakeSystemd::new();
-    let systemd_path = systemd.path().to_path_buf();
-    let notified = systemd.into_channel();
-    let id = unique("long");
-    let mut cmd = lean(&b, &crun, &dir, &id, &["--exec-runtime"]);
-    cmd.env("NOTIFY_SOCKET", &systemd_path);
-    let (child, rx, _reap) = start(&b, &crun, &id, cmd);
+    let Notified {
+        child,
+        rx,
+        notified,
+        _reap,
+        ..
+    } = start_notified(&b, &crun, "long");
     let pid = child.id();
     assert_eq!(comm(pid), "berth-run", "berth-run supervises");
     kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).unwrap();
