@@ -90,21 +90,20 @@ impl PullPolicy<'_> {
             (false, false) => format!("{scope}, plus the manifest entry's verify key"),
         };
         reqs.extend(self.opts.extra.iter().cloned());
-        let reqs = trust_source::load_keys(&self.root, &reqs).map_err(|e| Error::Trust {
-            policy: policy.clone(),
-            scope: scope.clone(),
-            refusal: Box::new(TrustError::Key {
+        let mut required = Required {
+            policy,
+            scope,
+            reqs: Vec::new(),
+        };
+        required.reqs = trust_source::load_keys(&self.root, &reqs).map_err(|e| {
+            required.refused(TrustError::Key {
                 image: shown.to_string(),
                 requirement: e.requirement,
                 key: e.path.display().to_string(),
                 detail: e.source.to_string(),
-            }),
+            })
         })?;
-        Ok(Required {
-            policy,
-            scope,
-            reqs,
-        })
+        Ok(required)
     }
 }
 
@@ -117,6 +116,15 @@ pub struct Required {
 }
 
 impl Required {
+    /// The pull's error for `refusal`, naming the policy and its scope.
+    fn refused(&self, refusal: TrustError) -> Error {
+        Error::Trust {
+            policy: self.policy.clone(),
+            scope: self.scope.clone(),
+            refusal: Box::new(refusal),
+        }
+    }
+
     /// True if a check needs the image's signatures.
     fn needs_signatures(&self) -> bool {
         self.reqs.iter().any(|r| {
@@ -168,11 +176,7 @@ impl Required {
                     verified,
                 })
             }
-            Err(refusal) => Err(Error::Trust {
-                policy: policy.clone(),
-                scope: scope.clone(),
-                refusal: Box::new(refusal),
-            }),
+            Err(refusal) => Err(self.refused(refusal)),
         }
     }
 }
@@ -249,15 +253,15 @@ impl RegistryCheck<'_> {
                 config.get_or_init(|| c).clone()
             }
         };
-        Ok(RegistrySignatures {
-            rt: self.rt,
-            remote: self.remote,
-            root: self.policy.root().clone(),
+        Ok(RegistrySignatures::with_config(
+            self.rt,
+            self.remote,
+            self.policy.root(),
             config,
-            image: self.shown.to_string(),
-            repository: self.rr.repository.clone(),
-            manifest_digest: digest.to_string(),
-        })
+            self.rr,
+            self.shown,
+            digest,
+        ))
     }
 }
 

@@ -144,7 +144,29 @@ impl<'a> RegistrySignatures<'a> {
         manifest_digest: &str,
     ) -> Result<RegistrySignatures<'a>, RegistriesDError> {
         let config = RegistriesD::load(root, at)?.signature_config(shown);
-        Ok(RegistrySignatures {
+        Ok(Self::with_config(
+            rt,
+            remote,
+            root,
+            config,
+            r,
+            shown,
+            manifest_digest,
+        ))
+    }
+
+    /// [`RegistrySignatures::for_image`] with registries.d's `config`
+    /// for the image already read.
+    pub fn with_config(
+        rt: &'a tokio::runtime::Runtime,
+        remote: &'a Remote,
+        root: &Root,
+        config: SignatureConfig,
+        r: &RegistryRef,
+        shown: &str,
+        manifest_digest: &str,
+    ) -> RegistrySignatures<'a> {
+        RegistrySignatures {
             rt,
             remote,
             root: root.clone(),
@@ -152,7 +174,7 @@ impl<'a> RegistrySignatures<'a> {
             image: shown.to_string(),
             repository: r.repository.clone(),
             manifest_digest: manifest_digest.to_string(),
-        })
+        }
     }
 }
 
